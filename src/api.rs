@@ -1,0 +1,160 @@
+//! The CrossTrade-compatible API, by operation name, independent of transport: HTTP routes and WebSocket
+//! RPC frames both call [`call`], so they answer with the same bodies and the same error messages.
+//!
+//! `CancelAndBracket` goes through the relay pipeline (journal, idempotency, lanes, outbound limit); the
+//! other operations act directly on the embedded paper account, as a trader would in NinjaTrader.
+
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::domain::OrderId;
+use crate::error::RelayError;
+use crate::paper::{PaperError, PlaceOrder};
+use crate::relay::{Relay, Reply};
+
+/// Every operation callable by name (WebSocket `api` field).
+pub const OPERATIONS: [&str; 9] = [
+    "CancelAndBracket",
+    "PlaceOrder",
+    "CancelOrder",
+    "Flatten",
+    "GetOrders",
+    "GetPositions",
+    "GetAccounts",
+    "Quote",
+    "SetQuote",
+];
+
+/// Runs one operation. `args` carries the body fields plus path parameters (`account`, `orderId`).
+pub async fn call(
+    relay: &Arc<Relay>,
+    api: &str,
+    args: Map<String, Value>,
+    idempotency_key: Option<&str>,
+) -> Result<Reply, RelayError> {
+    let ok = |body: Value| {
+        Ok(Reply {
+            status: 200,
+            body,
+            headers: vec![],
+        })
+    };
+    match api {
+        "CancelAndBracket" => relay.cancel_and_bracket(None, &args, idempotency_key).await,
+        "GetAccounts" => ok(json!({
+            "accounts": relay.paper.accounts().iter().map(|a| json!({"name": a, "executor": "paper"})).collect::<Vec<_>>(),
+            "success": true,
+        })),
+        "GetOrders" => {
+            let account = paper_account(relay, &args)?;
+            let orders = relay.paper.orders(&account).map_err(paper_error)?;
+            ok(json!({"orders": orders, "success": true}))
+        }
+        "GetPositions" => {
+            let account = paper_account(relay, &args)?;
+            let positions = relay.paper.positions(&account).map_err(paper_error)?;
+            ok(json!({"positions": positions, "success": true}))
+        }
+        "PlaceOrder" => {
+            let account = paper_account(relay, &args)?;
+            let order = PlaceOrder::from_args(&args, &relay.instruments).map_err(paper_error)?;
+            let placed = relay
+                .paper
+                .place_order(&account, &order)
+                .map_err(paper_error)?;
+            ok(json!({"orderId": placed.order_id, "order": placed, "success": true}))
+        }
+        "CancelOrder" => {
+            let account = paper_account(relay, &args)?;
+            let id = match args.get("orderId") {
+                Some(Value::String(s)) if !s.is_empty() => OrderId(s.clone()),
+                _ => {
+                    return Err(RelayError::BadRequest(
+                        "orderId: the id of the order to cancel is required".into(),
+                    ))
+                }
+            };
+            let order = relay
+                .paper
+                .cancel_order(&account, &id)
+                .map_err(paper_error)?;
+            ok(json!({"orderId": order.order_id, "order": order, "success": true}))
+        }
+        "Flatten" => {
+            let account = paper_account(relay, &args)?;
+            let instrument = optional_str(&args, "instrument")?;
+            let done = relay
+                .paper
+                .flatten(&account, instrument.as_deref())
+                .map_err(paper_error)?;
+            let mut body = serde_json::to_value(done).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut body {
+                m.insert("success".into(), Value::Bool(true));
+            }
+            ok(body)
+        }
+        "Quote" => {
+            let instrument = optional_str(&args, "instrument")?.ok_or_else(|| {
+                RelayError::BadRequest("instrument: required (e.g. ?instrument=ES 12-26)".into())
+            })?;
+            let q = relay.paper.quote(&instrument).map_err(paper_error)?;
+            ok(serde_json::to_value(q).unwrap_or(Value::Null))
+        }
+        "SetQuote" => {
+            let instrument = optional_str(&args, "instrument")?
+                .ok_or_else(|| RelayError::BadRequest("instrument: required".into()))?;
+            let price = args
+                .get("price")
+                .and_then(|v| {
+                    v.as_f64()
+                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                })
+                .filter(|p| p.is_finite() && *p > 0.0)
+                .ok_or_else(|| {
+                    RelayError::BadRequest("price: must be a finite positive number".into())
+                })?;
+            let update = relay
+                .paper
+                .set_quote(&instrument, price)
+                .map_err(paper_error)?;
+            ok(serde_json::to_value(update).unwrap_or(Value::Null))
+        }
+        other => Err(RelayError::BadRequest(format!(
+            "api: unknown operation '{}'; use one of {}",
+            other.chars().take(64).collect::<String>(),
+            OPERATIONS.join(", ")
+        ))),
+    }
+}
+
+/// The account named in `args`, which must be a paper account for direct broker operations.
+fn paper_account(relay: &Relay, args: &Map<String, Value>) -> Result<String, RelayError> {
+    let account = optional_str(args, "account")?
+        .ok_or_else(|| RelayError::BadRequest("account: required".into()))?;
+    if relay.paper.has_account(&account) {
+        Ok(account)
+    } else {
+        Err(RelayError::NotFound(format!(
+            "account: unknown paper account '{account}'; paper accounts: {}",
+            relay.paper.accounts().join(", ")
+        )))
+    }
+}
+
+fn optional_str(args: &Map<String, Value>, field: &str) -> Result<Option<String>, RelayError> {
+    match args.get(field) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
+        Some(_) => Err(RelayError::BadRequest(format!("{field}: must be a string"))),
+    }
+}
+
+fn paper_error(e: PaperError) -> RelayError {
+    if e.is_not_found() {
+        RelayError::NotFound(e.to_string())
+    } else {
+        RelayError::BadRequest(e.to_string())
+    }
+}

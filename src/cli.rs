@@ -1,0 +1,225 @@
+//! The command line: `serve`, `check`, `render`.
+
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use serde_json::json;
+
+use crate::config::Config;
+use crate::relay::Relay;
+use crate::template::Rendered;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "alert-relay",
+    version,
+    about = "Signed trading alerts in, protective CancelAndBracket orders out."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the relay (embedded default config and paper account unless --config says otherwise).
+    Serve {
+        /// Config file; without it the embedded default (a copy of the shipped config.toml) is used.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Listen address, overrides server.listen (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Data directory, overrides server.data_dir.
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+        /// Log format.
+        #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+        log_format: LogFormat,
+    },
+    /// Validate the config, resolve its secret references and compile every template.
+    Check {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print the CancelAndBracket request(s) an alert would produce, without executing anything.
+    Render {
+        /// Template name (file stem in templates_dir, or a built-in).
+        #[arg(long)]
+        template: String,
+        /// Alert body file, or - for standard input.
+        #[arg(long)]
+        alert: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Source name made available to the template as `source`.
+        #[arg(long, default_value = "render")]
+        source: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve {
+            config,
+            listen,
+            data_dir,
+            log_format,
+        } => {
+            init_logging(log_format);
+            serve(config.as_deref(), listen, data_dir)
+        }
+        Command::Check { config } => check(config.as_deref()),
+        Command::Render {
+            template,
+            alert,
+            config,
+            source,
+        } => render(config.as_deref(), &template, &alert, &source),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Loads the config and applies command-line overrides, then validates again.
+pub fn load_config(
+    path: Option<&Path>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(path)?;
+    if let Some(l) = listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        // A data dir given on the command line is relative to the working directory, as usual for flags.
+        cfg.server.data_dir = std::env::current_dir().map(|cwd| cwd.join(&d)).unwrap_or(d);
+    }
+    cfg.validate()
+        .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.origin))?;
+    Ok(cfg)
+}
+
+fn serve(
+    path: Option<&Path>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let cfg = load_config(path, listen, data_dir)?;
+    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    rt.block_on(async move {
+        let addr: SocketAddr = cfg.listen_addr().map_err(anyhow::Error::msg)?;
+        let (relay, notes) = Relay::build(&cfg)?;
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr} (server.listen / --listen)"))?;
+        let bound = listener.local_addr()?;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "config: {}", cfg.origin)?;
+        writeln!(out, "data dir: {}", cfg.data_dir().display())?;
+        for line in &notes.lines {
+            writeln!(out, "{line}")?;
+        }
+        for line in relay.recover()? {
+            writeln!(out, "recovery: {line}")?;
+        }
+        writeln!(out, "listening on http://{bound}")?;
+        out.flush()?;
+        drop(out);
+        relay.spawn_maintenance();
+        crate::web::serve(relay.clone(), listener, shutdown_signal()).await;
+        tracing::info!("stopped accepting; finishing in-flight executions");
+        relay.shutdown().await;
+        tracing::info!("journal flushed; bye");
+        Ok(())
+    })
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+fn check(path: Option<&Path>) -> anyhow::Result<()> {
+    let cfg = load_config(path, None, None)?;
+    let summary = crate::relay::check(&cfg)?;
+    println!("{}: OK — {summary}", cfg.origin);
+    Ok(())
+}
+
+fn render(path: Option<&Path>, template: &str, alert: &str, source: &str) -> anyhow::Result<()> {
+    let cfg = load_config(path, None, None)?;
+    let raw = if alert == "-" {
+        let mut buf = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut buf)
+            .context("cannot read the alert from standard input")?;
+        buf
+    } else {
+        std::fs::read(alert).with_context(|| format!("cannot read alert file {alert}"))?
+    };
+    let instruments = Arc::new(cfg.instruments().map_err(anyhow::Error::msg)?);
+    let templates = crate::relay::load_templates(&cfg, &instruments)?;
+    let mut body =
+        crate::body::parse(&raw, None).map_err(|e| anyhow::anyhow!("unparsable alert: {e}"))?;
+    // Never echo a shared secret back, whatever the field is called in the configured sources.
+    for s in cfg.sources.values() {
+        body.take_secret(&s.token_field);
+    }
+    let out = match templates.render(template, &body.fields, source)? {
+        Rendered::Skipped { reason, key } => json!({
+            "template": template, "skipped": true, "reason": reason, "idempotencyKey": key,
+        }),
+        Rendered::Requests { key, requests } => json!({
+            "template": template, "idempotencyKey": key, "requests": requests,
+        }),
+    };
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(())
+}

@@ -1,0 +1,332 @@
+//! The configuration file: its shape, defaults and validation. `config.toml` at the repository root is
+//! embedded in the binary and is what runs when no `--config` is given.
+//!
+//! Relative paths in a config file (`data_dir`, `templates_dir`) are resolved against the directory of that
+//! file; for the embedded default, against the working directory.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::instruments::{InstrumentSpec, Instruments};
+use crate::paper::PaperConfig;
+
+/// The default configuration, identical to the shipped `config.toml`.
+pub const EMBEDDED_CONFIG: &str = include_str!("../config.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub limits: LimitsConfig,
+    #[serde(default)]
+    pub paper: PaperConfig,
+    #[serde(default)]
+    pub instruments: BTreeMap<String, InstrumentSpec>,
+    #[serde(default)]
+    pub sources: BTreeMap<String, SourceConfig>,
+    /// Directory the config file lives in (relative paths resolve against it). Not a config key.
+    #[serde(skip)]
+    pub base_dir: PathBuf,
+    /// Where the config came from, for messages. Not a config key.
+    #[serde(skip)]
+    pub origin: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    pub templates_dir: PathBuf,
+    pub body_limit_bytes: usize,
+    pub api_tokens: Vec<String>,
+    /// How long in-flight executions may take to finish on shutdown.
+    pub shutdown_grace_ms: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: "data".into(),
+            templates_dir: "templates".into(),
+            body_limit_bytes: 64 * 1024,
+            api_tokens: Vec::new(),
+            shutdown_grace_ms: 10_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct JournalConfig {
+    /// How long an idempotency key blocks a repeat delivery.
+    pub idempotency_window_secs: u64,
+    /// How often expired idempotency keys are pruned.
+    pub prune_interval_secs: u64,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            idempotency_window_secs: 24 * 3600,
+            prune_interval_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsConfig {
+    pub outbound: OutboundLimit,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OutboundLimit {
+    pub per_second: u32,
+    pub burst: u32,
+    /// How long an execution may wait for the budget before it is rejected as rate-limited.
+    pub max_wait_ms: u64,
+}
+
+impl Default for OutboundLimit {
+    fn default() -> Self {
+        OutboundLimit {
+            per_second: 3,
+            burst: 20,
+            max_wait_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AuthScheme {
+    /// Shared secret in the body (`secret` field / `secret=`) or `?token=`: for TradingView.
+    Token,
+    /// `webhook-id` / `webhook-timestamp` / `webhook-signature` headers.
+    StandardWebhooks,
+    /// GitHub-style `sha256=<hex>` HMAC of the raw body in a header.
+    HmacSha256,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceConfig {
+    pub auth: AuthScheme,
+    /// Secret reference: `env:NAME`, `file:PATH`, or `auto` (generated into the data dir on first start).
+    pub secret: String,
+    /// Token scheme: the body field (JSON) or key (key=value text) holding the shared secret.
+    #[serde(default = "default_token_field")]
+    pub token_field: String,
+    /// hmac-sha256 scheme: the header carrying `sha256=<hex>`.
+    #[serde(default = "default_signature_header")]
+    pub signature_header: String,
+    /// The template used for this source's alerts.
+    pub template: String,
+    /// Optional alert field naming another template; only names in `allowed_templates` are accepted.
+    #[serde(default)]
+    pub template_field: Option<String>,
+    #[serde(default)]
+    pub allowed_templates: Vec<String>,
+    /// Accepted sender addresses / CIDRs; `"tradingview"` expands to TradingView's published addresses.
+    #[serde(default)]
+    pub allow_ips: Vec<String>,
+    /// Proxies whose `X-Forwarded-For` is believed.
+    #[serde(default)]
+    pub trusted_proxies: Vec<String>,
+    #[serde(default)]
+    pub rate_limit: InboundLimit,
+}
+
+fn default_token_field() -> String {
+    "secret".into()
+}
+
+fn default_signature_header() -> String {
+    "X-Hub-Signature-256".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct InboundLimit {
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+impl Default for InboundLimit {
+    fn default() -> Self {
+        InboundLimit {
+            per_second: 10,
+            burst: 20,
+        }
+    }
+}
+
+/// A config that could not be loaded or is invalid; the message names the key and what to fix.
+#[derive(Debug, thiserror::Error)]
+#[error("{origin}: {message}")]
+pub struct ConfigError {
+    pub origin: String,
+    pub message: String,
+}
+
+impl Config {
+    /// Loads `path`, or the embedded default when `None`.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let (text, origin, base_dir) = match path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
+                    origin: p.display().to_string(),
+                    message: format!("cannot read config file: {e}"),
+                })?;
+                let base = p
+                    .parent()
+                    .filter(|d| !d.as_os_str().is_empty())
+                    .map(Path::to_path_buf)
+                    .unwrap_or_else(|| PathBuf::from("."));
+                (text, p.display().to_string(), base)
+            }
+            None => (
+                EMBEDDED_CONFIG.to_string(),
+                "embedded default config".to_string(),
+                PathBuf::from("."),
+            ),
+        };
+        Self::parse(&text, &origin, base_dir)
+    }
+
+    pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
+        let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
+            origin: origin.to_string(),
+            message: e.to_string().trim().replace('\n', " | "),
+        })?;
+        cfg.base_dir = base_dir;
+        cfg.origin = origin.to_string();
+        cfg.validate().map_err(|message| ConfigError {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(cfg)
+    }
+
+    /// Checks what can be checked without touching the disk or the environment.
+    pub fn validate(&self) -> Result<(), String> {
+        self.listen_addr()?;
+        if self.server.body_limit_bytes < 256 {
+            return Err("server.body_limit_bytes must be at least 256".into());
+        }
+        let o = &self.limits.outbound;
+        if o.per_second == 0 || o.burst == 0 {
+            return Err(
+                "limits.outbound.per_second and limits.outbound.burst must be at least 1".into(),
+            );
+        }
+        if self.paper.accounts.is_empty() {
+            return Err("paper.accounts must name at least one account (e.g. [\"Sim101\"])".into());
+        }
+        self.instruments()?;
+        for (name, src) in &self.sources {
+            let key = format!("sources.{name}");
+            if !valid_name(name) {
+                return Err(format!(
+                    "{key}: source names may only contain letters, digits, '-' and '_'"
+                ));
+            }
+            if src.rate_limit.per_second == 0 || src.rate_limit.burst == 0 {
+                return Err(format!(
+                    "{key}.rate_limit: per_second and burst must be at least 1"
+                ));
+            }
+            if src.token_field.trim().is_empty() {
+                return Err(format!("{key}.token_field must not be empty"));
+            }
+            if http_header_name(&src.signature_header).is_none() {
+                return Err(format!(
+                    "{key}.signature_header: '{}' is not a valid HTTP header name",
+                    src.signature_header
+                ));
+            }
+            if src.template_field.is_none() && !src.allowed_templates.is_empty() {
+                return Err(format!(
+                    "{key}.allowed_templates is set but template_field is not: say which alert field names the template"
+                ));
+            }
+            crate::netguard::parse_allow_list(&src.allow_ips)
+                .map_err(|e| format!("{key}.allow_ips: {e}"))?;
+            crate::netguard::parse_allow_list(&src.trusted_proxies)
+                .map_err(|e| format!("{key}.trusted_proxies: {e}"))?;
+        }
+        Ok(())
+    }
+
+    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
+        self.server.listen.parse().map_err(|_| {
+            format!(
+                "server.listen: '{}' is not an address:port (e.g. 127.0.0.1:8080)",
+                self.server.listen
+            )
+        })
+    }
+
+    pub fn instruments(&self) -> Result<Instruments, String> {
+        if self.instruments.is_empty() {
+            return Err("instruments: no instruments configured; add at least one [instruments.\"ES 12-26\"] table".into());
+        }
+        Instruments::new(self.instruments.clone())
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.server.data_dir)
+    }
+
+    pub fn templates_dir(&self) -> PathBuf {
+        self.base_dir.join(&self.server.templates_dir)
+    }
+}
+
+/// Names used in URLs and file names: letters, digits, `-`, `_`.
+pub fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+fn http_header_name(name: &str) -> Option<warp::http::HeaderName> {
+    warp::http::HeaderName::from_bytes(name.as_bytes()).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_valid() {
+        let cfg = Config::load(None).unwrap();
+        assert!(!cfg.sources.is_empty());
+        assert!(cfg.instruments().unwrap().resolve("ES1!").is_some());
+    }
+
+    #[test]
+    fn errors_name_the_key() {
+        let e = Config::parse("[server]\nlisten = \"nope\"\n", "t", ".".into()).unwrap_err();
+        assert!(e.to_string().contains("server.listen"), "{e}");
+        let e = Config::parse("[server]\nbogus = 1\n", "t", ".".into()).unwrap_err();
+        assert!(e.to_string().contains("bogus"), "{e}");
+        let text = format!(
+            "{EMBEDDED_CONFIG}\n[sources.bad]\nauth = \"token\"\nsecret = \"auto\"\ntemplate = \"x\"\nallow_ips = [\"not-an-ip\"]\n"
+        );
+        let e = Config::parse(&text, "t", ".".into()).unwrap_err();
+        assert!(e.to_string().contains("sources.bad.allow_ips"), "{e}");
+    }
+}

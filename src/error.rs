@@ -1,0 +1,79 @@
+//! The errors a caller of the relay sees, and their HTTP status codes: the one place where that mapping lives.
+
+/// An error answered to a caller as `{"error": "..."}` with the status below. Messages say what to fix and
+/// never contain a secret or signature.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum RelayError {
+    /// 400: the body cannot be parsed, or a seed-API request is invalid.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: missing or bad authentication.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: the sender's address is not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: unknown source, alert, account or order.
+    #[error("{0}")]
+    NotFound(String),
+    /// 413: body over the configured limit.
+    #[error("{0}")]
+    PayloadTooLarge(String),
+    /// 422: template or validation error, idempotency key reused with another body.
+    #[error("{0}")]
+    Unprocessable(String),
+    /// 429: over a rate limit; retry after the given seconds.
+    #[error("{message}")]
+    RateLimited {
+        message: String,
+        retry_after_secs: u64,
+    },
+    /// 502: the broker answered, but not with a usable outcome (unknown outcome).
+    #[error("{0}")]
+    BadGateway(String),
+    /// 503: the relay cannot take the alert now (journal unavailable, shutting down, kill switch on the API).
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a bug or storage failure.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl RelayError {
+    pub fn status(&self) -> u16 {
+        match self {
+            RelayError::BadRequest(_) => 400,
+            RelayError::Unauthorized(_) => 401,
+            RelayError::Forbidden(_) => 403,
+            RelayError::NotFound(_) => 404,
+            RelayError::PayloadTooLarge(_) => 413,
+            RelayError::Unprocessable(_) => 422,
+            RelayError::RateLimited { .. } => 429,
+            RelayError::BadGateway(_) => 502,
+            RelayError::Unavailable(_) => 503,
+            RelayError::Internal(_) => 500,
+        }
+    }
+
+    pub fn retry_after_secs(&self) -> Option<u64> {
+        match self {
+            RelayError::RateLimited {
+                retry_after_secs, ..
+            } => Some(*retry_after_secs),
+            _ => None,
+        }
+    }
+
+    pub fn body(&self) -> serde_json::Value {
+        serde_json::json!({ "error": self.to_string() })
+    }
+}
+
+impl From<crate::journal::JournalError> for RelayError {
+    fn from(e: crate::journal::JournalError) -> Self {
+        tracing::error!(error = %e, "journal error");
+        RelayError::Unavailable(format!(
+            "the journal is unavailable, nothing was recorded or executed: {e}"
+        ))
+    }
+}

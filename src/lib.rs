@@ -1,0 +1,44 @@
+//! alert-relay: signed trading alerts in, protective CancelAndBracket orders out — durable, idempotent,
+//! rate-limited.
+//!
+//! Crate map (the pipeline reads top to bottom in [`relay`]):
+//! - [`config`]: the config file, its defaults and validation; [`secret`]: `env:`/`file:`/`auto` secrets.
+//! - [`source`]: a configured webhook source and its authentication; [`verify`]: Standard Webhooks, HMAC and
+//!   token checks over raw bytes; [`netguard`]: sender address allow-lists and trusted proxies.
+//! - [`body`]: alert body formats (JSON, `key=value;` text, plain text).
+//! - [`template`]: minijinja templates that turn an alert into CancelAndBracket requests.
+//! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator;
+//!   [`instruments`]: tick sizes and TradingView symbol mapping.
+//! - [`journal`]: the sled journal and idempotency keys; [`record`]: what a journal record holds;
+//!   [`group_commit`]: many writers, one fsync.
+//! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
+//!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
+//! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account.
+//! - [`relay`]: the pipeline that ties it together; [`api`]: the CrossTrade-compatible operations by name.
+//! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
+//!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
+#![forbid(unsafe_code)]
+
+pub mod api;
+pub mod body;
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod engine;
+pub mod error;
+pub mod executor;
+pub mod group_commit;
+pub mod instruments;
+pub mod journal;
+pub mod limits;
+pub mod metrics;
+pub mod netguard;
+pub mod paper;
+pub mod record;
+pub mod relay;
+pub mod secret;
+pub mod sequencer;
+pub mod source;
+pub mod template;
+pub mod verify;
+pub mod web;

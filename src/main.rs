@@ -1,0 +1,3 @@
+fn main() -> std::process::ExitCode {
+    alert_relay::cli::main()
+}

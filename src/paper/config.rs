@@ -1,0 +1,102 @@
+//! The `[paper]` section of the config: which simulated accounts exist and how the simulated venue behaves.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::domain::MAX_CANCEL_DELAY_MS;
+use crate::instruments::{on_tick_grid, Instruments};
+
+use super::error::PaperError;
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PaperConfig {
+    /// Simulated accounts, NinjaTrader style (`Sim101`).
+    pub accounts: Vec<String>,
+    /// Default wait between the cancel and the place phase of CancelAndBracket.
+    pub cancel_delay_ms: u64,
+    /// How long a cancel takes to be confirmed; a quote inside this window can still fill the order.
+    pub cancel_latency_ms: u64,
+    /// Finished (filled/cancelled/rejected) orders kept per account; older ones are dropped so days of
+    /// alerts do not grow memory and disk without bound.
+    pub max_terminal_orders: usize,
+    /// Last prices to start from, by instrument name or TradingView symbol; used only for instruments
+    /// that have never been quoted.
+    pub initial_quotes: BTreeMap<String, f64>,
+}
+
+impl Default for PaperConfig {
+    fn default() -> Self {
+        PaperConfig {
+            accounts: vec!["Sim101".to_string()],
+            cancel_delay_ms: 100,
+            cancel_latency_ms: 50,
+            max_terminal_orders: 1000,
+            initial_quotes: BTreeMap::new(),
+        }
+    }
+}
+
+impl PaperConfig {
+    /// Checks the section against the instrument table; returns the initial quotes keyed by instrument name.
+    pub(crate) fn validate(
+        &self,
+        instruments: &Instruments,
+    ) -> Result<BTreeMap<String, f64>, PaperError> {
+        let bad = |key: &str, problem: String| PaperError::InvalidConfig {
+            key: key.to_string(),
+            problem,
+        };
+        if self.accounts.is_empty() {
+            return Err(bad(
+                "accounts",
+                "list at least one account, e.g. accounts = [\"Sim101\"]".into(),
+            ));
+        }
+        for (i, a) in self.accounts.iter().enumerate() {
+            // Account names become part of storage keys (`o/{account}/{orderId}`), hence no '/'.
+            if a.trim().is_empty() || a.trim() != a || a.contains('/') {
+                return Err(bad(
+                    "accounts",
+                    format!(
+                        "account name {a:?} must be non-empty, without surrounding spaces or '/'"
+                    ),
+                ));
+            }
+            if self.accounts[..i].contains(a) {
+                return Err(bad("accounts", format!("account '{a}' is listed twice")));
+            }
+        }
+        if self.cancel_delay_ms > MAX_CANCEL_DELAY_MS {
+            return Err(bad(
+                "cancel_delay_ms",
+                format!(
+                    "must be at most {MAX_CANCEL_DELAY_MS}, got {}",
+                    self.cancel_delay_ms
+                ),
+            ));
+        }
+        let mut quotes = BTreeMap::new();
+        for (sym, &price) in &self.initial_quotes {
+            let key = format!("initial_quotes.\"{sym}\"");
+            let name = instruments.resolve(sym).ok_or_else(|| {
+                bad(
+                    &key,
+                    "unknown instrument; add it under [instruments] first".into(),
+                )
+            })?;
+            let tick = instruments.get(name).map_or(0.0, |s| s.tick_size);
+            if !(price.is_finite() && price > 0.0 && on_tick_grid(price, tick)) {
+                return Err(bad(
+                    &key,
+                    format!(
+                        "must be a positive price on the tick grid (tick size {tick}), got {price}"
+                    ),
+                ));
+            }
+            quotes.insert(name.to_string(), price);
+        }
+        Ok(quotes)
+    }
+}

@@ -1,0 +1,236 @@
+//! The embedded paper broker: a simulated NinjaTrader-style account that the relay can trade against
+//! without a live connection, behind the same [`Executor`] trait as the CrossTrade client.
+//!
+//! Map of the module:
+//! - `book`: in-memory orders, positions and last prices, and the venue rules (fills, OCO, delayed
+//!   cancels, flatten);
+//! - `bracket`: CancelAndBracket as two synchronous phases around the cancel window;
+//! - `order`, `position`: the records and the `PlaceOrder` request;
+//! - `store`: one sled batch per operation, reloaded on open;
+//! - `clock`, `config`, `error`: time source, `[paper]` config section, refusals.
+//!
+//! All state sits behind one `std::sync::Mutex`. Operations are short and synchronous; the only wait,
+//! the CancelAndBracket cancel delay, happens between two lock scopes, never inside one.
+
+mod book;
+mod bracket;
+mod clock;
+mod config;
+mod error;
+mod order;
+mod position;
+mod store;
+
+#[cfg(test)]
+mod properties;
+#[cfg(test)]
+mod tests;
+
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::domain::{BracketOutcome, BracketRequest, OrderId};
+use crate::executor::{ExecError, Executor};
+use crate::instruments::Instruments;
+
+pub use book::{Flattened, Quote, QuoteUpdate};
+pub use bracket::BracketTicket;
+pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
+pub use config::PaperConfig;
+pub use error::PaperError;
+pub use order::{Order, OrderState, OrderType, PlaceOrder};
+pub use position::{MarketPosition, Position};
+
+use book::Book;
+
+pub struct PaperBroker {
+    tree: sled::Tree,
+    config: PaperConfig,
+    instruments: Arc<Instruments>,
+    clock: Arc<dyn Clock>,
+    book: Mutex<Book>,
+}
+
+impl std::fmt::Debug for PaperBroker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PaperBroker")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PaperBroker {
+    /// Opens the broker on `tree`, loading what an earlier run persisted there. Initial quotes from the
+    /// config apply only to instruments that have never been quoted.
+    pub fn open(
+        tree: sled::Tree,
+        config: PaperConfig,
+        instruments: Arc<Instruments>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<PaperBroker>, PaperError> {
+        let initial_quotes = config.validate(&instruments)?;
+        let mut book = Book::new(
+            instruments.clone(),
+            &config.accounts,
+            config.cancel_latency_ms,
+            config.max_terminal_orders,
+        );
+        store::load(&tree, &mut book)?;
+        let broker = PaperBroker {
+            tree,
+            config,
+            instruments,
+            clock,
+            book: Mutex::new(book),
+        };
+        broker.with_book(|book, now| {
+            for (instrument, price) in initial_quotes {
+                if book.last(&instrument).is_none() {
+                    book.set_quote(&instrument, price, now)?;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(Arc::new(broker))
+    }
+
+    /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed.
+    fn with_book<T>(
+        &self,
+        op: impl FnOnce(&mut Book, u64) -> Result<T, PaperError>,
+    ) -> Result<T, PaperError> {
+        // A panic while holding the lock leaves at worst one half-applied simulated operation; keep
+        // serving rather than failing every later call.
+        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
+        let now = self.clock.now_ms();
+        book.settle(now);
+        let result = op(&mut book, now);
+        book.settle(now);
+        store::commit(&self.tree, &mut book)?;
+        result
+    }
+
+    pub fn config(&self) -> &PaperConfig {
+        &self.config
+    }
+
+    pub fn instruments(&self) -> &Instruments {
+        &self.instruments
+    }
+
+    pub fn accounts(&self) -> &[String] {
+        &self.config.accounts
+    }
+
+    pub fn has_account(&self, name: &str) -> bool {
+        self.config.accounts.iter().any(|a| a == name)
+    }
+
+    /// The account's orders, live and recent finished ones, in placement order.
+    pub fn orders(&self, account: &str) -> Result<Vec<Order>, PaperError> {
+        self.with_book(|book, _| {
+            let acct = book.account(account)?;
+            let mut orders: Vec<Order> = acct
+                .live
+                .values()
+                .chain(acct.done.values())
+                .cloned()
+                .collect();
+            orders.sort_by_key(|o| o.sequence);
+            Ok(orders)
+        })
+    }
+
+    /// The account's positions, including flat ones that carry realized P&L, by instrument name.
+    pub fn positions(&self, account: &str) -> Result<Vec<Position>, PaperError> {
+        self.with_book(|book, _| Ok(book.account(account)?.positions.values().cloned().collect()))
+    }
+
+    /// The account's position on one instrument (flat if it never traded it).
+    pub fn position(&self, account: &str, instrument: &str) -> Result<Position, PaperError> {
+        self.with_book(|book, _| {
+            let name = book.instrument(instrument)?;
+            let acct = book.account(account)?;
+            Ok(acct
+                .positions
+                .get(&name)
+                .cloned()
+                .unwrap_or_else(|| Position::flat(account, &name)))
+        })
+    }
+
+    pub fn place_order(&self, account: &str, order: &PlaceOrder) -> Result<Order, PaperError> {
+        self.with_book(|book, now| book.place(account, order, now))
+    }
+
+    /// Requests a cancel; the order stays CancelPending (and fillable) for the cancel latency.
+    pub fn cancel_order(&self, account: &str, order_id: &OrderId) -> Result<Order, PaperError> {
+        self.with_book(|book, now| book.cancel(account, order_id, now))
+    }
+
+    /// Cancels the account's orders and closes its positions at market, on one instrument or all.
+    pub fn flatten(
+        &self,
+        account: &str,
+        instrument: Option<&str>,
+    ) -> Result<Flattened, PaperError> {
+        self.with_book(|book, now| book.flatten(account, instrument, now))
+    }
+
+    pub fn quote(&self, instrument: &str) -> Result<Quote, PaperError> {
+        self.with_book(|book, _| {
+            let name = book.instrument(instrument)?;
+            let last_price = book
+                .last(&name)
+                .ok_or_else(|| PaperError::NoQuote(name.clone()))?;
+            Ok(Quote {
+                instrument: name,
+                last_price,
+            })
+        })
+    }
+
+    /// Sets the last price and fills the resting orders it reaches.
+    pub fn set_quote(&self, instrument: &str, price: f64) -> Result<QuoteUpdate, PaperError> {
+        self.with_book(|book, now| book.set_quote(instrument, price, now))
+    }
+
+    /// CancelAndBracket phase 1: validate, refuse a wrong-side or already-triggered bracket with nothing
+    /// cancelled, then request the cancel of every Working order on the account's instrument.
+    pub fn bracket_begin(&self, req: &BracketRequest) -> Result<BracketTicket, PaperError> {
+        self.with_book(|book, now| book.bracket_begin(req, now))
+    }
+
+    /// CancelAndBracket phase 3: re-read the position after the cancel window; abort if it went flat or
+    /// reversed, clamp to it, and place the take-profit/stop-loss OCO pair.
+    pub fn bracket_finish(&self, ticket: BracketTicket) -> Result<BracketOutcome, PaperError> {
+        self.with_book(|book, now| book.bracket_finish(ticket, now))
+    }
+
+    /// The whole CancelAndBracket: cancel, wait the cancel delay (per request or from the config), place.
+    pub async fn cancel_and_bracket(
+        &self,
+        req: &BracketRequest,
+    ) -> Result<BracketOutcome, PaperError> {
+        let ticket = self.bracket_begin(req)?;
+        let delay = req.cancel_delay_ms.unwrap_or(self.config.cancel_delay_ms);
+        if delay > 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        }
+        self.bracket_finish(ticket)
+    }
+}
+
+#[async_trait]
+impl Executor for PaperBroker {
+    fn name(&self) -> &str {
+        "paper"
+    }
+
+    async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
+        PaperBroker::cancel_and_bracket(self, req)
+            .await
+            .map_err(|e| ExecError::Rejected(e.to_string()))
+    }
+}

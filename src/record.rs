@@ -1,0 +1,264 @@
+//! The journal record of one alert: what arrived, what it rendered to, and what became of each request.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::domain::{BracketOutcome, BracketRequest};
+
+/// The life of an alert (and of each of its executions):
+/// `accepted` → `executing` → `executed` | `failed` | `unknown`, or `rejected` | `skipped` | `superseded` |
+/// `expired`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Accepted,
+    Executing,
+    Executed,
+    Failed,
+    /// Sent to the broker, no answer: it may or may not have been carried out. Never re-sent by itself.
+    Unknown,
+    Rejected,
+    Skipped,
+    Superseded,
+    Expired,
+}
+
+impl Status {
+    pub const ALL: [Status; 9] = [
+        Status::Accepted,
+        Status::Executing,
+        Status::Executed,
+        Status::Failed,
+        Status::Unknown,
+        Status::Rejected,
+        Status::Skipped,
+        Status::Superseded,
+        Status::Expired,
+    ];
+
+    pub fn is_terminal(self) -> bool {
+        !matches!(self, Status::Accepted | Status::Executing)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Accepted => "accepted",
+            Status::Executing => "executing",
+            Status::Executed => "executed",
+            Status::Failed => "failed",
+            Status::Unknown => "unknown",
+            Status::Rejected => "rejected",
+            Status::Skipped => "skipped",
+            Status::Superseded => "superseded",
+            Status::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Status> {
+        Status::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+}
+
+/// Where an alert's idempotency key came from, in order of precedence.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyOrigin {
+    WebhookId,
+    Header,
+    Template,
+    BodySha256,
+}
+
+/// One request of an alert (one per account on fan-out), executed on its own.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Execution {
+    pub request: BracketRequest,
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub executor: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<BracketOutcome>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The alert whose bracket replaced this one before it ran.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at_ms: Option<u64>,
+    /// Time spent waiting for the outbound rate limit, in microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limiter_wait_us: Option<u64>,
+}
+
+impl Execution {
+    pub fn new(request: BracketRequest) -> Execution {
+        Execution {
+            request,
+            status: Status::Accepted,
+            executor: None,
+            outcome: None,
+            error: None,
+            superseded_by: None,
+            started_at_ms: None,
+            finished_at_ms: None,
+            limiter_wait_us: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Timings {
+    /// Receipt → durable acknowledgement, microseconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ack_us: Option<u64>,
+    /// When the last execution finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AlertRecord {
+    pub id: String,
+    pub source: String,
+    pub received_at: String,
+    pub received_at_ms: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idempotency_key: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_origin: Option<KeyOrigin>,
+    /// SHA-256 of the body as stored (secret removed); a reused key with another body is refused.
+    pub body_sha256: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<String>,
+    /// The body with secrets removed.
+    pub body: Value,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    pub status: Status,
+    /// Why it was rejected, skipped, failed...
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub executions: Vec<Execution>,
+    #[serde(default)]
+    pub timings: Timings,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_ip: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+}
+
+impl AlertRecord {
+    /// Derives the alert's status from its executions: in progress while any runs, otherwise the most
+    /// alarming outcome (unknown before failed before rejected ... before superseded).
+    pub fn refresh_status(&mut self) {
+        if self.executions.is_empty() {
+            return;
+        }
+        let any_open = self.executions.iter().any(|e| !e.status.is_terminal());
+        if any_open {
+            let started = self.executions.iter().any(|e| e.status != Status::Accepted);
+            self.status = if started {
+                Status::Executing
+            } else {
+                Status::Accepted
+            };
+            return;
+        }
+        const ORDER: [Status; 6] = [
+            Status::Unknown,
+            Status::Failed,
+            Status::Rejected,
+            Status::Expired,
+            Status::Executed,
+            Status::Superseded,
+        ];
+        self.status = ORDER
+            .into_iter()
+            .find(|s| self.executions.iter().any(|e| e.status == *s))
+            .unwrap_or(Status::Executed);
+        if self.reason.is_none() && matches!(self.status, Status::Failed | Status::Rejected) {
+            self.reason = self
+                .executions
+                .iter()
+                .find(|e| e.status == self.status)
+                .and_then(|e| e.error.clone());
+        }
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.status.is_terminal()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Action;
+
+    fn exec(status: Status) -> Execution {
+        let mut e = Execution::new(BracketRequest {
+            account: "Sim101".into(),
+            instrument: "ES 12-26".into(),
+            action: Action::Buy,
+            quantity: 1,
+            take_profit: Some(1.0),
+            stop_loss: None,
+            oco_id: None,
+            cancel_delay_ms: None,
+        });
+        e.status = status;
+        e
+    }
+
+    #[test]
+    fn status_aggregates_executions() {
+        let mut r = AlertRecord {
+            id: "x".into(),
+            source: "s".into(),
+            received_at: String::new(),
+            received_at_ms: 0,
+            idempotency_key: None,
+            key_origin: None,
+            body_sha256: String::new(),
+            format: None,
+            body: Value::Null,
+            template: None,
+            status: Status::Accepted,
+            reason: None,
+            executions: vec![exec(Status::Executed), exec(Status::Accepted)],
+            timings: Timings::default(),
+            client_ip: None,
+            replay_of: None,
+        };
+        r.refresh_status();
+        assert_eq!(r.status, Status::Executing);
+        r.executions[1].status = Status::Superseded;
+        r.refresh_status();
+        assert_eq!(r.status, Status::Executed);
+        r.executions[0].status = Status::Superseded;
+        r.refresh_status();
+        assert_eq!(r.status, Status::Superseded);
+        r.executions[0].status = Status::Failed;
+        r.executions[0].error = Some("boom".into());
+        r.refresh_status();
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason.as_deref(), Some("boom"));
+    }
+
+    #[test]
+    fn status_round_trips_as_lowercase() {
+        for s in Status::ALL {
+            assert_eq!(Status::parse(s.as_str()), Some(s));
+            assert_eq!(
+                serde_json::to_string(&s).unwrap(),
+                format!("\"{}\"", s.as_str())
+            );
+        }
+    }
+}

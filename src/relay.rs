@@ -1,0 +1,918 @@
+//! The pipeline, top to bottom in one place:
+//! verify → parse → render → dedupe → limit → record (durable) → acknowledge → execute in order.
+//!
+//! Webhooks (`ingest`) and the CrossTrade-compatible API (`cancel_and_bracket`) both go through here, so
+//! they share the journal, the idempotency keys, the per-instrument lanes and the outbound limit.
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use http::HeaderMap;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::config::Config;
+use crate::domain::BracketRequest;
+use crate::engine::{Engine, ExecJob, Waiters};
+use crate::error::RelayError;
+use crate::executor::Executor;
+use crate::instruments::Instruments;
+use crate::journal::{now_ms, Admission, Journal, ListFilter};
+use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
+use crate::metrics::Metrics;
+use crate::paper::{PaperBroker, SystemClock};
+use crate::record::{AlertRecord, Execution, KeyOrigin, Status, Timings};
+use crate::secret::{self, Origin, Secret, SecretKind};
+use crate::sequencer::Sequencer;
+use crate::source::{header, Source};
+use crate::template::{Rendered, Templates};
+
+/// The longest `Prefer: wait=N` honoured, in seconds.
+pub const MAX_PREFER_WAIT_SECS: u64 = 30;
+/// Failed authentications per minute per address before answers turn into 429.
+const AUTH_FAILURES_PER_MINUTE: u32 = 30;
+/// Source name under which CrossTrade-API calls are journaled.
+pub const API_SOURCE: &str = "api";
+
+/// What the HTTP layer needs to turn an outcome into a response, without the domain knowing warp.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Value,
+    pub headers: Vec<(&'static str, String)>,
+}
+
+/// A webhook as received.
+pub struct Inbound {
+    pub source: String,
+    pub peer: IpAddr,
+    pub headers: HeaderMap,
+    pub query_token: Option<String>,
+    pub body: bytes::Bytes,
+    pub received: Instant,
+}
+
+/// Everything start-up says about itself: the bound address is printed by the caller.
+pub struct StartupNotes {
+    pub lines: Vec<String>,
+}
+
+pub struct Relay {
+    pub journal: Arc<Journal>,
+    pub templates: Arc<Templates>,
+    pub instruments: Arc<Instruments>,
+    pub paper: Arc<PaperBroker>,
+    pub metrics: Arc<Metrics>,
+    sources: HashMap<String, Source>,
+    engine: Arc<Engine>,
+    sequencer: Arc<Sequencer<ExecJob, Engine>>,
+    inbound: InboundLimits,
+    auth_failures: AuthFailureLimit,
+    api_tokens: Vec<Secret>,
+    accepting: AtomicBool,
+    pub body_limit: usize,
+    pub shutdown_grace: Duration,
+    prune_interval: Duration,
+    max_age: Duration,
+    /// Injected clock for signature timestamps (tests use the vectors' old timestamps).
+    now_unix: Box<dyn Fn() -> i64 + Send + Sync>,
+}
+
+impl Relay {
+    /// Builds the relay from a validated config: opens the journal and the paper account, resolves secrets,
+    /// compiles templates. Returns notes to print (generated secrets and where they are).
+    pub fn build(cfg: &Config) -> anyhow::Result<(Arc<Relay>, StartupNotes)> {
+        let mut notes = Vec::new();
+        let data_dir = cfg.data_dir();
+        let instruments = Arc::new(cfg.instruments().map_err(anyhow::Error::msg)?);
+        let templates = Arc::new(load_templates(cfg, &instruments)?);
+        check_source_templates(cfg, &templates)?;
+
+        let mut sources = HashMap::new();
+        for (name, sc) in &cfg.sources {
+            let (src, origin) =
+                Source::from_config(name, sc, &data_dir).map_err(anyhow::Error::msg)?;
+            note_origin(&mut notes, &format!("secret of source '{name}'"), &origin);
+            sources.insert(name.clone(), src);
+        }
+        let api_tokens = resolve_api_tokens(cfg, &data_dir, &mut notes)?;
+
+        let journal = Arc::new(Journal::open(
+            &data_dir,
+            Duration::from_secs(cfg.journal.idempotency_window_secs),
+        )?);
+        let paper_tree = journal
+            .db()
+            .open_tree("paper")
+            .map_err(|e| anyhow::anyhow!("cannot open the paper account store: {e}"))?;
+        let paper = PaperBroker::open(
+            paper_tree,
+            cfg.paper.clone(),
+            instruments.clone(),
+            Arc::new(SystemClock),
+        )
+        .map_err(|e| anyhow::anyhow!("cannot open the paper account: {e}"))?;
+
+        let mut executors: HashMap<String, Arc<dyn Executor>> = HashMap::new();
+        for account in &cfg.paper.accounts {
+            executors.insert(account.clone(), paper.clone());
+        }
+        let metrics = Arc::new(Metrics::default());
+        let o = &cfg.limits.outbound;
+        let engine = Arc::new(Engine {
+            journal: journal.clone(),
+            executors,
+            outbound: OutboundLimit::new(
+                o.per_second,
+                o.burst,
+                Duration::from_millis(o.max_wait_ms),
+            ),
+            waiters: Waiters::default(),
+            metrics: metrics.clone(),
+        });
+        let inbound = InboundLimits::new(
+            sources
+                .values()
+                .map(|s| (s.name.as_str(), s.per_second, s.burst)),
+        );
+        let relay = Arc::new(Relay {
+            journal,
+            templates,
+            instruments,
+            paper,
+            metrics,
+            sources,
+            sequencer: Sequencer::new(engine.clone()),
+            engine,
+            inbound,
+            auth_failures: AuthFailureLimit::new(AUTH_FAILURES_PER_MINUTE),
+            api_tokens,
+            accepting: AtomicBool::new(true),
+            body_limit: cfg.server.body_limit_bytes,
+            shutdown_grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
+            prune_interval: Duration::from_secs(cfg.journal.prune_interval_secs.max(1)),
+            max_age: Duration::from_secs(30),
+            now_unix: Box::new(|| {
+                SystemTime::now()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_secs() as i64)
+                    .unwrap_or(0)
+            }),
+        });
+        Ok((relay, StartupNotes { lines: notes }))
+    }
+
+    /// Replaces the clock used for signature timestamps (tests with fixed vectors).
+    pub fn with_clock(
+        self: Arc<Self>,
+        now_unix: impl Fn() -> i64 + Send + Sync + 'static,
+    ) -> Arc<Self> {
+        let mut me = Arc::try_unwrap(self)
+            .unwrap_or_else(|_| panic!("with_clock must be called before the relay is shared"));
+        me.now_unix = Box::new(now_unix);
+        Arc::new(me)
+    }
+
+    pub fn source_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.sources.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    pub fn has_executor(&self, account: &str) -> bool {
+        self.engine.executors.contains_key(account)
+    }
+
+    /// Is `presented` one of the API bearer tokens?
+    pub fn api_token_ok(&self, presented: &str) -> bool {
+        let mut ok = false;
+        for t in &self.api_tokens {
+            ok |= crate::verify::token_matches(t.expose().as_bytes(), presented.as_bytes());
+        }
+        ok
+    }
+
+    // ---------------------------------------------------------------- webhooks
+
+    /// Handles `POST /hooks/{source}` end to end.
+    pub async fn ingest(self: &Arc<Self>, inb: Inbound) -> Result<Reply, RelayError> {
+        let result = self.ingest_inner(inb).await;
+        if let Err(e) = &result {
+            self.metrics.rejected(reject_reason(e));
+        }
+        result
+    }
+
+    async fn ingest_inner(self: &Arc<Self>, inb: Inbound) -> Result<Reply, RelayError> {
+        let source = self.sources.get(&inb.source).ok_or_else(|| {
+            RelayError::NotFound(format!(
+                "unknown source '{}'; configured sources: {}",
+                inb.source.chars().take(64).collect::<String>(),
+                self.source_names().join(", ")
+            ))
+        })?;
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(RelayError::Unavailable(
+                "the relay is shutting down; retry shortly".into(),
+            ));
+        }
+        let ip = source.check_address(inb.peer, header(&inb.headers, "x-forwarded-for"))?;
+        if inb.body.len() > self.body_limit {
+            return Err(RelayError::PayloadTooLarge(format!(
+                "body is {} bytes; the limit is {} (server.body_limit_bytes)",
+                inb.body.len(),
+                self.body_limit
+            )));
+        }
+        let auth = source.authenticate(
+            &inb.headers,
+            inb.query_token.as_deref(),
+            &inb.body,
+            (self.now_unix)(),
+        );
+        let mut auth = match auth {
+            Ok(a) => a,
+            Err(e @ RelayError::Unauthorized(_)) => {
+                if let Some(wait) = self.auth_failures.failed(ip) {
+                    return Err(RelayError::RateLimited {
+                        message: format!("too many failed authentications from {ip}; {e}"),
+                        retry_after_secs: wait.as_secs().max(1),
+                    });
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        // Authenticated from here on: everything gets a record.
+        let stored_body = auth.body.to_stored();
+        let body_sha = sha256_hex(&serde_json::to_vec(&stored_body).unwrap_or_default());
+        let format = serde_json::to_value(auth.body.format)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string));
+        let mut rec = AlertRecord {
+            id: self.journal.next_id(),
+            source: source.name.clone(),
+            received_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            received_at_ms: now_ms(),
+            idempotency_key: None,
+            key_origin: None,
+            body_sha256: body_sha.clone(),
+            format,
+            body: stored_body,
+            template: None,
+            status: Status::Accepted,
+            reason: None,
+            executions: Vec::new(),
+            timings: Timings::default(),
+            client_ip: Some(ip.to_string()),
+            replay_of: None,
+        };
+
+        let template = match source.pick_template(&auth.body) {
+            Ok(t) => t,
+            Err(e) => return Err(self.reject(rec, e)),
+        };
+        rec.template = Some(template.clone());
+        let rendered = self
+            .templates
+            .render(
+                &template,
+                &std::mem::take(&mut auth.body.fields),
+                &source.name,
+            )
+            .map_err(|e| RelayError::Unprocessable(e.to_string()));
+        let rendered = match rendered {
+            Ok(r) => r,
+            Err(e) => return Err(self.reject(rec, e)),
+        };
+        let (template_key, requests, skip_reason) = match rendered {
+            Rendered::Skipped { reason, key } => (key, Vec::new(), Some(reason)),
+            Rendered::Requests { key, requests } => (key, requests, None),
+        };
+        if let Some(bad) = requests.iter().find(|r| !self.has_executor(&r.account)) {
+            let e = RelayError::Unprocessable(format!(
+                "template '{template}' produced account '{}', which is not configured; configured accounts: {}",
+                bad.account,
+                self.account_names().join(", ")
+            ));
+            return Err(self.reject(rec, e));
+        }
+
+        let (key, origin) = if let Some(id) = auth.webhook_id.filter(|s| !s.is_empty()) {
+            (id, KeyOrigin::WebhookId)
+        } else if let Some(h) = header(&inb.headers, "idempotency-key").filter(|s| !s.is_empty()) {
+            (h.to_string(), KeyOrigin::Header)
+        } else if let Some(k) = template_key.filter(|s| !s.is_empty()) {
+            (k, KeyOrigin::Template)
+        } else {
+            (body_sha.clone(), KeyOrigin::BodySha256)
+        };
+        if key.len() > 512 {
+            let e = RelayError::Unprocessable(format!(
+                "idempotency key is {} bytes; at most 512 are accepted",
+                key.len()
+            ));
+            return Err(self.reject(rec, e));
+        }
+        rec.idempotency_key = Some(key.clone());
+        rec.key_origin = Some(origin);
+
+        // A repeat costs no rate-limit budget.
+        if let Some(found) = self.journal.find_key(&source.name, &key)? {
+            return self.answer_existing(found, &key).await;
+        }
+        if let Err(limited) = self.inbound.check(&source.name) {
+            let e = RelayError::RateLimited {
+                message: format!(
+                    "rate limited: source '{}' accepts {}/s (burst {}); retry after {}s",
+                    source.name,
+                    limited.per_second,
+                    limited.burst,
+                    limited.retry_after_secs()
+                ),
+                retry_after_secs: limited.retry_after_secs(),
+            };
+            rec.idempotency_key = None;
+            return Err(self.reject(rec, e));
+        }
+
+        match skip_reason {
+            Some(reason) => {
+                rec.status = Status::Skipped;
+                rec.reason = Some(reason);
+            }
+            None => {
+                rec.executions = requests.into_iter().map(Execution::new).collect();
+            }
+        }
+        let rec = match self.journal.admit(rec).await? {
+            Admission::New(rec) => rec,
+            other => return self.answer_existing(other, &key).await,
+        };
+        self.journal.sync().await?;
+        let ack = inb.received.elapsed();
+        self.metrics.acknowledged(ack);
+        let _ = self
+            .journal
+            .update(&rec.id, |r| r.timings.ack_us = Some(ack.as_micros() as u64));
+        self.metrics.alert_status(&rec.source, rec.status.as_str());
+        tracing::info!(alert_id = %rec.id, source = %rec.source, status = rec.status.as_str(), "alert recorded");
+
+        if rec.status == Status::Skipped {
+            return Ok(Reply {
+                status: 200,
+                body: json!({"alertId": rec.id, "status": "skipped", "reason": rec.reason}),
+                headers: vec![],
+            });
+        }
+        let wait = prefer_wait(&inb.headers);
+        let waiter = wait.map(|_| self.engine.waiters.register(&rec.id));
+        self.submit(&rec, true, inb.received, None);
+        if let (Some(wait), Some(rx)) = (wait, waiter) {
+            if let Ok(Ok(done)) = tokio::time::timeout(wait, rx).await {
+                return Ok(Reply {
+                    status: 200,
+                    body: record_reply(&done),
+                    headers: vec![],
+                });
+            }
+        }
+        Ok(Reply {
+            status: 202,
+            body: json!({"alertId": rec.id, "status": "accepted"}),
+            headers: vec![],
+        })
+    }
+
+    fn account_names(&self) -> Vec<String> {
+        let mut v: Vec<String> = self.engine.executors.keys().cloned().collect();
+        v.sort();
+        v
+    }
+
+    /// Records an authenticated alert that will not execute, and returns the error to answer.
+    fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
+        rec.status = Status::Rejected;
+        rec.reason = Some(e.to_string());
+        // Rejections claim no idempotency key: a corrected retry must go through.
+        rec.idempotency_key = None;
+        if let Err(je) = self.journal.insert(&rec) {
+            tracing::error!(error = %je, "cannot record a rejected alert");
+        } else {
+            self.metrics.alert_status(&rec.source, "rejected");
+            tracing::info!(alert_id = %rec.id, source = %rec.source, reason = %e, "alert rejected");
+        }
+        e
+    }
+
+    async fn answer_existing(&self, found: Admission, key: &str) -> Result<Reply, RelayError> {
+        match found {
+            Admission::Duplicate(rec) | Admission::New(rec) => {
+                // The original may have been acknowledged an instant ago: make sure it is durable too.
+                self.journal.sync().await?;
+                Ok(Reply {
+                    status: 200,
+                    body: record_reply(&rec),
+                    headers: vec![("Idempotent-Replayed", "true".into())],
+                })
+            }
+            Admission::Conflict { existing_id } => Err(RelayError::Unprocessable(format!(
+                "idempotency key '{}' was already used by alert {existing_id} with a different body; send a new key for a new alert",
+                key.chars().take(128).collect::<String>()
+            ))),
+        }
+    }
+
+    /// Queues every execution of a durable record in its lane.
+    fn submit(
+        &self,
+        rec: &AlertRecord,
+        supersedable: bool,
+        received: Instant,
+        mut reply: Option<tokio::sync::oneshot::Sender<Execution>>,
+    ) {
+        for (index, e) in rec.executions.iter().enumerate() {
+            if e.status != Status::Accepted {
+                continue;
+            }
+            self.sequencer.submit(ExecJob {
+                alert_id: rec.id.clone(),
+                index,
+                request: e.request.clone(),
+                supersedable,
+                reply: reply.take(),
+                received,
+            });
+        }
+    }
+
+    // ---------------------------------------------------------------- CrossTrade-compatible API
+
+    /// `CancelAndBracket` over HTTP or WebSocket: journaled, ordered and limited like a webhook, but answered
+    /// synchronously with the broker's outcome.
+    pub async fn cancel_and_bracket(
+        self: &Arc<Self>,
+        path_account: Option<&str>,
+        args: &Map<String, Value>,
+        idempotency_key: Option<&str>,
+    ) -> Result<Reply, RelayError> {
+        let received = Instant::now();
+        let req = BracketRequest::from_args(args, path_account, &self.instruments)
+            .map_err(|e| RelayError::BadRequest(e.to_string()))?;
+        if !self.has_executor(&req.account) {
+            return Err(RelayError::BadRequest(format!(
+                "account: unknown account '{}'; configured accounts: {}",
+                req.account,
+                self.account_names().join(", ")
+            )));
+        }
+        if !self.accepting.load(Ordering::SeqCst) {
+            return Err(RelayError::Unavailable(
+                "the relay is shutting down; retry shortly".into(),
+            ));
+        }
+        let body = Value::Object(args.clone());
+        let body_sha = sha256_hex(&serde_json::to_vec(&body).unwrap_or_default());
+        let mut rec = AlertRecord {
+            id: self.journal.next_id(),
+            source: API_SOURCE.into(),
+            received_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            received_at_ms: now_ms(),
+            idempotency_key: idempotency_key
+                .filter(|k| !k.is_empty())
+                .map(|k| format!("{}/{k}", req.account)),
+            key_origin: idempotency_key.map(|_| KeyOrigin::Header),
+            body_sha256: body_sha,
+            format: Some("json".into()),
+            body,
+            template: None,
+            status: Status::Accepted,
+            reason: None,
+            executions: vec![Execution::new(req)],
+            timings: Timings::default(),
+            client_ip: None,
+            replay_of: None,
+        };
+        if let Some(k) = &rec.idempotency_key {
+            if let Some(found) = self.journal.find_key(API_SOURCE, k)? {
+                return self.api_existing(found, k).await;
+            }
+        }
+        rec = match self.journal.admit(rec).await? {
+            Admission::New(rec) => rec,
+            other => {
+                let key = other_key(&other);
+                return self.api_existing(other, &key).await;
+            }
+        };
+        self.journal.sync().await?;
+        self.metrics.acknowledged(received.elapsed());
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        self.submit(&rec, false, received, Some(tx));
+        let exec = rx
+            .await
+            .map_err(|_| RelayError::Internal("execution was dropped".into()))?;
+        execution_reply(&exec, vec![])
+    }
+
+    async fn api_existing(&self, found: Admission, key: &str) -> Result<Reply, RelayError> {
+        match found {
+            Admission::Duplicate(rec) | Admission::New(rec) => {
+                let rec = if rec.is_final() {
+                    rec
+                } else {
+                    // Still running: wait for it rather than answer half a story.
+                    let rx = self.engine.waiters.register(&rec.id);
+                    match self.journal.get(&rec.id)? {
+                        Some(now) if now.is_final() => now,
+                        _ => rx.await.map_err(|_| {
+                            RelayError::Internal("original execution was dropped".into())
+                        })?,
+                    }
+                };
+                let exec = rec
+                    .executions
+                    .first()
+                    .cloned()
+                    .ok_or_else(|| RelayError::Internal("record without execution".into()))?;
+                execution_reply(&exec, vec![("Idempotent-Replayed", "true".into())])
+            }
+            Admission::Conflict { existing_id } => Err(RelayError::Unprocessable(format!(
+                "Idempotency-Key '{key}' was already used by call {existing_id} with a different body; send a new key"
+            ))),
+        }
+    }
+
+    // ---------------------------------------------------------------- read API
+
+    pub fn get_alert(&self, id: &str) -> Result<AlertRecord, RelayError> {
+        self.journal.get(id)?.ok_or_else(|| {
+            RelayError::NotFound(format!(
+                "no alert with id '{}'",
+                id.chars().take(64).collect::<String>()
+            ))
+        })
+    }
+
+    pub fn list_alerts(
+        &self,
+        q: &BTreeMap<String, String>,
+    ) -> Result<Vec<AlertRecord>, RelayError> {
+        let mut f = ListFilter::default();
+        for (k, v) in q {
+            match k.as_str() {
+                "status" => {
+                    f.status = Some(Status::parse(v).ok_or_else(|| {
+                        RelayError::BadRequest(format!(
+                            "status: '{v}' is not a status; use one of {}",
+                            Status::ALL.map(|s| s.as_str()).join(", ")
+                        ))
+                    })?)
+                }
+                "source" => f.source = Some(v.clone()),
+                "since" => f.since_ms = Some(parse_time(v, "since")?),
+                "until" => f.until_ms = Some(parse_time(v, "until")?),
+                "limit" => {
+                    f.limit = v
+                        .parse::<usize>()
+                        .ok()
+                        .filter(|n| (1..=1000).contains(n))
+                        .ok_or_else(|| {
+                            RelayError::BadRequest(format!(
+                                "limit: '{v}' must be a whole number from 1 to 1000"
+                            ))
+                        })?
+                }
+                other => {
+                    return Err(RelayError::BadRequest(format!(
+                        "unknown query parameter '{other}'; use status, source, since, until, limit"
+                    )))
+                }
+            }
+        }
+        Ok(self.journal.list(&f)?)
+    }
+
+    /// `/healthz`: ok, or degraded with the reasons.
+    pub fn health(&self) -> Value {
+        let mut problems = Vec::new();
+        match self.journal.with_status(Status::Unknown) {
+            Ok(v) if !v.is_empty() => problems.push(format!(
+                "{} alert(s) with unknown outcome: check the broker and see GET /api/alerts?status=unknown",
+                v.len()
+            )),
+            Ok(_) => {}
+            Err(e) => problems.push(format!("journal: {e}")),
+        }
+        json!({
+            "status": if problems.is_empty() { "ok" } else { "degraded" },
+            "problems": problems,
+            "records": self.journal.record_count(),
+        })
+    }
+
+    pub fn metrics_text(&self) -> String {
+        let mut extra = String::new();
+        extra.push_str("# HELP alert_relay_queue_depth Executions waiting per lane.\n# TYPE alert_relay_queue_depth gauge\n");
+        for ((account, instrument), n) in self.sequencer.depths() {
+            extra.push_str(&format!(
+                "alert_relay_queue_depth{{account=\"{account}\",instrument=\"{instrument}\"}} {n}\n"
+            ));
+        }
+        extra.push_str(&format!(
+            "# HELP alert_relay_journal_records Records in the journal.\n# TYPE alert_relay_journal_records gauge\nalert_relay_journal_records {}\n",
+            self.journal.record_count()
+        ));
+        extra.push_str(&format!(
+            "# HELP alert_relay_journal_bytes Journal size on disk.\n# TYPE alert_relay_journal_bytes gauge\nalert_relay_journal_bytes {}\n",
+            self.journal.size_on_disk()
+        ));
+        self.metrics.render(&extra)
+    }
+
+    // ---------------------------------------------------------------- lifecycle
+
+    /// Start-up recovery: `accepted` executions younger than the age limit run; older ones expire;
+    /// `executing` ones (sent, no answer) become `unknown` and are never re-sent by themselves.
+    pub fn recover(&self) -> Result<Vec<String>, RelayError> {
+        let mut notes = Vec::new();
+        for status in [Status::Accepted, Status::Executing] {
+            for rec in self.journal.with_status(status)? {
+                let age = Duration::from_millis(now_ms().saturating_sub(rec.received_at_ms));
+                let max_age = self.max_age;
+                let updated = self.journal.update(&rec.id, |r| {
+                    for e in &mut r.executions {
+                        match e.status {
+                            Status::Executing => {
+                                e.status = Status::Unknown;
+                                e.error = Some("the relay stopped while this was sent to the broker; check the account and resolve by hand".into());
+                            }
+                            Status::Accepted if age > max_age => {
+                                e.status = Status::Expired;
+                                e.error = Some(format!(
+                                    "not executed before a restart and older than {}s",
+                                    max_age.as_secs()
+                                ));
+                            }
+                            _ => {}
+                        }
+                    }
+                })?;
+                if let Some(r) = updated {
+                    match r.status {
+                        Status::Unknown => {
+                            tracing::warn!(alert_id = %r.id, "outcome unknown after restart");
+                            notes.push(format!(
+                                "alert {} is unknown (was executing at shutdown)",
+                                r.id
+                            ));
+                        }
+                        Status::Expired => notes.push(format!("alert {} expired", r.id)),
+                        _ => {}
+                    }
+                    // What is still accepted runs now; re-queued in id order, so lanes keep arrival order.
+                    self.submit(&r, r.source != API_SOURCE, Instant::now(), None);
+                }
+            }
+        }
+        Ok(notes)
+    }
+
+    /// Background upkeep: prune expired idempotency keys and limiter memory.
+    pub fn spawn_maintenance(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        let every = self.prune_interval;
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tick.tick().await;
+                let Some(relay) = me.upgrade() else { break };
+                match relay.journal.prune_keys() {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "expired idempotency keys pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "pruning idempotency keys failed"),
+                }
+                relay.auth_failures.retain_recent();
+            }
+        });
+    }
+
+    /// Stop accepting, let in-flight executions finish within the grace period, flush.
+    pub async fn shutdown(&self) {
+        self.accepting.store(false, Ordering::SeqCst);
+        if tokio::time::timeout(self.shutdown_grace, self.sequencer.idle())
+            .await
+            .is_err()
+        {
+            tracing::warn!("shutdown grace period over with executions still running");
+        }
+        if let Err(e) = self.journal.flush_now() {
+            tracing::error!(error = %e, "final journal flush failed");
+        }
+    }
+}
+
+fn other_key(a: &Admission) -> String {
+    match a {
+        Admission::New(r) | Admission::Duplicate(r) => {
+            r.idempotency_key.clone().unwrap_or_default()
+        }
+        Admission::Conflict { .. } => String::new(),
+    }
+}
+
+/// The JSON answer for a record: the record with `alertId` beside `id`.
+pub fn record_reply(rec: &AlertRecord) -> Value {
+    let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
+    if let Value::Object(m) = &mut v {
+        m.insert("alertId".into(), Value::String(rec.id.clone()));
+    }
+    v
+}
+
+/// The CrossTrade answer for a finished execution.
+fn execution_reply(
+    exec: &Execution,
+    headers: Vec<(&'static str, String)>,
+) -> Result<Reply, RelayError> {
+    let err = || {
+        exec.error
+            .clone()
+            .unwrap_or_else(|| format!("execution {}", exec.status.as_str()))
+    };
+    match exec.status {
+        Status::Executed => Ok(Reply {
+            status: 200,
+            body: serde_json::to_value(exec.outcome.as_ref()).unwrap_or(Value::Null),
+            headers,
+        }),
+        Status::Failed => Err(RelayError::BadRequest(err())),
+        Status::Rejected => Err(RelayError::RateLimited {
+            message: err(),
+            retry_after_secs: 1,
+        }),
+        Status::Unknown => Err(RelayError::BadGateway(err())),
+        _ => Err(RelayError::Unavailable(err())),
+    }
+}
+
+fn reject_reason(e: &RelayError) -> &'static str {
+    match e {
+        RelayError::BadRequest(_) => "bad_request",
+        RelayError::Unauthorized(_) => "unauthorized",
+        RelayError::Forbidden(_) => "forbidden",
+        RelayError::NotFound(_) => "not_found",
+        RelayError::PayloadTooLarge(_) => "too_large",
+        RelayError::Unprocessable(_) => "unprocessable",
+        RelayError::RateLimited { .. } => "rate_limited",
+        RelayError::BadGateway(_) => "bad_gateway",
+        RelayError::Unavailable(_) => "unavailable",
+        RelayError::Internal(_) => "internal",
+    }
+}
+
+/// `Prefer: wait=N` (RFC 7240), capped.
+fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
+    for v in headers.get_all("prefer") {
+        let Ok(v) = v.to_str() else { continue };
+        for pref in v.split([',', ';']) {
+            if let Some(n) = pref.trim().strip_prefix("wait=") {
+                if let Ok(n) = n.trim().parse::<f64>() {
+                    if n.is_finite() && n > 0.0 {
+                        return Some(Duration::from_secs_f64(n.min(MAX_PREFER_WAIT_SECS as f64)));
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
+/// A time filter: RFC 3339 or unix milliseconds.
+fn parse_time(v: &str, field: &str) -> Result<u64, RelayError> {
+    if let Ok(ms) = v.parse::<u64>() {
+        return Ok(ms);
+    }
+    humantime::parse_rfc3339_weak(v)
+        .ok()
+        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
+        .map(|d| d.as_millis() as u64)
+        .ok_or_else(|| {
+            RelayError::BadRequest(format!(
+                "{field}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z) or unix milliseconds"
+            ))
+        })
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+pub fn load_templates(cfg: &Config, instruments: &Arc<Instruments>) -> anyhow::Result<Templates> {
+    let dir = cfg.templates_dir();
+    let dir = dir.is_dir().then_some(dir);
+    Templates::load(dir.as_deref(), instruments.clone()).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+/// `alert-relay check`: everything `serve` would verify before opening the journal, without writing
+/// anything (`auto` secrets are not generated).
+pub fn check(cfg: &Config) -> anyhow::Result<String> {
+    let instruments = Arc::new(cfg.instruments().map_err(anyhow::Error::msg)?);
+    let templates = load_templates(cfg, &instruments)?;
+    check_source_templates(cfg, &templates)?;
+    let scratch = std::env::temp_dir().join(format!("alert-relay-check-{}", std::process::id()));
+    for (name, sc) in &cfg.sources {
+        if sc.secret.trim() == "auto" {
+            continue;
+        }
+        let r = Source::from_config(name, sc, &scratch).map_err(anyhow::Error::msg);
+        r?;
+    }
+    for (i, reference) in cfg.server.api_tokens.iter().enumerate() {
+        if reference.trim() != "auto" {
+            secret::resolve(
+                reference,
+                &format!("server.api_tokens[{i}]"),
+                &scratch,
+                SecretKind::Token,
+            )
+            .map_err(anyhow::Error::msg)?;
+        }
+    }
+    Ok(format!(
+        "{} source(s), {} template(s) compiled, {} instrument(s), paper accounts: {}",
+        cfg.sources.len(),
+        templates.names().len(),
+        cfg.instruments.len(),
+        cfg.paper.accounts.join(", ")
+    ))
+}
+
+/// Every source's template (and allowed templates) must exist.
+fn check_source_templates(cfg: &Config, templates: &Templates) -> anyhow::Result<()> {
+    for (name, s) in &cfg.sources {
+        for (key, t) in std::iter::once(("template", &s.template))
+            .chain(s.allowed_templates.iter().map(|t| ("allowed_templates", t)))
+        {
+            if !templates.contains(t) {
+                anyhow::bail!(
+                    "sources.{name}.{key}: no template named '{t}'; available: {}",
+                    templates.names().join(", ")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+fn resolve_api_tokens(
+    cfg: &Config,
+    data_dir: &std::path::Path,
+    notes: &mut Vec<String>,
+) -> anyhow::Result<Vec<Secret>> {
+    let mut tokens = Vec::new();
+    for (i, reference) in cfg.server.api_tokens.iter().enumerate() {
+        let key = format!("server.api_tokens[{i}]");
+        let auto = data_dir.join("secrets").join(format!("api-token-{i}"));
+        let (s, origin) = secret::resolve(reference, &key, &auto, SecretKind::Token)
+            .map_err(anyhow::Error::msg)?;
+        note_origin(notes, &key, &origin);
+        tokens.push(s);
+    }
+    if let Ok(t) = std::env::var("RELAY_API_TOKEN") {
+        if !t.trim().is_empty() {
+            tokens.push(Secret::new(t.trim()));
+            notes.push("API token: RELAY_API_TOKEN from the environment is accepted".into());
+        }
+    }
+    if tokens.is_empty() {
+        let path: PathBuf = data_dir.join("api-token");
+        let (s, origin) = secret::resolve("auto", "server.api_tokens", &path, SecretKind::Token)
+            .map_err(anyhow::Error::msg)?;
+        note_origin(notes, "API token", &origin);
+        tokens.push(s);
+    }
+    Ok(tokens)
+}
+
+fn note_origin(notes: &mut Vec<String>, what: &str, origin: &Origin) {
+    match origin {
+        Origin::Generated(p) => notes.push(format!(
+            "{what}: generated into {} (mode 0600)",
+            p.display()
+        )),
+        Origin::Auto(p) => notes.push(format!("{what}: {}", p.display())),
+        Origin::Inline => {
+            tracing::warn!("{what} is written inline in the config; prefer env:NAME or file:PATH");
+        }
+        Origin::Env(_) | Origin::File(_) => {}
+    }
+}
+
+/// Loopback, for requests whose peer address is unknown (in-process tests).
+pub const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -1,0 +1,224 @@
+//! A configured alert source (`POST /hooks/{name}`) with its secret resolved, and how it authenticates a
+//! request: shared token, Standard Webhooks or GitHub-style HMAC, all over the raw bytes.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use http::HeaderMap;
+use ipnet::IpNet;
+
+use crate::body::{self, AlertBody};
+use crate::config::{AuthScheme, SourceConfig};
+use crate::error::RelayError;
+use crate::netguard;
+use crate::secret::{self, Origin, Secret, SecretKind};
+use crate::verify::{self, VerifyError, WebhookSecret};
+
+pub struct Source {
+    pub name: String,
+    pub scheme: AuthScheme,
+    secret: Secret,
+    webhook_secret: Option<WebhookSecret>,
+    pub token_field: String,
+    pub signature_header: String,
+    pub template: String,
+    pub template_field: Option<String>,
+    pub allowed_templates: Vec<String>,
+    pub allow_ips: Vec<IpNet>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub per_second: u32,
+    pub burst: u32,
+}
+
+/// An authenticated request: its parsed body (secret removed) and the sender's idempotency key, if any.
+pub struct Authenticated {
+    pub body: AlertBody,
+    pub webhook_id: Option<String>,
+}
+
+impl Source {
+    /// Resolves the source's secret (`auto` secrets live in `<data_dir>/secrets/<name>.secret`).
+    pub fn from_config(
+        name: &str,
+        cfg: &SourceConfig,
+        data_dir: &Path,
+    ) -> Result<(Source, Origin), String> {
+        let key = format!("sources.{name}.secret");
+        let kind = match cfg.auth {
+            AuthScheme::StandardWebhooks => SecretKind::WebhookSigning,
+            _ => SecretKind::Token,
+        };
+        let auto = data_dir.join("secrets").join(format!("{name}.secret"));
+        let (secret, origin) = secret::resolve(&cfg.secret, &key, &auto, kind)?;
+        let webhook_secret = match cfg.auth {
+            AuthScheme::StandardWebhooks => Some(
+                WebhookSecret::parse(secret.expose())
+                    .map_err(|e| format!("{key}: {e} (expected whsec_<base64>)"))?,
+            ),
+            _ => None,
+        };
+        let allow_ips = netguard::parse_allow_list(&cfg.allow_ips)
+            .map_err(|e| format!("sources.{name}.allow_ips: {e}"))?;
+        let trusted_proxies = netguard::parse_allow_list(&cfg.trusted_proxies)
+            .map_err(|e| format!("sources.{name}.trusted_proxies: {e}"))?;
+        Ok((
+            Source {
+                name: name.to_string(),
+                scheme: cfg.auth,
+                secret,
+                webhook_secret,
+                token_field: cfg.token_field.clone(),
+                signature_header: cfg.signature_header.clone(),
+                template: cfg.template.clone(),
+                template_field: cfg.template_field.clone(),
+                allowed_templates: cfg.allowed_templates.clone(),
+                allow_ips,
+                trusted_proxies,
+                per_second: cfg.rate_limit.per_second,
+                burst: cfg.rate_limit.burst,
+            },
+            origin,
+        ))
+    }
+
+    /// The sender's address as far as it can be believed, and whether it may send to this source.
+    pub fn check_address(
+        &self,
+        peer: IpAddr,
+        forwarded_for: Option<&str>,
+    ) -> Result<IpAddr, RelayError> {
+        let ip = netguard::client_ip(peer, forwarded_for, &self.trusted_proxies);
+        if netguard::is_allowed(ip, &self.allow_ips) {
+            Ok(ip)
+        } else {
+            Err(RelayError::Forbidden(format!(
+                "address {ip} is not allowed to send to source '{}'; add it to sources.{}.allow_ips (behind a proxy, list the proxy in trusted_proxies)",
+                self.name, self.name
+            )))
+        }
+    }
+
+    /// Authenticates the raw request and parses its body. Nothing about an unauthenticated request is kept.
+    pub fn authenticate(
+        &self,
+        headers: &HeaderMap,
+        query_token: Option<&str>,
+        raw: &[u8],
+        now_unix: i64,
+    ) -> Result<Authenticated, RelayError> {
+        let content_type = header(headers, "content-type");
+        let parse = |raw: &[u8]| {
+            body::parse(raw, content_type)
+                .map_err(|e| RelayError::BadRequest(format!("unparsable body: {e}")))
+        };
+        match self.scheme {
+            AuthScheme::Token => {
+                if let Some(t) = query_token {
+                    if !verify::token_matches(self.secret.expose().as_bytes(), t.as_bytes()) {
+                        return Err(
+                            self.unauthorized("the token in ?token= is not this source's secret")
+                        );
+                    }
+                    let mut body = parse(raw)?;
+                    body.take_secret(&self.token_field);
+                    return Ok(Authenticated {
+                        body,
+                        webhook_id: None,
+                    });
+                }
+                let mut body = parse(raw)?;
+                let presented = body.take_secret(&self.token_field).ok_or_else(|| {
+                    self.unauthorized(&format!(
+                        "missing token: put the source's secret in the '{}' field of the alert (or {}=... in key=value text, or ?token=... in the URL)",
+                        self.token_field, self.token_field
+                    ))
+                })?;
+                if !verify::token_matches(self.secret.expose().as_bytes(), presented.as_bytes()) {
+                    return Err(self.unauthorized(&format!(
+                        "the '{}' field is not this source's secret",
+                        self.token_field
+                    )));
+                }
+                Ok(Authenticated {
+                    body,
+                    webhook_id: None,
+                })
+            }
+            AuthScheme::StandardWebhooks => {
+                let secret = self
+                    .webhook_secret
+                    .as_ref()
+                    .ok_or_else(|| RelayError::Internal("source secret not loaded".into()))?;
+                let id = header(headers, verify::HEADER_ID).unwrap_or("");
+                let ts = header(headers, verify::HEADER_TIMESTAMP).unwrap_or("");
+                let sig = header(headers, verify::HEADER_SIGNATURE).unwrap_or("");
+                verify::verify_standard_webhooks(secret, id, ts, sig, raw, now_unix)
+                    .map_err(|e| self.verify_failed(e))?;
+                Ok(Authenticated {
+                    body: parse(raw)?,
+                    webhook_id: Some(id.to_string()),
+                })
+            }
+            AuthScheme::HmacSha256 => {
+                let sig = header(headers, &self.signature_header).ok_or_else(|| {
+                    self.unauthorized(&format!(
+                        "missing {} header: sign the raw body with HMAC-SHA256 and send sha256=<hex>",
+                        self.signature_header
+                    ))
+                })?;
+                verify::verify_hmac_sha256(self.secret.expose().as_bytes(), sig, raw)
+                    .map_err(|e| self.verify_failed(e))?;
+                Ok(Authenticated {
+                    body: parse(raw)?,
+                    webhook_id: None,
+                })
+            }
+        }
+    }
+
+    fn verify_failed(&self, e: VerifyError) -> RelayError {
+        self.unauthorized(&e.to_string())
+    }
+
+    fn unauthorized(&self, why: &str) -> RelayError {
+        RelayError::Unauthorized(format!("source '{}': {why}", self.name))
+    }
+
+    /// The template to use: the source's, or one named by the alert's `template_field` if allowed.
+    pub fn pick_template(&self, body: &AlertBody) -> Result<String, RelayError> {
+        let Some(field) = &self.template_field else {
+            return Ok(self.template.clone());
+        };
+        let Some(v) = body.fields.get(field) else {
+            return Ok(self.template.clone());
+        };
+        let name = v.as_str().ok_or_else(|| {
+            RelayError::Unprocessable(format!(
+                "alert field '{field}' must be a template name (a string)"
+            ))
+        })?;
+        if !crate::config::valid_name(name) {
+            return Err(RelayError::Unprocessable(format!(
+                "alert field '{field}': '{}' is not a valid template name (letters, digits, '-', '_')",
+                name.chars().take(64).collect::<String>()
+            )));
+        }
+        if name == self.template || self.allowed_templates.iter().any(|t| t == name) {
+            Ok(name.to_string())
+        } else {
+            Err(RelayError::Unprocessable(format!(
+                "alert field '{field}': template '{name}' is not allowed for source '{}'; allowed: {}",
+                self.name,
+                std::iter::once(&self.template)
+                    .chain(&self.allowed_templates)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )))
+        }
+    }
+}
+
+pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
+}

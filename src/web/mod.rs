@@ -1,0 +1,155 @@
+//! The HTTP transport (warp): thin filters that extract what a request carries and hand it to the relay.
+//! Nothing here decides anything; every status code comes from [`RelayError::status`].
+
+mod crosstrade;
+mod hooks;
+mod read;
+mod ws;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::http::{HeaderValue, StatusCode};
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply as _};
+
+use crate::error::RelayError;
+use crate::relay::{Relay, Reply};
+
+/// All routes, with one `recover` that turns every rejection into a JSON error.
+pub fn routes(
+    relay: Arc<Relay>,
+) -> impl Filter<Extract = (Response,), Error = Infallible> + Clone + Send + Sync + 'static {
+    hooks::routes(relay.clone())
+        .or(read::routes(relay.clone()))
+        .unify()
+        .or(crosstrade::routes(relay.clone()))
+        .unify()
+        .or(ws::routes(relay))
+        .unify()
+        .recover(recover)
+        .unify()
+}
+
+/// Serves until `shutdown` resolves.
+pub async fn serve(
+    relay: Arc<Relay>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) {
+    warp::serve(routes(relay))
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+fn with_relay(
+    relay: Arc<Relay>,
+) -> impl Filter<Extract = (Arc<Relay>,), Error = Infallible> + Clone {
+    warp::any().map(move || relay.clone())
+}
+
+/// Turns a relay reply into an HTTP response.
+pub fn respond(r: Result<Reply, RelayError>) -> Response {
+    match r {
+        Ok(reply) => {
+            let mut resp = warp::reply::with_status(
+                warp::reply::json(&reply.body),
+                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
+            )
+            .into_response();
+            for (k, v) in reply.headers {
+                if let Ok(v) = HeaderValue::from_str(&v) {
+                    resp.headers_mut().insert(k, v);
+                }
+            }
+            resp
+        }
+        Err(e) => error_response(&e),
+    }
+}
+
+pub fn error_response(e: &RelayError) -> Response {
+    let mut resp = warp::reply::with_status(
+        warp::reply::json(&e.body()),
+        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+    )
+    .into_response();
+    if let Some(secs) = e.retry_after_secs() {
+        resp.headers_mut()
+            .insert("Retry-After", HeaderValue::from(secs));
+    }
+    resp
+}
+
+/// Checks `Authorization: Bearer <token>` (or, for browsers on WebSocket, `?token=`).
+pub fn bearer_ok(relay: &Relay, authorization: Option<&str>, query_token: Option<&str>) -> bool {
+    let presented = authorization
+        .and_then(|h| {
+            h.strip_prefix("Bearer ")
+                .or_else(|| h.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+        .or(query_token);
+    presented.is_some_and(|t| relay.api_token_ok(t))
+}
+
+pub fn unauthorized() -> RelayError {
+    RelayError::Unauthorized(
+        "missing or invalid bearer token: send Authorization: Bearer <token> (see server.api_tokens, RELAY_API_TOKEN or <data_dir>/api-token)".into(),
+    )
+}
+
+async fn recover(err: Rejection) -> Result<Response, Infallible> {
+    let e = if err.is_not_found() {
+        RelayError::NotFound("no such endpoint; see README for the API".into())
+    } else if let Some(e) = err.find::<warp::reject::MethodNotAllowed>() {
+        let _ = e;
+        return Ok(warp::reply::with_status(
+            warp::reply::json(&json!({"error": "method not allowed for this endpoint"})),
+            StatusCode::METHOD_NOT_ALLOWED,
+        )
+        .into_response());
+    } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
+        RelayError::PayloadTooLarge("body too large".into())
+    } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
+        RelayError::BadRequest(format!("invalid query string: {e}"))
+    } else if let Some(e) = err.find::<warp::reject::MissingHeader>() {
+        RelayError::BadRequest(format!("missing header: {}", e.name()))
+    } else if let Some(e) = err.find::<warp::reject::InvalidHeader>() {
+        RelayError::BadRequest(format!("invalid header: {}", e.name()))
+    } else {
+        tracing::debug!(?err, "unhandled rejection");
+        RelayError::BadRequest(format!("bad request: {err:?}"))
+    };
+    Ok(error_response(&e))
+}
+
+/// Reads a request body of at most `limit` bytes, whether or not it declares its length.
+pub async fn read_body<S, B>(stream: S, limit: usize) -> Result<bytes::Bytes, RelayError>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    use futures_util::StreamExt;
+    let mut out = bytes::BytesMut::new();
+    futures_util::pin_mut!(stream);
+    while let Some(chunk) = stream.next().await {
+        let mut chunk =
+            chunk.map_err(|e| RelayError::BadRequest(format!("could not read the body: {e}")))?;
+        if out.len() + chunk.remaining() > limit {
+            return Err(RelayError::PayloadTooLarge(format!(
+                "body exceeds the limit of {limit} bytes (server.body_limit_bytes)"
+            )));
+        }
+        while chunk.has_remaining() {
+            let n = chunk.chunk().len();
+            out.extend_from_slice(chunk.chunk());
+            chunk.advance(n);
+        }
+    }
+    Ok(out.freeze())
+}

@@ -1,0 +1,65 @@
+//! The read API: `GET /api/alerts`, `GET /api/alerts/{id}`, `GET /healthz`, `GET /metrics`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::json;
+use warp::reply::Response;
+use warp::{Filter, Rejection, Reply as _};
+
+use super::{bearer_ok, respond, unauthorized, with_relay};
+use crate::relay::{record_reply, Relay, Reply};
+
+pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
+    let auth = warp::header::optional::<String>("authorization");
+    let list = warp::path!("api" / "alerts")
+        .and(warp::get())
+        .and(auth)
+        .and(warp::query::<BTreeMap<String, String>>())
+        .and(with_relay(relay.clone()))
+        .map(
+            |authz: Option<String>, q: BTreeMap<String, String>, relay: Arc<Relay>| {
+                if !bearer_ok(&relay, authz.as_deref(), None) {
+                    return respond(Err(unauthorized()));
+                }
+                respond(relay.list_alerts(&q).map(|recs| Reply {
+                    status: 200,
+                    body: json!({
+                        "alerts": recs.iter().map(record_reply).collect::<Vec<_>>(),
+                        "count": recs.len(),
+                    }),
+                    headers: vec![],
+                }))
+            },
+        );
+    let one = warp::path!("api" / "alerts" / String)
+        .and(warp::get())
+        .and(auth)
+        .and(with_relay(relay.clone()))
+        .map(|id: String, authz: Option<String>, relay: Arc<Relay>| {
+            if !bearer_ok(&relay, authz.as_deref(), None) {
+                return respond(Err(unauthorized()));
+            }
+            respond(relay.get_alert(&id).map(|rec| Reply {
+                status: 200,
+                body: record_reply(&rec),
+                headers: vec![],
+            }))
+        });
+    let health = warp::path!("healthz")
+        .and(warp::get())
+        .and(with_relay(relay.clone()))
+        .map(|relay: Arc<Relay>| warp::reply::json(&relay.health()).into_response());
+    let metrics = warp::path!("metrics")
+        .and(warp::get())
+        .and(with_relay(relay))
+        .map(|relay: Arc<Relay>| {
+            warp::reply::with_header(
+                relay.metrics_text(),
+                "content-type",
+                "text/plain; version=0.0.4",
+            )
+            .into_response()
+        });
+    list.or(one).unify().or(health).unify().or(metrics).unify()
+}
