@@ -114,8 +114,9 @@ pub enum TemplateError {
         /// Which `[[requests]]` table (0-based); `None` for a single `[request]`.
         request: Option<usize>,
         account: Option<String>,
+        /// Boxed to keep `TemplateError` small on the hot path.
         #[source]
-        error: RequestError,
+        error: Box<RequestError>,
     },
 }
 
@@ -349,7 +350,7 @@ impl Templates {
                             template: name.to_string(),
                             request: req.index,
                             account: account.clone(),
-                            error,
+                            error: Box::new(error),
                         }
                     })?;
                 requests.push(request);

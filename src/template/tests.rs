@@ -190,13 +190,8 @@ fn tradingview_zero_quantity_is_an_invalid_request() {
         .unwrap_err();
     assert!(matches!(
         &e,
-        TemplateError::InvalidRequest {
-            error: RequestError::BadField {
-                field: "quantity",
-                ..
-            },
-            ..
-        }
+        TemplateError::InvalidRequest { error, .. }
+            if matches!(**error, RequestError::BadField { field: "quantity", .. })
     ));
     assert_eq!(
         e.to_string(),

@@ -1,0 +1,331 @@
+//! Test harness: starts the real relay on 127.0.0.1:0 with a temporary data dir, either as the release-like
+//! binary in a child process (restarts, SIGKILL) or in-process (injected clock for old signature vectors).
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alert_relay::config::{Config, EMBEDDED_CONFIG};
+use alert_relay::relay::Relay;
+use serde_json::{json, Value};
+
+/// Test secrets, written to files and referenced as `file:` from the test config.
+pub const TV_SECRET: &str = "tv-test-secret-0123456789";
+pub const SW_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const GH_SECRET: &str = "It's a Secret to Everybody";
+pub const API_TOKEN: &str = "test-api-token-abcdef";
+
+/// The shipped config with `overrides` (TOML text) merged over it, table by table, and the test secrets.
+pub fn config_text(dir: &Path, overrides: &str) -> String {
+    let mut base: toml::Table = toml::from_str(EMBEDDED_CONFIG).expect("shipped config parses");
+    for (name, value) in [
+        ("tv", TV_SECRET),
+        ("sw", SW_SECRET),
+        ("gh", GH_SECRET),
+        ("api", API_TOKEN),
+    ] {
+        std::fs::write(dir.join(format!("{name}.secret")), value).unwrap();
+    }
+    let secrets = format!(
+        r#"
+[server]
+api_tokens = ["file:{d}/api.secret"]
+[sources.tradingview]
+secret = "file:{d}/tv.secret"
+[sources.signals]
+secret = "file:{d}/sw.secret"
+[sources.github-style]
+secret = "file:{d}/gh.secret"
+[paper]
+cancel_delay_ms = 0
+[limits.outbound]
+per_second = 1000
+burst = 1000
+"#,
+        d = dir.display()
+    );
+    merge(&mut base, toml::from_str(&secrets).unwrap());
+    merge(
+        &mut base,
+        toml::from_str(overrides).expect("override TOML parses"),
+    );
+    toml::to_string(&base).unwrap()
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+pub struct TestServer {
+    pub base: String,
+    pub dir: tempfile::TempDir,
+    pub config_path: PathBuf,
+    child: Option<Child>,
+    pub stdout_lines: Vec<String>,
+    runtime_task: Option<tokio::task::JoinHandle<()>>,
+    pub relay: Option<Arc<Relay>>,
+    pub client: reqwest::Client,
+}
+
+impl TestServer {
+    /// Starts the binary with the test config plus `overrides`.
+    pub fn spawn(overrides: &str) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config_text(dir.path(), overrides)).unwrap();
+        let mut s = TestServer {
+            base: String::new(),
+            dir,
+            config_path,
+            child: None,
+            stdout_lines: vec![],
+            runtime_task: None,
+            relay: None,
+            client: reqwest::Client::new(),
+        };
+        s.start_process();
+        s
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// (Re)starts the child process on a fresh port with the same config and data dir.
+    pub fn start_process(&mut self) {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+            .arg("serve")
+            .arg("--config")
+            .arg(&self.config_path)
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(self.data_dir())
+            .env("RUST_LOG", "warn")
+            .env_remove("RELAY_API_TOKEN")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start alert-relay");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        self.stdout_lines.clear();
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    self.stdout_lines.push(line.clone());
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        self.base = addr.trim().to_string();
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "relay did not print 'listening on': {:?}",
+                        self.stdout_lines
+                    );
+                }
+            }
+        }
+        // Keep draining stdout so the child never blocks on a full pipe.
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.child = Some(child);
+    }
+
+    /// Starts the relay in this process, with a fixed clock for signature timestamps.
+    pub async fn in_process(overrides: &str, now_unix: Option<i64>) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config_text(dir.path(), overrides)).unwrap();
+        let mut cfg = Config::load(Some(&config_path)).unwrap();
+        cfg.server.data_dir = dir.path().join("data");
+        let (relay, _notes) = Relay::build(&cfg).unwrap();
+        let relay = match now_unix {
+            Some(t) => relay.with_clock(move || t),
+            None => relay,
+        };
+        relay.recover().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let r = relay.clone();
+        let task = tokio::spawn(async move {
+            alert_relay::web::serve(r, listener, std::future::pending()).await;
+        });
+        TestServer {
+            base,
+            dir,
+            config_path,
+            child: None,
+            stdout_lines: vec![],
+            runtime_task: Some(task),
+            relay: Some(relay),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// SIGKILL: no shutdown code runs.
+    pub fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM and wait for exit; returns the exit status.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        let mut c = self.child.take().expect("process server");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(c.id().to_string())
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(st) = c.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                panic!("relay did not exit after SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn restart(&mut self) {
+        self.kill();
+        self.start_process();
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{}", self.base, path)
+    }
+
+    /// POST a TradingView-style alert (token in the body) to /hooks/tradingview.
+    pub async fn post_hook(
+        &self,
+        source: &str,
+        body: &str,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut rb = self
+            .client
+            .post(self.url(&format!("/hooks/{source}")))
+            .header("content-type", "text/plain")
+            .body(body.to_string());
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v, headers)
+    }
+
+    pub async fn api_get(&self, path: &str) -> (u16, Value) {
+        let resp = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(API_TOKEN)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = self
+            .client
+            .post(self.url(path))
+            .bearer_auth(API_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Polls GET /api/alerts/{id} until its status is final.
+    pub async fn wait_final(&self, id: &str) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let (st, rec) = self.api_get(&format!("/api/alerts/{id}")).await;
+            assert_eq!(st, 200, "{rec}");
+            let s = rec["status"].as_str().unwrap_or("");
+            if !matches!(s, "accepted" | "executing") {
+                return rec;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alert {id} never finished: {rec}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    pub async fn orders(&self, account: &str) -> Vec<Value> {
+        let (st, v) = self
+            .api_get(&format!("/v1/api/accounts/{account}/orders"))
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v["orders"].as_array().cloned().unwrap_or_default()
+    }
+
+    pub async fn working_orders(&self, account: &str, instrument: &str) -> Vec<Value> {
+        self.orders(account)
+            .await
+            .into_iter()
+            .filter(|o| o["instrument"] == instrument && o["state"] == "Working")
+            .collect()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.kill();
+        if let Some(t) = self.runtime_task.take() {
+            t.abort();
+        }
+    }
+}
+
+/// A TradingView strategy alert as the README tells users to configure it.
+pub fn tv_alert(ticker: &str, timenow: &str, position: &str, size: i64, price: f64) -> Value {
+    json!({
+        "secret": TV_SECRET,
+        "ticker": ticker,
+        "timenow": timenow,
+        "close": price,
+        "strategy": {
+            "action": if position == "short" { "sell" } else { "buy" },
+            "contracts": size,
+            "price": price,
+            "id": "L1",
+            "market_position": position,
+            "market_position_size": size,
+        }
+    })
+}
