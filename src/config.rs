@@ -26,6 +26,8 @@ pub struct Config {
     #[serde(default)]
     pub limits: LimitsConfig,
     #[serde(default)]
+    pub execution: ExecutionConfig,
+    #[serde(default)]
     pub paper: PaperConfig,
     #[serde(default)]
     pub instruments: BTreeMap<String, InstrumentSpec>,
@@ -78,6 +80,30 @@ impl Default for JournalConfig {
         JournalConfig {
             idempotency_window_secs: 24 * 3600,
             prune_interval_secs: 300,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutionConfig {
+    /// An alert older than this is not (re)tried: retries stop, and after a restart a not-yet-executed
+    /// alert becomes `expired` instead of running.
+    pub max_age_secs: u64,
+    /// First retry delay after a retryable failure; doubles up to `retry_backoff_max_ms`.
+    pub retry_backoff_ms: u64,
+    pub retry_backoff_max_ms: u64,
+    /// Start with the kill switch on: alerts are authenticated and recorded as rejected, nothing executes.
+    pub kill_switch: bool,
+}
+
+impl Default for ExecutionConfig {
+    fn default() -> Self {
+        ExecutionConfig {
+            max_age_secs: 30,
+            retry_backoff_ms: 250,
+            retry_backoff_max_ms: 5_000,
+            kill_switch: false,
         }
     }
 }

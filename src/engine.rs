@@ -2,23 +2,26 @@
 //! limit, recording every step durably. The sequencer decides *when*; this decides *how*.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use crate::domain::BracketRequest;
+use crate::domain::{BracketRequest, OcoId};
 use crate::executor::{ExecError, Executor};
 use crate::journal::{now_ms, Journal};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
-use crate::record::{AlertRecord, Execution, Status};
+use crate::record::{AlertRecord, Attempt, Execution, Status};
 use crate::sequencer::{LaneKey, Sequenced, Worker};
 
 /// One request of one alert, waiting for its turn in its lane.
 pub struct ExecJob {
     pub alert_id: String,
+    /// When the alert was received (wall clock): the age limit counts from here.
+    pub received_at_ms: u64,
     pub index: usize,
     pub request: BracketRequest,
     /// Synchronous API calls are not superseded: their caller waits for this very call.
@@ -74,8 +77,21 @@ impl Waiters {
     }
 }
 
+/// How long and how often to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    pub max_age: Duration,
+    pub backoff: Duration,
+    pub backoff_max: Duration,
+}
+
 pub struct Engine {
     pub journal: Arc<Journal>,
+    pub policy: RetryPolicy,
+    /// While on, nothing executes: waiting executions are rejected with reason "kill switch".
+    pub kill_switch: Arc<AtomicBool>,
+    /// Executions whose outcome is unknown (they turn `/healthz` degraded).
+    pub unknown: Arc<AtomicUsize>,
     pub executors: HashMap<String, Arc<dyn Executor>>,
     pub outbound: OutboundLimit,
     pub waiters: Waiters,
@@ -144,43 +160,96 @@ impl Worker<ExecJob> for Engine {
                 .await;
             return Self::finish(job, exec);
         };
-
-        let waited = self.outbound.acquire().await;
-        let waited_us = match waited {
-            Ok(w) | Err(w) => w.as_micros() as u64,
-        };
-        self.metrics.limiter_wait(waited_us);
-        if waited.is_err() {
-            let (ps, burst, max) = (
-                self.outbound.per_second,
-                self.outbound.burst,
-                self.outbound.max_wait(),
-            );
-            tracing::warn!(alert_id = %id, "execution rejected: outbound rate limit");
-            let exec = self
-                .record(&id, index, |e| {
-                    e.status = Status::Rejected;
-                    e.limiter_wait_us = Some(waited_us);
-                    e.error = Some(format!(
-                        "rate limited: waited {:.1}s for the outbound execution budget ({ps}/s, burst {burst}); raise limits.outbound or send fewer alerts",
-                        max.as_secs_f64()
-                    ));
-                })
-                .await;
-            return Self::finish(job, exec);
+        // One OCO id for every attempt: a retry after an unknown outcome then replaces the same bracket.
+        let mut request = job.request.clone();
+        if request.oco_id.is_none() {
+            request.oco_id = Some(OcoId::generate());
         }
-
-        // Durable *before* sending: after a crash, `executing` means "may have reached the broker".
+        let deadline_ms = job.received_at_ms + self.policy.max_age.as_millis() as u64;
+        let mut backoff = self.policy.backoff;
+        let mut total_wait_us = 0u64;
         let name = executor.name().to_string();
-        self.record(&id, index, |e| {
-            e.status = Status::Executing;
-            e.executor = Some(name.clone());
-            e.started_at_ms = Some(now_ms());
-            e.limiter_wait_us = Some(waited_us);
-        })
-        .await;
-        tracing::info!(alert_id = %id, account = %job.request.account, instrument = %job.request.instrument, executor = %name, "executing CancelAndBracket");
-        let result = executor.cancel_and_bracket(&job.request).await;
+        let result = loop {
+            if self.kill_switch.load(Ordering::SeqCst) {
+                let exec = self
+                    .record(&id, index, |e| {
+                        e.status = Status::Rejected;
+                        e.error = Some("kill switch".into());
+                    })
+                    .await;
+                return Self::finish(job, exec);
+            }
+            let waited = self.outbound.acquire().await;
+            let waited_us = match waited {
+                Ok(w) | Err(w) => w.as_micros() as u64,
+            };
+            total_wait_us += waited_us;
+            self.metrics.limiter_wait(waited_us);
+            if waited.is_err() {
+                let (ps, burst, max) = (
+                    self.outbound.per_second,
+                    self.outbound.burst,
+                    self.outbound.max_wait(),
+                );
+                tracing::warn!(alert_id = %id, "execution rejected: outbound rate limit");
+                let exec = self
+                    .record(&id, index, |e| {
+                        e.status = Status::Rejected;
+                        e.limiter_wait_us = Some(total_wait_us);
+                        e.error = Some(format!(
+                            "rate limited: waited {:.1}s for the outbound execution budget ({ps}/s, burst {burst}); raise limits.outbound or send fewer alerts",
+                            max.as_secs_f64()
+                        ));
+                    })
+                    .await;
+                return Self::finish(job, exec);
+            }
+
+            // Durable *before* sending: after a crash, `executing` means "may have reached the broker".
+            let req = request.clone();
+            self.record(&id, index, |e| {
+                e.status = Status::Executing;
+                e.executor = Some(name.clone());
+                e.started_at_ms.get_or_insert_with(now_ms);
+                e.limiter_wait_us = Some(total_wait_us);
+                e.request = req.clone();
+            })
+            .await;
+            tracing::info!(alert_id = %id, account = %request.account, instrument = %request.instrument, executor = %name, "executing CancelAndBracket");
+            let started = Instant::now();
+            let result = executor.cancel_and_bracket(&request).await;
+            let attempt = Attempt {
+                at_ms: now_ms(),
+                transport: name.clone(),
+                status: match &result {
+                    Ok(_) => "ok".into(),
+                    Err(e) => e.kind().into(),
+                },
+                error: result.as_ref().err().map(|e| e.to_string()),
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            let retry_in = match &result {
+                Err(e) if e.retryable() => match e {
+                    ExecError::Throttled {
+                        retry_after: Some(after),
+                    } => Some(*after),
+                    _ => Some(backoff),
+                },
+                _ => None,
+            };
+            let retry_in = retry_in.filter(|d| now_ms() + d.as_millis() as u64 <= deadline_ms);
+            let a = attempt.clone();
+            self.record(&id, index, |e| e.attempts.push(a.clone()))
+                .await;
+            match retry_in {
+                Some(delay) => {
+                    tracing::warn!(alert_id = %id, error = ?result.as_ref().err(), retry_in_ms = delay.as_millis() as u64, "retrying");
+                    tokio::time::sleep(delay).await;
+                    backoff = (backoff * 2).min(self.policy.backoff_max);
+                }
+                None => break result,
+            }
+        };
         let exec = self
             .record(&id, index, |e| {
                 e.finished_at_ms = Some(now_ms());
@@ -192,7 +261,10 @@ impl Worker<ExecJob> for Engine {
                     }
                     Err(ExecError::Unknown(msg)) => {
                         e.status = Status::Unknown;
-                        e.error = Some(format!("outcome unknown: {msg}"));
+                        e.error = Some(format!(
+                            "outcome unknown: {msg}; not retried past the {}s age limit: check the account",
+                            self.policy.max_age.as_secs()
+                        ));
                     }
                     Err(err) => {
                         e.status = Status::Failed;
@@ -203,6 +275,13 @@ impl Worker<ExecJob> for Engine {
             .await;
         match &result {
             Ok(_) => tracing::info!(alert_id = %id, "executed"),
+            Err(ExecError::Unknown(_)) => {
+                self.unknown.fetch_add(1, Ordering::SeqCst);
+                tracing::error!(alert_id = %id, "outcome unknown: check the account and resolve by hand");
+            }
+            Err(ExecError::Unauthorized(_)) => {
+                tracing::error!(alert_id = %id, executor = %name, "the broker refused the token: check the CrossTrade token")
+            }
             Err(e) => tracing::warn!(alert_id = %id, error = %e, "execution did not succeed"),
         }
         self.metrics.execution_done(job.received.elapsed());

@@ -91,6 +91,24 @@ pub struct Execution {
     /// Time spent waiting for the outbound rate limit, in microseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limiter_wait_us: Option<u64>,
+    /// Every attempt made at the broker, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attempts: Vec<Attempt>,
+}
+
+/// One try at the broker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attempt {
+    pub at_ms: u64,
+    /// The executor (transport) used: `paper`, `crosstrade-http`, `crosstrade-websocket`.
+    pub transport: String,
+    /// `ok`, or the error kind (`rejected`, `unauthorized`, `not_connected`, `throttled`, `transient`,
+    /// `unknown`).
+    pub status: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub duration_ms: u64,
 }
 
 impl Execution {
@@ -105,6 +123,7 @@ impl Execution {
             started_at_ms: None,
             finished_at_ms: None,
             limiter_wait_us: None,
+            attempts: Vec::new(),
         }
     }
 }

@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -17,7 +17,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::domain::BracketRequest;
-use crate::engine::{Engine, ExecJob, Waiters};
+use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
 use crate::error::RelayError;
 use crate::executor::Executor;
 use crate::instruments::Instruments;
@@ -35,6 +35,8 @@ use crate::template::{Rendered, Templates};
 pub const MAX_PREFER_WAIT_SECS: u64 = 30;
 /// Failed authentications per minute per address before answers turn into 429.
 const AUTH_FAILURES_PER_MINUTE: u32 = 30;
+/// Journal meta key holding the kill switch state (`on`/`off`), so it survives a restart.
+const KILL_SWITCH_KEY: &str = "kill_switch";
 /// Source name under which CrossTrade-API calls are journaled.
 pub const API_SOURCE: &str = "api";
 
@@ -74,6 +76,8 @@ pub struct Relay {
     auth_failures: AuthFailureLimit,
     api_tokens: Vec<Secret>,
     accepting: AtomicBool,
+    kill_switch: Arc<AtomicBool>,
+    unknown: Arc<AtomicUsize>,
     pub body_limit: usize,
     pub shutdown_grace: Duration,
     prune_interval: Duration,
@@ -123,8 +127,32 @@ impl Relay {
         }
         let metrics = Arc::new(Metrics::default());
         let o = &cfg.limits.outbound;
+        let unknown = Arc::new(AtomicUsize::new(
+            journal
+                .with_status(Status::Unknown)?
+                .iter()
+                .map(|r| {
+                    r.executions
+                        .iter()
+                        .filter(|e| e.status == Status::Unknown)
+                        .count()
+                })
+                .sum(),
+        ));
+        let persisted_kill = journal.meta_get(KILL_SWITCH_KEY)?.as_deref() == Some("on");
+        let kill_switch = Arc::new(AtomicBool::new(cfg.execution.kill_switch || persisted_kill));
+        let x = &cfg.execution;
         let engine = Arc::new(Engine {
             journal: journal.clone(),
+            policy: RetryPolicy {
+                max_age: Duration::from_secs(x.max_age_secs),
+                backoff: Duration::from_millis(x.retry_backoff_ms.max(1)),
+                backoff_max: Duration::from_millis(
+                    x.retry_backoff_max_ms.max(x.retry_backoff_ms).max(1),
+                ),
+            },
+            kill_switch: kill_switch.clone(),
+            unknown: unknown.clone(),
             executors,
             outbound: OutboundLimit::new(
                 o.per_second,
@@ -155,7 +183,9 @@ impl Relay {
             body_limit: cfg.server.body_limit_bytes,
             shutdown_grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
             prune_interval: Duration::from_secs(cfg.journal.prune_interval_secs.max(1)),
-            max_age: Duration::from_secs(30),
+            max_age: Duration::from_secs(cfg.execution.max_age_secs),
+            kill_switch,
+            unknown,
             now_unix: Box::new(|| {
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -185,6 +215,20 @@ impl Relay {
 
     pub fn has_executor(&self, account: &str) -> bool {
         self.engine.executors.contains_key(account)
+    }
+
+    pub fn kill_switch_on(&self) -> bool {
+        self.kill_switch.load(Ordering::SeqCst)
+    }
+
+    /// Turns the kill switch on or off, durably (it survives a restart).
+    pub async fn set_kill_switch(&self, enabled: bool) -> Result<(), RelayError> {
+        self.journal
+            .meta_set(KILL_SWITCH_KEY, if enabled { "on" } else { "off" })?;
+        self.journal.sync().await?;
+        self.kill_switch.store(enabled, Ordering::SeqCst);
+        tracing::warn!(enabled, "kill switch changed");
+        Ok(())
     }
 
     /// Is `presented` one of the API bearer tokens?
@@ -325,6 +369,17 @@ impl Relay {
         if let Some(found) = self.journal.find_key(&source.name, &key)? {
             return self.answer_existing(found, &key).await;
         }
+        if self.kill_switch_on() {
+            rec.idempotency_key = None;
+            if !requests.is_empty() {
+                rec.executions = requests.into_iter().map(Execution::new).collect();
+                for e in &mut rec.executions {
+                    e.status = Status::Rejected;
+                    e.error = Some("kill switch".into());
+                }
+            }
+            return Err(self.reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into())));
+        }
         if let Err(limited) = self.inbound.check(&source.name) {
             let e = RelayError::RateLimited {
                 message: format!(
@@ -397,7 +452,11 @@ impl Relay {
     /// Records an authenticated alert that will not execute, and returns the error to answer.
     fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
         rec.status = Status::Rejected;
-        rec.reason = Some(e.to_string());
+        rec.reason = Some(if e.to_string() == KILL_SWITCH_MESSAGE {
+            "kill switch".to_string()
+        } else {
+            e.to_string()
+        });
         // Rejections claim no idempotency key: a corrected retry must go through.
         rec.idempotency_key = None;
         if let Err(je) = self.journal.insert(&rec) {
@@ -441,6 +500,7 @@ impl Relay {
             }
             self.sequencer.submit(ExecJob {
                 alert_id: rec.id.clone(),
+                received_at_ms: rec.received_at_ms,
                 index,
                 request: e.request.clone(),
                 supersedable,
@@ -477,6 +537,7 @@ impl Relay {
         }
         let body = Value::Object(args.clone());
         let body_sha = sha256_hex(&serde_json::to_vec(&body).unwrap_or_default());
+        let kill = self.kill_switch_on();
         let mut rec = AlertRecord {
             id: self.journal.next_id(),
             source: API_SOURCE.into(),
@@ -497,6 +558,11 @@ impl Relay {
             client_ip: None,
             replay_of: None,
         };
+        if kill {
+            rec.executions[0].status = Status::Rejected;
+            rec.executions[0].error = Some("kill switch".into());
+            return Err(self.reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into())));
+        }
         if let Some(k) = &rec.idempotency_key {
             if let Some(found) = self.journal.find_key(API_SOURCE, k)? {
                 return self.api_existing(found, k).await;
@@ -600,18 +666,20 @@ impl Relay {
     /// `/healthz`: ok, or degraded with the reasons.
     pub fn health(&self) -> Value {
         let mut problems = Vec::new();
-        match self.journal.with_status(Status::Unknown) {
-            Ok(v) if !v.is_empty() => problems.push(format!(
-                "{} alert(s) with unknown outcome: check the broker and see GET /api/alerts?status=unknown",
-                v.len()
-            )),
-            Ok(_) => {}
-            Err(e) => problems.push(format!("journal: {e}")),
+        let unknown = self.unknown.load(Ordering::SeqCst);
+        if unknown > 0 {
+            problems.push(format!(
+                "{unknown} execution(s) with unknown outcome: check the account and see GET /api/alerts?status=unknown"
+            ));
+        }
+        if self.kill_switch_on() {
+            problems.push("kill switch is on: nothing executes".into());
         }
         json!({
             "status": if problems.is_empty() { "ok" } else { "degraded" },
             "problems": problems,
             "records": self.journal.record_count(),
+            "killSwitch": self.kill_switch_on(),
         })
     }
 
@@ -663,6 +731,12 @@ impl Relay {
                     }
                 })?;
                 if let Some(r) = updated {
+                    let newly_unknown = rec
+                        .executions
+                        .iter()
+                        .filter(|e| e.status == Status::Executing)
+                        .count();
+                    self.unknown.fetch_add(newly_unknown, Ordering::SeqCst);
                     match r.status {
                         Status::Unknown => {
                             tracing::warn!(alert_id = %r.id, "outcome unknown after restart");
@@ -913,6 +987,10 @@ fn note_origin(notes: &mut Vec<String>, what: &str, origin: &Origin) {
         Origin::Env(_) | Origin::File(_) => {}
     }
 }
+
+/// What a caller is told while the kill switch is on.
+pub const KILL_SWITCH_MESSAGE: &str =
+    "kill switch is on: the alert was recorded as rejected and nothing executes (POST /api/kill-switch {\"enabled\": false} to resume)";
 
 /// Loopback, for requests whose peer address is unknown (in-process tests).
 pub const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -1,6 +1,7 @@
 //! The HTTP transport (warp): thin filters that extract what a request carries and hand it to the relay.
 //! Nothing here decides anything; every status code comes from [`RelayError::status`].
 
+mod admin;
 mod crosstrade;
 mod hooks;
 mod read;
@@ -26,6 +27,8 @@ pub fn routes(
         .or(read::routes(relay.clone()))
         .unify()
         .or(crosstrade::routes(relay.clone()))
+        .unify()
+        .or(admin::routes(relay.clone()))
         .unify()
         .or(ws::routes(relay))
         .unify()
