@@ -156,8 +156,20 @@ fn serve(
         out.flush()?;
         drop(out);
         relay.spawn_maintenance();
-        crate::web::serve(relay.clone(), listener, shutdown_signal()).await;
-        tracing::info!("stopped accepting; finishing in-flight executions");
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let server = tokio::spawn(crate::web::serve(relay.clone(), listener, async move {
+            let _ = stop_rx.await;
+        }));
+        shutdown_signal().await;
+        tracing::info!("shutdown requested: no new connections; finishing in-flight work");
+        let _ = stop_tx.send(());
+        // Open WebSocket sessions would hold a graceful stop forever: bound it.
+        if tokio::time::timeout(relay.shutdown_grace, server)
+            .await
+            .is_err()
+        {
+            tracing::warn!("connections still open after the grace period; closing them");
+        }
         relay.shutdown().await;
         tracing::info!("journal flushed; bye");
         Ok(())

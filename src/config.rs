@@ -71,8 +71,12 @@ impl Default for ServerConfig {
 pub struct JournalConfig {
     /// How long an idempotency key blocks a repeat delivery.
     pub idempotency_window_secs: u64,
-    /// How often expired idempotency keys are pruned.
+    /// How often expired idempotency keys and old records are pruned.
     pub prune_interval_secs: u64,
+    /// Records older than this are pruned (finished ones only).
+    pub retention_days: u64,
+    /// At most this many records are kept; the oldest finished ones go first.
+    pub max_records: usize,
 }
 
 impl Default for JournalConfig {
@@ -80,6 +84,8 @@ impl Default for JournalConfig {
         JournalConfig {
             idempotency_window_secs: 24 * 3600,
             prune_interval_secs: 300,
+            retention_days: 30,
+            max_records: 1_000_000,
         }
     }
 }
@@ -255,6 +261,12 @@ impl Config {
             return Err(
                 "limits.outbound.per_second and limits.outbound.burst must be at least 1".into(),
             );
+        }
+        if self.journal.retention_days * 86_400 < self.journal.idempotency_window_secs {
+            return Err("journal.retention_days must cover journal.idempotency_window_secs: a repeat delivery must find its original record".into());
+        }
+        if self.journal.max_records < 1000 {
+            return Err("journal.max_records must be at least 1000".into());
         }
         if self.paper.accounts.is_empty() {
             return Err("paper.accounts must name at least one account (e.g. [\"Sim101\"])".into());

@@ -318,6 +318,43 @@ impl Journal {
         Ok(removed)
     }
 
+    /// Removes finished records older than `max_age`, and the oldest finished ones beyond `max_records`.
+    /// Record ids are ULIDs, so age is read from the key without decoding the record.
+    pub fn prune_records(
+        &self,
+        max_age: Duration,
+        max_records: usize,
+    ) -> Result<usize, JournalError> {
+        let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64);
+        let mut excess = self.alerts.len().saturating_sub(max_records);
+        let mut removed = 0;
+        for item in self.alerts.iter() {
+            let (k, v) = item?;
+            let ts = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| ulid::Ulid::from_string(s).ok())
+                .map(|u| u.timestamp_ms())
+                .unwrap_or(0);
+            if ts >= cutoff && excess == 0 {
+                break;
+            }
+            let id = String::from_utf8_lossy(&k).to_string();
+            match decode(&id, &v) {
+                Ok(rec) if !rec.is_final() => continue,
+                _ => {}
+            }
+            if self
+                .alerts
+                .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                .is_ok()
+            {
+                removed += 1;
+                excess = excess.saturating_sub(1);
+            }
+        }
+        Ok(removed)
+    }
+
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, JournalError> {
         Ok(self
             .meta
@@ -442,6 +479,34 @@ mod tests {
         ));
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(j.prune_keys().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn retention_prunes_old_and_excess_finished_records_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let mut ids = vec![];
+        for i in 0..5 {
+            let mut r = rec(&j, Some(&format!("k{i}")), "aa");
+            r.status = if i == 0 {
+                Status::Accepted
+            } else {
+                Status::Executed
+            };
+            ids.push(r.id.clone());
+            j.admit(r).await.unwrap();
+        }
+        // Nothing is old enough and the count is within bounds.
+        assert_eq!(j.prune_records(Duration::from_secs(3600), 10).unwrap(), 0);
+        // Keep at most 2: the oldest finished ones go, the unfinished first record stays.
+        assert_eq!(j.prune_records(Duration::from_secs(3600), 2).unwrap(), 3);
+        assert!(j.get(&ids[0]).unwrap().is_some());
+        assert!(j.get(&ids[1]).unwrap().is_none());
+        assert!(j.get(&ids[4]).unwrap().is_some());
+        // Age: everything finished is older than 0 s.
+        tokio::time::sleep(Duration::from_millis(5)).await;
+        assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);
+        assert_eq!(j.record_count(), 1);
     }
 
     #[tokio::test]

@@ -81,6 +81,8 @@ pub struct Relay {
     pub body_limit: usize,
     pub shutdown_grace: Duration,
     prune_interval: Duration,
+    retention: Duration,
+    max_records: usize,
     max_age: Duration,
     /// Injected clock for signature timestamps (tests use the vectors' old timestamps).
     now_unix: Box<dyn Fn() -> i64 + Send + Sync>,
@@ -183,6 +185,8 @@ impl Relay {
             body_limit: cfg.server.body_limit_bytes,
             shutdown_grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
             prune_interval: Duration::from_secs(cfg.journal.prune_interval_secs.max(1)),
+            retention: Duration::from_secs(cfg.journal.retention_days * 86_400),
+            max_records: cfg.journal.max_records,
             max_age: Duration::from_secs(cfg.execution.max_age_secs),
             kill_switch,
             unknown,
@@ -683,6 +687,31 @@ impl Relay {
         })
     }
 
+    /// `/readyz`: the journal answers and every executor is usable. `Err` lists what is not.
+    pub async fn readiness(&self) -> Result<Value, Value> {
+        let mut problems = Vec::new();
+        if let Err(e) = self.journal.meta_get(KILL_SWITCH_KEY) {
+            problems.push(format!("journal: {e}"));
+        }
+        if !self.accepting.load(Ordering::SeqCst) {
+            problems.push("shutting down".to_string());
+        }
+        let mut seen = std::collections::HashSet::new();
+        for (account, ex) in &self.engine.executors {
+            if !seen.insert(ex.name().to_string() + account) {
+                continue;
+            }
+            if let Err(e) = ex.ready().await {
+                problems.push(format!("account {account} ({}): {e}", ex.name()));
+            }
+        }
+        if problems.is_empty() {
+            Ok(json!({"status": "ready"}))
+        } else {
+            Err(json!({"status": "not ready", "problems": problems}))
+        }
+    }
+
     pub fn metrics_text(&self) -> String {
         let mut extra = String::new();
         extra.push_str("# HELP alert_relay_queue_depth Executions waiting per lane.\n# TYPE alert_relay_queue_depth gauge\n");
@@ -770,6 +799,14 @@ impl Relay {
                     Ok(n) if n > 0 => tracing::info!(pruned = n, "expired idempotency keys pruned"),
                     Ok(_) => {}
                     Err(e) => tracing::error!(error = %e, "pruning idempotency keys failed"),
+                }
+                match relay
+                    .journal
+                    .prune_records(relay.retention, relay.max_records)
+                {
+                    Ok(n) if n > 0 => tracing::info!(pruned = n, "old records pruned"),
+                    Ok(_) => {}
+                    Err(e) => tracing::error!(error = %e, "pruning records failed"),
                 }
                 relay.auth_failures.retain_recent();
             }

@@ -50,6 +50,19 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::get())
         .and(with_relay(relay.clone()))
         .map(|relay: Arc<Relay>| warp::reply::json(&relay.health()).into_response());
+    let ready = warp::path!("readyz")
+        .and(warp::get())
+        .and(with_relay(relay.clone()))
+        .then(|relay: Arc<Relay>| async move {
+            match relay.readiness().await {
+                Ok(v) => warp::reply::json(&v).into_response(),
+                Err(v) => warp::reply::with_status(
+                    warp::reply::json(&v),
+                    warp::http::StatusCode::SERVICE_UNAVAILABLE,
+                )
+                .into_response(),
+            }
+        });
     let metrics = warp::path!("metrics")
         .and(warp::get())
         .and(with_relay(relay))
@@ -61,5 +74,12 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
             )
             .into_response()
         });
-    list.or(one).unify().or(health).unify().or(metrics).unify()
+    list.or(one)
+        .unify()
+        .or(health)
+        .unify()
+        .or(ready)
+        .unify()
+        .or(metrics)
+        .unify()
 }

@@ -1,0 +1,154 @@
+//! CancelAndBracket over HTTP: one `POST {base_url}/v1/api/accounts/{account}/orders/cancel_and_bracket`
+//! per attempt, `Authorization: Bearer <token>`, the request arguments (without `account`) as JSON.
+
+use std::error::Error as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
+use reqwest::{StatusCode, Url};
+use serde_json::Value;
+
+use super::{body_args, error_for_status, error_message, parse_outcome, truncate, Settings};
+use crate::domain::{BracketOutcome, BracketRequest};
+use crate::executor::{ExecError, Executor};
+
+pub struct HttpExecutor {
+    settings: Settings,
+    client: reqwest::Client,
+    /// Set when the last answer was 401/403, cleared by any other answer; read by `ready()`.
+    token_refused: AtomicBool,
+}
+
+impl HttpExecutor {
+    pub(crate) fn new(settings: Settings) -> Result<HttpExecutor, String> {
+        let client = reqwest::Client::builder()
+            .connect_timeout(settings.connect_timeout)
+            .timeout(settings.request_timeout)
+            // A redirected POST would be re-sent as a GET somewhere else; surface it instead.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("alert-relay/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| format!("crosstrade: cannot build the HTTP client: {e}"))?;
+        Ok(HttpExecutor {
+            settings,
+            client,
+            token_refused: AtomicBool::new(false),
+        })
+    }
+
+    fn url(&self, account: &str) -> Result<Url, ExecError> {
+        let mut url = self.settings.base_url.clone();
+        url.path_segments_mut()
+            .map_err(|()| ExecError::Rejected("crosstrade.base_url cannot take a path".into()))?
+            .pop_if_empty()
+            // `push` percent-encodes each segment, `/` included.
+            .extend([
+                "v1",
+                "api",
+                "accounts",
+                account,
+                "orders",
+                "cancel_and_bracket",
+            ]);
+        Ok(url)
+    }
+
+    async fn attempt(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
+        self.settings.check_account(req)?;
+        let url = self.url(&req.account)?;
+        let resp = self
+            .client
+            .post(url)
+            .header(AUTHORIZATION, self.settings.authorization.clone())
+            .json(&body_args(req))
+            .send()
+            .await
+            .map_err(|e| self.send_error(e.without_url()))?;
+
+        let status = resp.status();
+        self.token_refused.store(
+            matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN),
+            Ordering::Relaxed,
+        );
+        let retry_after = resp
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+
+        if status.is_success() {
+            let body = resp.bytes().await.map_err(|e| {
+                ExecError::Unknown(format!(
+                    "HTTP {}: reading the success body failed: {}",
+                    status.as_u16(),
+                    chain(&e.without_url())
+                ))
+            })?;
+            let value: Value = serde_json::from_slice(&body).map_err(|e| {
+                ExecError::Unknown(format!(
+                    "unparsable success body: {e}: {}",
+                    truncate(&String::from_utf8_lossy(&body))
+                ))
+            })?;
+            return parse_outcome(value);
+        }
+        // The status alone decides the kind; a body that cannot be read only loses the message.
+        let body = resp.text().await.unwrap_or_default();
+        Err(error_for_status(
+            status.as_u16(),
+            error_message(status.as_u16(), &body),
+            retry_after,
+        ))
+    }
+
+    /// A request that got no HTTP answer: did it leave?
+    fn send_error(&self, e: reqwest::Error) -> ExecError {
+        if e.is_connect() {
+            // Refused, DNS, TLS handshake or connect timeout: the request never left.
+            ExecError::Transient(format!("cannot connect to CrossTrade: {}", chain(&e)))
+        } else if e.is_builder() {
+            ExecError::Transient(format!("cannot build the request: {}", chain(&e)))
+        } else if e.is_timeout() {
+            ExecError::Unknown(format!(
+                "timeout: no answer within {} ms",
+                self.settings.request_timeout.as_millis()
+            ))
+        } else {
+            ExecError::Unknown(format!("connection lost after sending: {}", chain(&e)))
+        }
+    }
+}
+
+/// An error and its causes, `: `-separated (reqwest's own message hides the cause).
+fn chain(e: &reqwest::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+#[async_trait]
+impl Executor for HttpExecutor {
+    fn name(&self) -> &str {
+        "crosstrade-http"
+    }
+
+    async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
+        self.attempt(req).await
+    }
+
+    async fn ready(&self) -> Result<(), String> {
+        if self.token_refused.load(Ordering::Relaxed) {
+            Err("CrossTrade refused the token (HTTP 401/403 on the last attempt); check crosstrade.token".into())
+        } else {
+            Ok(())
+        }
+    }
+}
