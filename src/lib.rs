@@ -14,7 +14,7 @@
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account.
-//! - [`relay`]: the pipeline that ties it together; [`api`]: the CrossTrade-compatible operations by name.
+//! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
 //!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
 #![forbid(unsafe_code)]
@@ -36,6 +36,7 @@ pub mod netguard;
 pub mod paper;
 pub mod record;
 pub mod relay;
+pub mod replay;
 pub mod secret;
 pub mod sequencer;
 pub mod source;

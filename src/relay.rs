@@ -490,6 +490,15 @@ impl Relay {
         }
     }
 
+    pub(crate) fn register_waiter(&self, id: &str) -> tokio::sync::oneshot::Receiver<AlertRecord> {
+        self.engine.waiters.register(id)
+    }
+
+    /// Queues a replayed record: every request runs (a replay is not superseded by the next replay).
+    pub(crate) fn submit_replay(&self, rec: &AlertRecord, received: Instant) {
+        self.submit(rec, false, received, None);
+    }
+
     /// Queues every execution of a durable record in its lane.
     fn submit(
         &self,

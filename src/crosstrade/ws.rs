@@ -232,7 +232,7 @@ impl Executor for WsExecutor {
 }
 
 /// `{"id","data"}` → the outcome; `{"id","error","status"}` → by status, as over HTTP (no status: rejected).
-fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecError> {
+pub(super) fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecError> {
     if let Some(err) = frame.get("error").filter(|v| !v.is_null()) {
         let message = match err {
             Value::String(s) => s.clone(),
@@ -260,7 +260,7 @@ fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecError> {
 }
 
 /// `http(s)://host/prefix` → `ws(s)://host/prefix/ws/stream`.
-fn ws_url(base: &Url) -> Result<Url, String> {
+pub(super) fn ws_url(base: &Url) -> Result<Url, String> {
     let mut url = base.clone();
     let scheme = if base.scheme() == "https" { "wss" } else { "ws" };
     url.set_scheme(scheme)

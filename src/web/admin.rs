@@ -1,6 +1,7 @@
-//! Operator controls: `GET`/`POST /api/kill-switch` (Bearer).
+//! Operator controls (Bearer): `GET`/`POST /api/kill-switch`, `POST /api/alerts/{id}/replay`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde_json::{json, Value};
 use warp::reply::Response;
@@ -8,7 +9,8 @@ use warp::{Filter, Rejection};
 
 use super::{bearer_ok, read_body, respond, unauthorized, with_relay};
 use crate::error::RelayError;
-use crate::relay::{Relay, Reply};
+use crate::relay::{record_reply, Relay, Reply};
+use crate::replay::{ReplayOptions, ReplayTarget};
 
 pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let auth = warp::header::optional::<String>("authorization");
@@ -26,7 +28,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::post())
         .and(auth)
         .and(warp::body::stream())
-        .and(with_relay(relay))
+        .and(with_relay(relay.clone()))
         .then(
             |authz: Option<String>, body, relay: Arc<Relay>| async move {
                 if !bearer_ok(&relay, authz.as_deref(), None) {
@@ -49,7 +51,55 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 respond(result)
             },
         );
-    get.or(set).unify()
+    let replay = warp::path!("api" / "alerts" / String / "replay")
+        .and(warp::post())
+        .and(auth)
+        .and(warp::body::stream())
+        .and(with_relay(relay))
+        .then(
+            |id: String, authz: Option<String>, body, relay: Arc<Relay>| async move {
+                if !bearer_ok(&relay, authz.as_deref(), None) {
+                    return respond(Err(unauthorized()));
+                }
+                let result = async {
+                    let raw = read_body(body, 16 * 1024).await?;
+                    let v: Value = if raw.iter().all(u8::is_ascii_whitespace) {
+                        json!({})
+                    } else {
+                        serde_json::from_slice(&raw).map_err(|e| {
+                            RelayError::BadRequest(format!("body is not valid JSON: {e}"))
+                        })?
+                    };
+                    let to: ReplayTarget = match v.get("to") {
+                        None => ReplayTarget::DryRun,
+                        Some(t) => serde_json::from_value(t.clone()).map_err(|_| {
+                            RelayError::BadRequest(
+                                "to: must be \"dry-run\", \"paper\" or \"live\"".into(),
+                            )
+                        })?,
+                    };
+                    let opts: ReplayOptions = serde_json::from_value(v.clone()).map_err(|e| {
+                        RelayError::BadRequest(format!("template/account must be strings: {e}"))
+                    })?;
+                    let (rec, plan) = relay
+                        .replay(&id, to, &opts, Duration::from_secs(10))
+                        .await?;
+                    let status = if rec.is_final() { 200 } else { 202 };
+                    Ok(Reply {
+                        status,
+                        body: json!({
+                            "alert": record_reply(&rec),
+                            "plan": plan,
+                            "changed": plan.changed(),
+                        }),
+                        headers: vec![],
+                    })
+                }
+                .await;
+                respond(result)
+            },
+        );
+    get.or(set).unify().or(replay).unify()
 }
 
 fn state(relay: &Relay) -> Reply {

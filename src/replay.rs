@@ -1,0 +1,206 @@
+//! Replaying stored alerts: render a record's stored body again through the current templates (a *plan*,
+//! side-effect free, for dry runs), and execute that plan as a new record that points to the original
+//! (`replayOf`). The original's idempotency key does not block a replay, and a replay of a replay is
+//! traceable through the chain of `replayOf`.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::BracketRequest;
+use crate::error::RelayError;
+use crate::instruments::Instruments;
+use crate::journal::{now_ms, Admission};
+use crate::record::{AlertRecord, Execution, Status, Timings};
+use crate::relay::{sha256_hex, Relay, API_SOURCE};
+use crate::template::{Rendered, Templates};
+
+/// Where a replay executes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReplayTarget {
+    /// Print only.
+    DryRun,
+    /// Execute on the embedded paper account, whatever the original account's executor.
+    Paper,
+    /// Execute on the accounts as configured (live accounts trade for real).
+    Live,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct ReplayOptions {
+    /// Another template to try instead of the one the record used.
+    pub template: Option<String>,
+    /// Send every request to this account instead.
+    pub account: Option<String>,
+}
+
+/// What a record renders to now.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Plan {
+    pub original_id: String,
+    pub template: Option<String>,
+    /// The requests the original produced (from its executions).
+    pub original: Vec<BracketRequest>,
+    /// The requests it produces now; empty when skipped or failed.
+    pub now: Vec<BracketRequest>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+impl Plan {
+    /// Did the request change (ignoring the generated OCO id)?
+    pub fn changed(&self) -> bool {
+        let strip = |v: &[BracketRequest]| {
+            v.iter()
+                .map(|r| {
+                    let mut r = r.clone();
+                    r.oco_id = None;
+                    r
+                })
+                .collect::<Vec<_>>()
+        };
+        strip(&self.original) != strip(&self.now)
+    }
+}
+
+/// Renders `rec` again. `paper_accounts` and `to` decide where a replay to paper lands.
+pub fn plan(
+    templates: &Templates,
+    instruments: &Instruments,
+    rec: &AlertRecord,
+    opts: &ReplayOptions,
+) -> Plan {
+    let original: Vec<BracketRequest> = rec.executions.iter().map(|e| e.request.clone()).collect();
+    let template = opts.template.clone().or_else(|| rec.template.clone());
+    let mut p = Plan {
+        original_id: rec.id.clone(),
+        template: template.clone(),
+        original,
+        now: Vec::new(),
+        skipped: None,
+        error: None,
+    };
+    let fields: Map<String, Value> = match &rec.body {
+        Value::Object(m) => m.clone(),
+        other => {
+            let mut m = Map::new();
+            m.insert("text".into(), other.clone());
+            m
+        }
+    };
+    let rendered = match &template {
+        Some(t) => templates
+            .render(t, &fields, &rec.source)
+            .map_err(|e| e.to_string()),
+        None if rec.source == API_SOURCE => BracketRequest::from_args(&fields, None, instruments)
+            .map(|r| Rendered::Requests {
+                key: None,
+                requests: vec![r],
+            })
+            .map_err(|e| e.to_string()),
+        None => Err("the record names no template; pass one".to_string()),
+    };
+    match rendered {
+        Ok(Rendered::Skipped { reason, .. }) => p.skipped = Some(reason),
+        Ok(Rendered::Requests { requests, .. }) => {
+            p.now = requests
+                .into_iter()
+                .map(|mut r| {
+                    if let Some(a) = &opts.account {
+                        r.account = a.clone();
+                    }
+                    r
+                })
+                .collect()
+        }
+        Err(e) => p.error = Some(e),
+    }
+    p
+}
+
+impl Relay {
+    /// Replays record `id`: a new record with `replayOf` = `id`, executed to `to`, waited for up to `wait`.
+    pub async fn replay(
+        self: &Arc<Self>,
+        id: &str,
+        to: ReplayTarget,
+        opts: &ReplayOptions,
+        wait: Duration,
+    ) -> Result<(AlertRecord, Plan), RelayError> {
+        let original = self.get_alert(id)?;
+        let mut plan = plan(&self.templates, &self.instruments, &original, opts);
+        if to == ReplayTarget::DryRun {
+            let rec = original.clone();
+            return Ok((rec, plan));
+        }
+        if let Some(e) = &plan.error {
+            return Err(RelayError::Unprocessable(format!(
+                "alert {id} cannot be replayed: {e}"
+            )));
+        }
+        if to == ReplayTarget::Paper {
+            let default_paper = self.paper.accounts().first().cloned().unwrap_or_default();
+            for r in &mut plan.now {
+                if !self.paper.has_account(&r.account) {
+                    r.account = default_paper.clone();
+                }
+            }
+        }
+        if let Some(bad) = plan.now.iter().find(|r| !self.has_executor(&r.account)) {
+            return Err(RelayError::Unprocessable(format!(
+                "account '{}' is not configured",
+                bad.account
+            )));
+        }
+        if self.kill_switch_on() {
+            return Err(RelayError::Unavailable(
+                crate::relay::KILL_SWITCH_MESSAGE.into(),
+            ));
+        }
+        let received = Instant::now();
+        let mut rec = AlertRecord {
+            id: self.journal.next_id(),
+            source: original.source.clone(),
+            received_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
+            received_at_ms: now_ms(),
+            idempotency_key: None,
+            key_origin: None,
+            body_sha256: sha256_hex(&serde_json::to_vec(&original.body).unwrap_or_default()),
+            format: original.format.clone(),
+            body: original.body.clone(),
+            template: plan.template.clone(),
+            status: Status::Accepted,
+            reason: None,
+            executions: plan.now.iter().cloned().map(Execution::new).collect(),
+            timings: Timings::default(),
+            client_ip: None,
+            replay_of: Some(original.id.clone()),
+        };
+        if let Some(reason) = &plan.skipped {
+            rec.status = Status::Skipped;
+            rec.reason = Some(reason.clone());
+        }
+        let rec = match self.journal.admit(rec).await? {
+            Admission::New(r) => r,
+            _ => return Err(RelayError::Internal("replay record collided".into())),
+        };
+        self.journal.sync().await?;
+        if rec.status == Status::Skipped {
+            return Ok((rec, plan));
+        }
+        let rx = self.register_waiter(&rec.id);
+        self.submit_replay(&rec, received);
+        let done = match tokio::time::timeout(wait, rx).await {
+            Ok(Ok(done)) => done,
+            _ => self.get_alert(&rec.id)?,
+        };
+        Ok((done, plan))
+    }
+}
