@@ -129,13 +129,19 @@ impl Journal {
         Ok(())
     }
 
-    /// Looks up a live claim on `key` for `source`, without taking it.
-    pub fn find_key(&self, source: &str, key: &str) -> Result<Option<Admission>, JournalError> {
+    /// Looks up a live claim on `key` for `source`, without taking it: the original record, or a conflict
+    /// when the claim was made with another body.
+    pub fn find_key(
+        &self,
+        source: &str,
+        key: &str,
+        body_sha: &str,
+    ) -> Result<Option<Admission>, JournalError> {
         let k = claim_key(source, key);
         let Some(raw) = self.idem.get(&k)? else {
             return Ok(None);
         };
-        self.resolve_claim(&raw, None)
+        self.resolve_claim(&raw, Some(body_sha))
     }
 
     /// Claims `rec.idempotency_key` (if any) and stores `rec`; or reports the record already holding the key.

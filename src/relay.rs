@@ -282,7 +282,7 @@ impl Relay {
             &inb.body,
             (self.now_unix)(),
         );
-        let mut auth = match auth {
+        let auth = match auth {
             Ok(a) => a,
             Err(e @ RelayError::Unauthorized(_)) => {
                 if let Some(wait) = self.auth_failures.failed(ip) {
@@ -296,11 +296,21 @@ impl Relay {
             Err(e) => return Err(e),
         };
         // Authenticated from here on: everything gets a record.
-        let stored_body = auth.body.to_stored();
+        let (stored_body, format, parse_error) = match &auth.body {
+            Ok(b) => (
+                b.to_stored(),
+                serde_json::to_value(b.format)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_string)),
+                None,
+            ),
+            Err(u) => (
+                json!({ "unparsable": u.preview }),
+                None,
+                Some(u.error.clone()),
+            ),
+        };
         let body_sha = sha256_hex(&serde_json::to_vec(&stored_body).unwrap_or_default());
-        let format = serde_json::to_value(auth.body.format)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string));
         let mut rec = AlertRecord {
             id: self.journal.next_id(),
             source: source.name.clone(),
@@ -319,23 +329,27 @@ impl Relay {
             client_ip: Some(ip.to_string()),
             replay_of: None,
         };
+        let mut body = match auth.body {
+            Ok(b) => b,
+            Err(_) => {
+                let e =
+                    parse_error.unwrap_or_else(|| RelayError::BadRequest("unparsable body".into()));
+                return Err(self.reject(rec, e).await);
+            }
+        };
 
-        let template = match source.pick_template(&auth.body) {
+        let template = match source.pick_template(&body) {
             Ok(t) => t,
-            Err(e) => return Err(self.reject(rec, e)),
+            Err(e) => return Err(self.reject(rec, e).await),
         };
         rec.template = Some(template.clone());
         let rendered = self
             .templates
-            .render(
-                &template,
-                &std::mem::take(&mut auth.body.fields),
-                &source.name,
-            )
+            .render(&template, &std::mem::take(&mut body.fields), &source.name)
             .map_err(|e| RelayError::Unprocessable(e.to_string()));
         let rendered = match rendered {
             Ok(r) => r,
-            Err(e) => return Err(self.reject(rec, e)),
+            Err(e) => return Err(self.reject(rec, e).await),
         };
         let (template_key, requests, skip_reason) = match rendered {
             Rendered::Skipped { reason, key } => (key, Vec::new(), Some(reason)),
@@ -347,7 +361,7 @@ impl Relay {
                 bad.account,
                 self.account_names().join(", ")
             ));
-            return Err(self.reject(rec, e));
+            return Err(self.reject(rec, e).await);
         }
 
         let (key, origin) = if let Some(id) = auth.webhook_id.filter(|s| !s.is_empty()) {
@@ -364,13 +378,13 @@ impl Relay {
                 "idempotency key is {} bytes; at most 512 are accepted",
                 key.len()
             ));
-            return Err(self.reject(rec, e));
+            return Err(self.reject(rec, e).await);
         }
         rec.idempotency_key = Some(key.clone());
         rec.key_origin = Some(origin);
 
         // A repeat costs no rate-limit budget.
-        if let Some(found) = self.journal.find_key(&source.name, &key)? {
+        if let Some(found) = self.journal.find_key(&source.name, &key, &body_sha)? {
             return self.answer_existing(found, &key).await;
         }
         if self.kill_switch_on() {
@@ -382,9 +396,16 @@ impl Relay {
                     e.error = Some("kill switch".into());
                 }
             }
-            return Err(self.reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into())));
+            return Err(self
+                .reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into()))
+                .await);
         }
         if let Err(limited) = self.inbound.check(&source.name) {
+            // A duplicate that raced past the first look-up while its original was being claimed is still
+            // a duplicate, not a rate-limit victim.
+            if let Some(found) = self.journal.find_key(&source.name, &key, &body_sha)? {
+                return self.answer_existing(found, &key).await;
+            }
             let e = RelayError::RateLimited {
                 message: format!(
                     "rate limited: source '{}' accepts {}/s (burst {}); retry after {}s",
@@ -396,7 +417,7 @@ impl Relay {
                 retry_after_secs: limited.retry_after_secs(),
             };
             rec.idempotency_key = None;
-            return Err(self.reject(rec, e));
+            return Err(self.reject(rec, e).await);
         }
 
         match skip_reason {
@@ -454,7 +475,7 @@ impl Relay {
     }
 
     /// Records an authenticated alert that will not execute, and returns the error to answer.
-    fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
+    async fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
         rec.status = Status::Rejected;
         rec.reason = Some(if e.to_string() == KILL_SWITCH_MESSAGE {
             "kill switch".to_string()
@@ -463,8 +484,11 @@ impl Relay {
         });
         // Rejections claim no idempotency key: a corrected retry must go through.
         rec.idempotency_key = None;
+        // Durable before the answer, like every other record.
         if let Err(je) = self.journal.insert(&rec) {
             tracing::error!(error = %je, "cannot record a rejected alert");
+        } else if let Err(je) = self.journal.sync().await {
+            tracing::error!(error = %je, "cannot make a rejected alert durable");
         } else {
             self.metrics.alert_status(&rec.source, "rejected");
             tracing::info!(alert_id = %rec.id, source = %rec.source, reason = %e, "alert rejected");
@@ -574,10 +598,12 @@ impl Relay {
         if kill {
             rec.executions[0].status = Status::Rejected;
             rec.executions[0].error = Some("kill switch".into());
-            return Err(self.reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into())));
+            return Err(self
+                .reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into()))
+                .await);
         }
         if let Some(k) = &rec.idempotency_key {
-            if let Some(found) = self.journal.find_key(API_SOURCE, k)? {
+            if let Some(found) = self.journal.find_key(API_SOURCE, k, &rec.body_sha256)? {
                 return self.api_existing(found, k).await;
             }
         }
@@ -676,8 +702,8 @@ impl Relay {
         Ok(self.journal.list(&f)?)
     }
 
-    /// `/healthz`: ok, or degraded with the reasons.
-    pub fn health(&self) -> Value {
+    /// `/healthz`: ok, or degraded with the reasons (unknown outcomes, kill switch, a refused token).
+    pub async fn health(&self) -> Value {
         let mut problems = Vec::new();
         let unknown = self.unknown.load(Ordering::SeqCst);
         if unknown > 0 {
@@ -688,12 +714,34 @@ impl Relay {
         if self.kill_switch_on() {
             problems.push("kill switch is on: nothing executes".into());
         }
+        problems.extend(self.executor_problems().await);
         json!({
             "status": if problems.is_empty() { "ok" } else { "degraded" },
             "problems": problems,
             "records": self.journal.record_count(),
             "killSwitch": self.kill_switch_on(),
         })
+    }
+
+    /// What each distinct executor says about itself.
+    async fn executor_problems(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let mut seen: Vec<usize> = Vec::new();
+        let mut accounts: Vec<(&String, &Arc<dyn Executor>)> =
+            self.engine.executors.iter().collect();
+        accounts.sort_by(|a, b| a.0.cmp(b.0));
+        for (account, ex) in accounts {
+            // One executor may serve many accounts: ask it once.
+            let ptr = Arc::as_ptr(ex) as *const () as usize;
+            if seen.contains(&ptr) {
+                continue;
+            }
+            seen.push(ptr);
+            if let Err(e) = ex.ready().await {
+                problems.push(format!("{} (account {account}): {e}", ex.name()));
+            }
+        }
+        problems
     }
 
     /// `/readyz`: the journal answers and every executor is usable. `Err` lists what is not.
@@ -705,15 +753,7 @@ impl Relay {
         if !self.accepting.load(Ordering::SeqCst) {
             problems.push("shutting down".to_string());
         }
-        let mut seen = std::collections::HashSet::new();
-        for (account, ex) in &self.engine.executors {
-            if !seen.insert(ex.name().to_string() + account) {
-                continue;
-            }
-            if let Err(e) = ex.ready().await {
-                problems.push(format!("account {account} ({}): {e}", ex.name()));
-            }
-        }
+        problems.extend(self.executor_problems().await);
         if problems.is_empty() {
             Ok(json!({"status": "ready"}))
         } else {

@@ -30,11 +30,22 @@ pub struct Source {
     pub burst: u32,
 }
 
-/// An authenticated request: its parsed body (secret removed) and the sender's idempotency key, if any.
+/// An authenticated request: its parsed body (secret removed) — or why it could not be parsed, with a
+/// redacted preview of it for the record — and the sender's idempotency key, if any.
 pub struct Authenticated {
-    pub body: AlertBody,
+    pub body: Result<AlertBody, Unparsable>,
     pub webhook_id: Option<String>,
 }
+
+/// An authenticated body that does not parse.
+pub struct Unparsable {
+    pub error: RelayError,
+    /// The start of the body as text, any occurrence of the source's secret replaced by `***`.
+    pub preview: String,
+}
+
+/// How much of an unparsable body the record keeps.
+const PREVIEW_BYTES: usize = 2048;
 
 impl Source {
     /// Resolves the source's secret (`auto` secrets live in `<data_dir>/secrets/<name>.secret`).
@@ -119,10 +130,12 @@ impl Source {
                             self.unauthorized("the token in ?token= is not this source's secret")
                         );
                     }
-                    let mut body = parse(raw)?;
-                    body.take_secret(&self.token_field);
+                    let body = parse(raw).map(|mut b| {
+                        b.take_secret(&self.token_field);
+                        b
+                    });
                     return Ok(Authenticated {
-                        body,
+                        body: body.map_err(|e| self.unparsable(e, raw)),
                         webhook_id: None,
                     });
                 }
@@ -140,7 +153,7 @@ impl Source {
                     )));
                 }
                 Ok(Authenticated {
-                    body,
+                    body: Ok(body),
                     webhook_id: None,
                 })
             }
@@ -155,7 +168,7 @@ impl Source {
                 verify::verify_standard_webhooks(secret, id, ts, sig, raw, now_unix)
                     .map_err(|e| self.verify_failed(e))?;
                 Ok(Authenticated {
-                    body: parse(raw)?,
+                    body: parse(raw).map_err(|e| self.unparsable(e, raw)),
                     webhook_id: Some(id.to_string()),
                 })
             }
@@ -169,11 +182,20 @@ impl Source {
                 verify::verify_hmac_sha256(self.secret.expose().as_bytes(), sig, raw)
                     .map_err(|e| self.verify_failed(e))?;
                 Ok(Authenticated {
-                    body: parse(raw)?,
+                    body: parse(raw).map_err(|e| self.unparsable(e, raw)),
                     webhook_id: None,
                 })
             }
         }
+    }
+
+    fn unparsable(&self, error: RelayError, raw: &[u8]) -> Unparsable {
+        let mut preview = String::from_utf8_lossy(&raw[..raw.len().min(PREVIEW_BYTES)]).to_string();
+        let secret = self.secret.expose();
+        if !secret.is_empty() {
+            preview = preview.replace(secret, "***");
+        }
+        Unparsable { error, preview }
     }
 
     fn verify_failed(&self, e: VerifyError) -> RelayError {

@@ -94,8 +94,11 @@ pub(crate) struct Settings {
 impl Settings {
     fn from_config(cfg: &CrossTradeConfig, token: &Secret) -> Result<Settings, String> {
         // The URL is not echoed back: it could carry credentials.
-        let base_url = Url::parse(cfg.base_url.trim())
-            .map_err(|e| format!("crosstrade.base_url: not a valid URL ({e}); e.g. \"https://app.crosstrade.io\""))?;
+        let base_url = Url::parse(cfg.base_url.trim()).map_err(|e| {
+            format!(
+                "crosstrade.base_url: not a valid URL ({e}); e.g. \"https://app.crosstrade.io\""
+            )
+        })?;
         if !matches!(base_url.scheme(), "http" | "https") {
             return Err(format!(
                 "crosstrade.base_url: scheme must be http or https, got {}",
@@ -127,7 +130,9 @@ impl Settings {
 
         let positive = |key: &str, ms: u64| {
             if ms == 0 {
-                Err(format!("crosstrade.{key}: must be at least 1 (milliseconds)"))
+                Err(format!(
+                    "crosstrade.{key}: must be at least 1 (milliseconds)"
+                ))
             } else {
                 Ok(Duration::from_millis(ms))
             }
@@ -167,7 +172,7 @@ impl Settings {
 
     /// Refuses accounts not listed in `crosstrade.accounts` before anything is sent.
     fn check_account(&self, req: &BracketRequest) -> Result<(), ExecError> {
-        if self.accounts.iter().any(|a| *a == req.account) {
+        if self.accounts.contains(&req.account) {
             Ok(())
         } else {
             Err(ExecError::Rejected(format!(
@@ -246,7 +251,12 @@ fn parse_outcome(body: Value) -> Result<BracketOutcome, ExecError> {
             .iter()
             .find_map(|k| body.get(*k).and_then(Value::as_str))
             .map(str::to_string)
-            .unwrap_or_else(|| format!("CrossTrade answered success: false: {}", truncate(&body.to_string())));
+            .unwrap_or_else(|| {
+                format!(
+                    "CrossTrade answered success: false: {}",
+                    truncate(&body.to_string())
+                )
+            });
         return Err(ExecError::Rejected(reason));
     }
     serde_json::from_value(body)

@@ -147,17 +147,17 @@ async fn http_success_is_parsed_and_the_request_is_right() {
     .await;
     let exec = http_executor(&url);
     assert_eq!(exec.name(), "crosstrade-http");
-    let out = exec
-        .cancel_and_bracket(&request(SLASHED, 2))
-        .await
-        .unwrap();
+    let out = exec.cancel_and_bracket(&request(SLASHED, 2)).await.unwrap();
     assert!(out.success);
     assert_eq!(out.order_ids.len(), 3);
-    assert_eq!(out.placed_order_ids, vec![OrderId("p1".into()), OrderId("p2".into())]);
+    assert_eq!(
+        out.placed_order_ids,
+        vec![OrderId("p1".into()), OrderId("p2".into())]
+    );
     assert_eq!(out.oco_id, Some(OcoId("oco-1".into())));
     assert_eq!(out.quantity, 2);
 
-    let seen = seen.lock().unwrap();
+    let seen = seen.lock().unwrap().clone();
     assert_eq!(seen.len(), 1);
     assert_eq!(
         seen[0].path,
@@ -244,19 +244,34 @@ async fn http_401_is_unauthorized_and_not_ready_until_an_answer_gets_through() {
     let why = exec.ready().await.unwrap_err();
     assert!(why.contains("CrossTrade refused the token"), "{why}");
     assert!(!why.contains(TOKEN));
-    exec.cancel_and_bracket(&request("Sim101", 1)).await.unwrap();
+    exec.cancel_and_bracket(&request("Sim101", 1))
+        .await
+        .unwrap();
     assert!(exec.ready().await.is_ok());
 }
 
 #[tokio::test]
 async fn http_statuses_map_to_error_kinds() {
-    let cases: Vec<(u16, fn(&ExecError) -> bool)> = vec![
-        (403, |e| matches!(e, ExecError::Unauthorized(m) if m == "nope")),
+    type Check = fn(&ExecError) -> bool;
+    let cases: Vec<(u16, Check)> = vec![
+        (
+            403,
+            |e| matches!(e, ExecError::Unauthorized(m) if m == "nope"),
+        ),
         (408, |e| *e == ExecError::NotConnected),
         (429, |e| *e == ExecError::Throttled { retry_after: None }),
-        (500, |e| matches!(e, ExecError::Unknown(m) if m.contains("500"))),
-        (503, |e| matches!(e, ExecError::Unknown(m) if m.contains("503"))),
-        (404, |e| matches!(e, ExecError::Rejected(m) if m.contains("404"))),
+        (
+            500,
+            |e| matches!(e, ExecError::Unknown(m) if m.contains("500")),
+        ),
+        (
+            503,
+            |e| matches!(e, ExecError::Unknown(m) if m.contains("503")),
+        ),
+        (
+            404,
+            |e| matches!(e, ExecError::Rejected(m) if m.contains("404")),
+        ),
     ];
     for (status, ok) in cases {
         let e = http_answer(status, json!({"error": "nope"}))
@@ -524,7 +539,8 @@ fn error_frames_map_like_http_statuses() {
 
 // ---------------------------------------------------------------- WebSocket
 
-type Script = Arc<dyn Fn(usize, WebSocket) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+type Script =
+    Arc<dyn Fn(usize, WebSocket) -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
 
 fn script<F, Fut>(f: F) -> Script
 where
@@ -589,7 +605,10 @@ fn data_for(frame: &Value) -> Value {
 async fn wait_ready(exec: &Arc<dyn Executor>) {
     let started = Instant::now();
     while exec.ready().await.is_err() {
-        assert!(started.elapsed() < Duration::from_secs(3), "never connected");
+        assert!(
+            started.elapsed() < Duration::from_secs(3),
+            "never connected"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 }
@@ -618,7 +637,7 @@ async fn ws_answers_are_matched_by_id_when_answered_in_reverse_order() {
     assert_eq!((one.quantity, two.quantity), (1, 2));
     assert_eq!(one.order_ids, vec![OrderId("q1".into())]);
 
-    let frames = frames.lock().unwrap();
+    let frames = frames.lock().unwrap().clone();
     assert_ne!(frames[0]["id"], frames[1]["id"]);
     for f in frames.iter() {
         assert_eq!(f["action"], "rpc");

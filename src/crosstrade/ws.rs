@@ -48,7 +48,9 @@ type Answer = Result<Value, String>;
 /// The connection as calls and `ready()` see it.
 #[derive(Debug, Clone, PartialEq)]
 enum Conn {
-    Connecting { last_error: Option<String> },
+    Connecting {
+        last_error: Option<String>,
+    },
     Connected,
     /// The upgrade was answered 401/403; the message is CrossTrade's.
     Refused(String),
@@ -186,8 +188,9 @@ impl Executor for WsExecutor {
             self.id_prefix,
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
-        let frame = json!({"action": "rpc", "id": id, "api": "CancelAndBracket", "args": req.to_args()})
-            .to_string();
+        let frame =
+            json!({"action": "rpc", "id": id, "api": "CancelAndBracket", "args": req.to_args()})
+                .to_string();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (sent_tx, mut sent_rx) = oneshot::channel();
         let (answer_tx, answer_rx) = oneshot::channel();
@@ -262,7 +265,11 @@ pub(super) fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecEr
 /// `http(s)://host/prefix` → `ws(s)://host/prefix/ws/stream`.
 pub(super) fn ws_url(base: &Url) -> Result<Url, String> {
     let mut url = base.clone();
-    let scheme = if base.scheme() == "https" { "wss" } else { "ws" };
+    let scheme = if base.scheme() == "https" {
+        "wss"
+    } else {
+        "ws"
+    };
     url.set_scheme(scheme)
         .map_err(|()| "crosstrade.base_url: cannot derive the websocket URL".to_string())?;
     url.path_segments_mut()
@@ -467,7 +474,10 @@ fn deliver(pending: &mut HashMap<String, oneshot::Sender<Answer>>, text: &str) {
             Some(answer) => {
                 let _ = answer.send(Ok(frame));
             }
-            None => tracing::warn!(id, "CrossTrade answered an id nobody is waiting for (timed out?)"),
+            None => tracing::warn!(
+                id,
+                "CrossTrade answered an id nobody is waiting for (timed out?)"
+            ),
         },
         None if frame.get("action").and_then(Value::as_str) == Some("pong") => {}
         None => tracing::debug!(frame = %text, "CrossTrade websocket frame without an id"),

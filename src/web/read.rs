@@ -49,7 +49,9 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(with_relay(relay.clone()))
-        .map(|relay: Arc<Relay>| warp::reply::json(&relay.health()).into_response());
+        .then(|relay: Arc<Relay>| async move {
+            warp::reply::json(&relay.health().await).into_response()
+        });
     let ready = warp::path!("readyz")
         .and(warp::get())
         .and(with_relay(relay.clone()))

@@ -329,3 +329,216 @@ pub fn tv_alert(ticker: &str, timenow: &str, position: &str, size: i64, price: f
         }
     })
 }
+
+// ------------------------------------------------------------------------------------------------------------
+// Helpers for the ingress / idempotency / ordering tests (added; the functions above are unchanged).
+
+/// Shared token of the extra token sources (`kv`, `text`) that tests configure through [`EXTRA_TOKEN_SOURCES`].
+pub const KV_SECRET: &str = "kv-test-secret-9876543210";
+
+/// Extra sources for token auth in key=value text (`kv`, template crosstrade-kv) and in `?token=` for plain
+/// text (`text`, template `text-alert` from [`TEXT_ALERT_TEMPLATE`]). Needs the files from
+/// [`extra_token_files`] and `{dir}` replaced (see [`TestServer::in_process_with_files`]).
+pub const EXTRA_TOKEN_SOURCES: &str = r#"
+[server]
+templates_dir = "{dir}/tpl"
+[sources.kv]
+auth = "token"
+secret = "file:{dir}/kv.secret"
+template = "crosstrade-kv"
+[sources.text]
+auth = "token"
+secret = "file:{dir}/kv.secret"
+template = "text-alert"
+"#;
+
+/// A plain-text template: `<side> <symbol> <qty> <tp> <sl>`, e.g. `buy ES1! 1 6010 5990`. Prices are NOT
+/// rounded to the tick, so an off-tick price reaches validation.
+pub const TEXT_ALERT_TEMPLATE: &str = r#"
+description = "plain text: side symbol qty tp sl"
+[vars]
+parts = "alert.text | split"
+[request]
+account = "'Sim101'"
+instrument = "parts[1] | instrument"
+action = "parts[0] | action"
+quantity = "parts[2]"
+takeProfit = "parts[3]"
+stopLoss = "parts[4]"
+"#;
+
+/// The files [`EXTRA_TOKEN_SOURCES`] refers to.
+pub fn extra_token_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("kv.secret", KV_SECRET),
+        ("tpl/text-alert.toml", TEXT_ALERT_TEMPLATE),
+    ]
+}
+
+/// Writes `files` (paths relative to `dir`, parents created).
+pub fn write_files(dir: &Path, files: &[(&str, &str)]) {
+    for (rel, text) in files {
+        let p = dir.join(rel);
+        if let Some(parent) = p.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(p, text).unwrap();
+    }
+}
+
+impl TestServer {
+    /// Like [`TestServer::in_process`], but first writes `files` into the server's temp dir and replaces
+    /// `{dir}` in `overrides` with that dir (secret files, template dirs).
+    pub async fn in_process_with_files(
+        overrides: &str,
+        files: &[(&str, &str)],
+        now_unix: Option<i64>,
+    ) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), files);
+        let overrides = overrides.replace("{dir}", &dir.path().display().to_string());
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config_text(dir.path(), &overrides)).unwrap();
+        let mut cfg = Config::load(Some(&config_path)).unwrap();
+        cfg.server.data_dir = dir.path().join("data");
+        let (relay, _notes) = Relay::build(&cfg).unwrap();
+        let relay = match now_unix {
+            Some(t) => relay.with_clock(move || t),
+            None => relay,
+        };
+        relay.recover().unwrap();
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let r = relay.clone();
+        let task = tokio::spawn(async move {
+            alert_relay::web::serve(r, listener, std::future::pending()).await;
+        });
+        TestServer {
+            base,
+            dir,
+            config_path,
+            child: None,
+            stdout_lines: vec![],
+            runtime_task: Some(task),
+            relay: Some(relay),
+            client: reqwest::Client::new(),
+        }
+    }
+
+    /// Like [`TestServer::spawn`], with `files` and `{dir}` as in [`TestServer::in_process_with_files`].
+    pub fn spawn_with_files(overrides: &str, files: &[(&str, &str)]) -> TestServer {
+        let dir = tempfile::tempdir().unwrap();
+        write_files(dir.path(), files);
+        let overrides = overrides.replace("{dir}", &dir.path().display().to_string());
+        let config_path = dir.path().join("config.toml");
+        std::fs::write(&config_path, config_text(dir.path(), &overrides)).unwrap();
+        let mut s = TestServer {
+            base: String::new(),
+            dir,
+            config_path,
+            child: None,
+            stdout_lines: vec![],
+            runtime_task: None,
+            relay: None,
+            client: reqwest::Client::new(),
+        };
+        s.start_process();
+        s
+    }
+
+    /// POST raw bytes to `path` (with any query string) with the given content type (none: no header).
+    pub async fn post_raw(
+        &self,
+        path: &str,
+        body: &[u8],
+        content_type: Option<&str>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let mut rb = self.client.post(self.url(path)).body(body.to_vec());
+        if let Some(ct) = content_type {
+            rb = rb.header("content-type", ct);
+        }
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
+        let resp = rb.send().await.expect("request");
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap();
+        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        (status, v, headers)
+    }
+
+    /// Records in the journal (from `/healthz`).
+    pub async fn record_count(&self) -> u64 {
+        let v: Value = self
+            .client
+            .get(self.url("/healthz"))
+            .send()
+            .await
+            .expect("request")
+            .json()
+            .await
+            .unwrap();
+        v["records"].as_u64().expect("healthz has records")
+    }
+
+    /// `GET /api/alerts?{query}`: the alerts array.
+    pub async fn alerts(&self, query: &str) -> Vec<Value> {
+        let (st, v) = self.api_get(&format!("/api/alerts?{query}")).await;
+        assert_eq!(st, 200, "{v}");
+        v["alerts"].as_array().cloned().unwrap_or_default()
+    }
+
+    /// Polls `/api/alerts/{id}` until `pred(record)` holds (5 s at most).
+    pub async fn wait_for(&self, id: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let (st, rec) = self.api_get(&format!("/api/alerts/{id}")).await;
+            assert_eq!(st, 200, "{rec}");
+            if pred(&rec) {
+                return rec;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "alert {id}: condition never held: {rec}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+}
+
+/// Unix seconds now.
+pub fn unix_now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+/// Standard Webhooks headers (`webhook-id`, `webhook-timestamp`, `webhook-signature`) for `body`.
+pub fn sw_headers(secret: &str, id: &str, ts: i64, body: &str) -> Vec<(String, String)> {
+    let key = alert_relay::verify::WebhookSecret::parse(secret).expect("valid whsec secret");
+    let sig =
+        alert_relay::verify::sign_standard_webhooks(&key, id, &ts.to_string(), body.as_bytes());
+    vec![
+        ("webhook-id".into(), id.into()),
+        ("webhook-timestamp".into(), ts.to_string()),
+        ("webhook-signature".into(), sig),
+    ]
+}
+
+/// `X-Hub-Signature-256` value of `body` under [`GH_SECRET`].
+pub fn gh_signature(body: &str) -> String {
+    alert_relay::verify::sign_hmac_sha256(GH_SECRET.as_bytes(), body.as_bytes())
+}
+
+/// Borrows owned header pairs for `post_hook` / `post_raw`.
+pub fn hdrs(h: &[(String, String)]) -> Vec<(&str, &str)> {
+    h.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
+}
+
+/// A signal-service alert (absolute TP/SL).
+pub fn signal(id: &str, symbol: &str, side: &str, qty: i64, tp: f64, sl: f64) -> Value {
+    json!({"id": id, "symbol": symbol, "side": side, "qty": qty, "tp": tp, "sl": sl})
+}
