@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::crosstrade::CrossTradeConfig;
 use crate::instruments::{InstrumentSpec, Instruments};
 use crate::paper::PaperConfig;
 
@@ -29,6 +30,9 @@ pub struct Config {
     pub execution: ExecutionConfig,
     #[serde(default)]
     pub paper: PaperConfig,
+    /// Live execution through CrossTrade, for the accounts it lists. Absent: everything is paper.
+    #[serde(default)]
+    pub crosstrade: Option<CrossTradeConfig>,
     #[serde(default)]
     pub instruments: BTreeMap<String, InstrumentSpec>,
     #[serde(default)]
@@ -272,6 +276,23 @@ impl Config {
             return Err("paper.accounts must name at least one account (e.g. [\"Sim101\"])".into());
         }
         self.instruments()?;
+        if let Some(ct) = &self.crosstrade {
+            if ct.accounts.is_empty() {
+                return Err(
+                    "crosstrade.accounts: list the accounts to trade live through CrossTrade"
+                        .into(),
+                );
+            }
+            if let Some(a) = ct.accounts.iter().find(|a| self.paper.accounts.contains(a)) {
+                return Err(format!(
+                    "crosstrade.accounts: account '{a}' is also in paper.accounts; an account is either paper or live"
+                ));
+            }
+            let t = ct.token.trim();
+            if !(t.starts_with("env:") || t.starts_with("file:")) {
+                return Err("crosstrade.token: give your CrossTrade API token by reference, env:NAME or file:PATH".into());
+            }
+        }
         for (name, src) in &self.sources {
             let key = format!("sources.{name}");
             if !valid_name(name) {

@@ -169,6 +169,8 @@ impl Worker<ExecJob> for Engine {
         let mut backoff = self.policy.backoff;
         let mut total_wait_us = 0u64;
         let name = executor.name().to_string();
+        // Once any attempt may have reached the broker, a later failure cannot make the outcome known.
+        let mut maybe_sent = false;
         let result = loop {
             if self.kill_switch.load(Ordering::SeqCst) {
                 let exec = self
@@ -238,6 +240,7 @@ impl Worker<ExecJob> for Engine {
                 _ => None,
             };
             let retry_in = retry_in.filter(|d| now_ms() + d.as_millis() as u64 <= deadline_ms);
+            maybe_sent |= matches!(result, Err(ExecError::Unknown(_)));
             let a = attempt.clone();
             self.record(&id, index, |e| e.attempts.push(a.clone()))
                 .await;
@@ -249,6 +252,12 @@ impl Worker<ExecJob> for Engine {
                 }
                 None => break result,
             }
+        };
+        let result = match result {
+            Err(e) if maybe_sent && !matches!(e, ExecError::Unknown(_)) => Err(ExecError::Unknown(
+                format!("an earlier attempt may have reached the broker; the last one: {e}"),
+            )),
+            other => other,
         };
         let exec = self
             .record(&id, index, |e| {

@@ -13,7 +13,8 @@
 //!   [`group_commit`]: many writers, one fsync.
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
-//! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account.
+//! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;
+//!   [`crosstrade`]: the live executor (CrossTrade API over HTTP or WebSocket).
 //! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
 //!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
@@ -23,6 +24,7 @@ pub mod api;
 pub mod body;
 pub mod cli;
 pub mod config;
+pub mod crosstrade;
 pub mod domain;
 pub mod engine;
 pub mod error;

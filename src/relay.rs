@@ -127,6 +127,21 @@ impl Relay {
         for account in &cfg.paper.accounts {
             executors.insert(account.clone(), paper.clone());
         }
+        if let Some(ct) = &cfg.crosstrade {
+            let unused = data_dir.join("secrets").join("crosstrade.token");
+            let (token, _) =
+                secret::resolve(&ct.token, "crosstrade.token", &unused, SecretKind::Token)
+                    .map_err(anyhow::Error::msg)?;
+            let live = crate::crosstrade::build(ct, token).map_err(anyhow::Error::msg)?;
+            for account in &ct.accounts {
+                executors.insert(account.clone(), live.clone());
+            }
+            notes.push(format!(
+                "LIVE accounts through CrossTrade ({}): {}",
+                live.name(),
+                ct.accounts.join(", ")
+            ));
+        }
         let metrics = Arc::new(Metrics::default());
         let o = &cfg.limits.outbound;
         let unknown = Arc::new(AtomicUsize::new(
@@ -992,6 +1007,10 @@ pub fn check(cfg: &Config) -> anyhow::Result<String> {
         }
         let r = Source::from_config(name, sc, &scratch).map_err(anyhow::Error::msg);
         r?;
+    }
+    if let Some(ct) = &cfg.crosstrade {
+        secret::resolve(&ct.token, "crosstrade.token", &scratch, SecretKind::Token)
+            .map_err(anyhow::Error::msg)?;
     }
     for (i, reference) in cfg.server.api_tokens.iter().enumerate() {
         if reference.trim() != "auto" {

@@ -1204,7 +1204,6 @@ async fn cab_take_profit_already_reached_closes_the_position() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "BUG: src/paper/bracket.rs bracket_begin/bracket_finish: an entry bracket (flat account) whose takeProfit is already through the market fills the TP leg at once, opening a naked position opposite to `action`, and skips the stop"]
 async fn cab_entry_bracket_with_take_profit_through_the_market_is_refused() {
     let s = TestServer::in_process("", None).await;
     let before = snapshot(&s, "Sim101").await;

@@ -1,5 +1,5 @@
 //! The live executor: CancelAndBracket through the CrossTrade API (a NinjaTrader 8 add-on), over HTTP
-//! ([`http`]) or over one persistent WebSocket ([`ws`]). Both speak the same answers, so the mapping from
+//! (`http.rs`) or over one persistent WebSocket (`ws.rs`). Both speak the same answers, so the mapping from
 //! CrossTrade's statuses and bodies to [`ExecError`] lives here, once.
 //!
 //! One call is one attempt: nothing here retries a request. The only loop is the WebSocket reconnect, which

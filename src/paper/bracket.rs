@@ -91,6 +91,25 @@ impl Book {
                 ));
             }
         }
+        // On a flat account the bracket is an entry: a take-profit limit already through the market would
+        // fill at once and open a position with no stop. Refuse it before anything is cancelled.
+        if let (0, Some(tp), Some(last)) = (position, req.take_profit, self.last(&req.instrument)) {
+            let marketable = match exit {
+                Action::Sell => tp <= last,
+                Action::Buy => tp >= last,
+            };
+            if marketable {
+                let expected = match exit {
+                    Action::Sell => "above the last price for an entry bracket on a flat account (a Sell limit at or below the market fills at once, opening a short with no stop)",
+                    Action::Buy => "below the last price for an entry bracket on a flat account (a Buy limit at or above the market fills at once, opening a long with no stop)",
+                };
+                return Err(PaperError::invalid(
+                    "takeProfit",
+                    expected,
+                    format!("{tp} with the last price at {last}"),
+                ));
+            }
+        }
         let cancelled = self.cancel_working(&req.account, &req.instrument, now);
         Ok(BracketTicket {
             request: req,
@@ -166,6 +185,20 @@ impl Book {
             }
         }
 
+        // Still flat: the market may have moved through the entry take-profit during the window.
+        if let (0, Some(tp), Some(last)) = (now_pos, req.take_profit, last) {
+            let marketable = match exit {
+                Action::Sell => tp <= last,
+                Action::Buy => tp >= last,
+            };
+            if marketable {
+                return Err(PaperError::invalid(
+                    "takeProfit",
+                    "not yet reached by the market for an entry bracket (the market moved through it during the cancel window; nothing was placed)",
+                    format!("{tp} with the last price at {last}"),
+                ));
+            }
+        }
         let oco = req.oco_id.clone().unwrap_or_else(OcoId::generate);
         let leg = |order_type, limit_price, stop_price| PlaceOrder {
             instrument: req.instrument.clone(),

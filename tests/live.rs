@@ -1,0 +1,393 @@
+//! Live execution through the `crosstrade` executor: relay A trades account `Sim101` through a CrossTrade
+//! API — either a scripted fake upstream (one per fault) or relay B's own CrossTrade-compatible API on its
+//! paper account — and each outcome is asserted on A's journal record.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+/// One scripted answer of the fake upstream; the last one repeats.
+#[derive(Clone)]
+enum Step {
+    Respond(u16, &'static str, &'static [(&'static str, &'static str)]),
+    /// Read the request, never answer.
+    Hang,
+    /// Read the request, close the connection without answering.
+    Drop,
+}
+
+struct Fake {
+    url: String,
+    hits: Arc<Mutex<Vec<String>>>,
+}
+
+async fn fake_upstream(script: Vec<Step>) -> Fake {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let hits = Arc::new(Mutex::new(Vec::new()));
+    let h = hits.clone();
+    tokio::spawn(async move {
+        let mut n = 0usize;
+        loop {
+            let Ok((mut sock, _)) = listener.accept().await else {
+                break;
+            };
+            let step = script[n.min(script.len() - 1)].clone();
+            n += 1;
+            let h = h.clone();
+            tokio::spawn(async move {
+                let Some(req) = read_request(&mut sock).await else {
+                    return;
+                };
+                h.lock().unwrap().push(req);
+                match step {
+                    Step::Respond(code, body, headers) => {
+                        let mut extra = String::new();
+                        for (k, v) in headers {
+                            extra.push_str(&format!("{k}: {v}\r\n"));
+                        }
+                        let resp = format!(
+                            "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
+                            body.len()
+                        );
+                        let _ = sock.write_all(resp.as_bytes()).await;
+                        let _ = sock.shutdown().await;
+                    }
+                    Step::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
+                    Step::Drop => drop(sock),
+                }
+            });
+        }
+    });
+    Fake { url, hits }
+}
+
+/// Reads one HTTP/1.1 request (head + content-length body); returns "HEAD\n\nBODY".
+async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
+    let mut buf = Vec::new();
+    let mut tmp = [0u8; 4096];
+    loop {
+        let n = sock.read(&mut tmp).await.ok()?;
+        if n == 0 {
+            return None;
+        }
+        buf.extend_from_slice(&tmp[..n]);
+        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&buf[..pos]).to_string();
+            let len = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
+                })
+                .unwrap_or(0);
+            while buf.len() < pos + 4 + len {
+                let n = sock.read(&mut tmp).await.ok()?;
+                if n == 0 {
+                    return None;
+                }
+                buf.extend_from_slice(&tmp[..n]);
+            }
+            let body = String::from_utf8_lossy(&buf[pos + 4..pos + 4 + len]).to_string();
+            return Some(format!("{head}\n\n{body}"));
+        }
+    }
+}
+
+/// Relay A: account Sim101 is live through CrossTrade at `url`; its own paper account is `Paper1`.
+fn live_overrides(url: &str, transport: &str, max_age_secs: u64) -> String {
+    format!(
+        r#"
+[paper]
+accounts = ["Paper1"]
+[crosstrade]
+base_url = "{url}"
+token = "file:{{dir}}/api.secret"
+transport = "{transport}"
+request_timeout_ms = 400
+connect_timeout_ms = 300
+accounts = ["Sim101"]
+[execution]
+max_age_secs = {max_age_secs}
+retry_backoff_ms = 50
+retry_backoff_max_ms = 200
+"#
+    )
+}
+
+async fn relay_a(url: &str, transport: &str, max_age_secs: u64) -> TestServer {
+    TestServer::in_process_with_files(&live_overrides(url, transport, max_age_secs), &[], None)
+        .await
+}
+
+async fn send_alert(a: &TestServer, n: u32) -> String {
+    let body = tv_alert(
+        "ES1!",
+        &format!("2026-11-27T10:00:{n:02}Z"),
+        "long",
+        1,
+        6000.0,
+    )
+    .to_string();
+    let (st, v, _) = a.post_hook("tradingview", &body, &[]).await;
+    assert_eq!(st, 202, "{v}");
+    v["alertId"].as_str().unwrap().to_string()
+}
+
+fn attempts(rec: &Value) -> Vec<String> {
+    rec["executions"][0]["attempts"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|x| x["status"].as_str().unwrap_or("").to_string())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn success_keeps_order_ids_and_sends_bearer_and_body() {
+    let f = fake_upstream(vec![Step::Respond(
+        200,
+        r#"{"orderIds":["aa","bb"],"success":true}"#,
+        &[],
+    )])
+    .await;
+    let a = relay_a(&f.url, "http", 30).await;
+    let id = send_alert(&a, 1).await;
+    let rec = a.wait_final(&id).await;
+    assert_eq!(rec["status"], "executed", "{rec}");
+    assert_eq!(
+        rec["executions"][0]["outcome"]["orderIds"],
+        serde_json::json!(["aa", "bb"])
+    );
+    assert_eq!(rec["executions"][0]["executor"], "crosstrade-http");
+    let hits = f.hits.lock().unwrap().clone();
+    assert_eq!(hits.len(), 1);
+    let req = &hits[0];
+    assert!(
+        req.starts_with("POST /v1/api/accounts/Sim101/orders/cancel_and_bracket "),
+        "{req}"
+    );
+    assert!(req.to_ascii_lowercase().contains(&format!(
+        "authorization: bearer {}",
+        API_TOKEN.to_ascii_lowercase()
+    )));
+    let body: Value = serde_json::from_str(req.split("\n\n").nth(1).unwrap()).unwrap();
+    assert_eq!(body["instrument"], "ES 12-26");
+    assert_eq!(body["action"], "Buy");
+    assert_eq!(body["quantity"], 1);
+    assert!(
+        body["ocoId"].as_str().is_some_and(|s| !s.is_empty()),
+        "an OCO id is always sent: {body}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broker_400_fails_with_its_message_verbatim() {
+    let f = fake_upstream(vec![Step::Respond(
+        400,
+        r#"{"error":"Invalid instrument specified"}"#,
+        &[],
+    )])
+    .await;
+    let a = relay_a(&f.url, "http", 30).await;
+    let rec = a.wait_final(&send_alert(&a, 2).await).await;
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(
+        rec["executions"][0]["error"],
+        "Invalid instrument specified"
+    );
+    assert_eq!(f.hits.lock().unwrap().len(), 1, "a 400 is not retried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_token_fails_and_degrades_health() {
+    let f = fake_upstream(vec![Step::Respond(401, r#"{"error":"Unauthorized"}"#, &[])]).await;
+    let a = relay_a(&f.url, "http", 30).await;
+    let rec = a.wait_final(&send_alert(&a, 3).await).await;
+    assert_eq!(rec["status"], "failed");
+    assert!(
+        rec["executions"][0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("refused the token"),
+        "{rec}"
+    );
+    let h: Value = a
+        .client
+        .get(a.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["problems"].to_string().contains("token"), "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn not_connected_408_fails_with_crosstrade_meaning() {
+    let f = fake_upstream(vec![Step::Respond(408, r#"{"error":"timeout"}"#, &[])]).await;
+    let a = relay_a(&f.url, "http", 30).await;
+    let rec = a.wait_final(&send_alert(&a, 4).await).await;
+    assert_eq!(rec["status"], "failed");
+    assert_eq!(
+        rec["executions"][0]["error"],
+        "NinjaTrader add-on not connected"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_429_waits_retry_after_then_succeeds() {
+    let f = fake_upstream(vec![
+        Step::Respond(
+            429,
+            r#"{"error":"Too many requests"}"#,
+            &[("Retry-After", "1")],
+        ),
+        Step::Respond(200, r#"{"orderIds":["cc"],"success":true}"#, &[]),
+    ])
+    .await;
+    let a = relay_a(&f.url, "http", 30).await;
+    let t = Instant::now();
+    let rec = a.wait_final(&send_alert(&a, 5).await).await;
+    assert_eq!(rec["status"], "executed", "{rec}");
+    assert_eq!(attempts(&rec), ["throttled", "ok"]);
+    assert!(
+        t.elapsed() >= Duration::from_millis(900),
+        "Retry-After honoured"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_error_is_retried_with_the_same_oco_id_while_young() {
+    let f = fake_upstream(vec![
+        Step::Respond(500, r#"{"error":"boom"}"#, &[]),
+        Step::Respond(200, r#"{"orderIds":["dd"],"success":true}"#, &[]),
+    ])
+    .await;
+    let a = relay_a(&f.url, "http", 30).await;
+    let rec = a.wait_final(&send_alert(&a, 6).await).await;
+    assert_eq!(rec["status"], "executed", "{rec}");
+    assert_eq!(attempts(&rec), ["unknown", "ok"]);
+    let hits = f.hits.lock().unwrap().clone();
+    let oco = |h: &String| -> Value {
+        serde_json::from_str::<Value>(h.split("\n\n").nth(1).unwrap()).unwrap()["ocoId"].clone()
+    };
+    assert_eq!(
+        oco(&hits[0]),
+        oco(&hits[1]),
+        "a retry replaces the same bracket"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_outcomes_past_max_age_become_unknown() {
+    for (n, step) in [
+        (7, Step::Respond(500, r#"{"error":"boom"}"#, &[])),
+        (8, Step::Hang),
+        (9, Step::Drop),
+    ] {
+        let f = fake_upstream(vec![step]).await;
+        let a = relay_a(&f.url, "http", 1).await;
+        let rec = a.wait_final(&send_alert(&a, n).await).await;
+        assert_eq!(rec["status"], "unknown", "{rec}");
+        let att = attempts(&rec);
+        assert!(
+            !att.is_empty() && att.iter().all(|s| s == "unknown"),
+            "{att:?}"
+        );
+        let h: Value = a
+            .client
+            .get(a.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(h["status"], "degraded");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connection_refused_is_retried_then_fails_never_unknown() {
+    // A port nobody listens on.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let a = relay_a(&format!("http://{dead}"), "http", 1).await;
+    let rec = a.wait_final(&send_alert(&a, 10).await).await;
+    assert_eq!(rec["status"], "failed", "{rec}");
+    let att = attempts(&rec);
+    assert!(
+        att.len() >= 2 && att.iter().all(|s| s == "transient"),
+        "{att:?}"
+    );
+}
+
+/// A WebSocket upstream that accepts one RPC frame and closes the connection without answering.
+async fn ws_closing_upstream() -> String {
+    use futures_util::StreamExt;
+    use warp::Filter;
+    let route = warp::path!("ws" / "stream")
+        .and(warp::ws())
+        .map(|ws: warp::ws::Ws| {
+            ws.on_upgrade(|mut socket| async move {
+                while let Some(Ok(msg)) = socket.next().await {
+                    if msg.to_str().is_ok_and(|t| t.contains("\"rpc\"")) {
+                        break;
+                    }
+                }
+                drop(socket);
+            })
+        });
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(warp::serve(route).incoming(listener).run());
+    url
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_closed_mid_call_is_unknown() {
+    let url = ws_closing_upstream().await;
+    let a = relay_a(&url, "websocket", 1).await;
+    let rec = a.wait_final(&send_alert(&a, 11).await).await;
+    assert_eq!(rec["status"], "unknown", "{rec}");
+    assert_eq!(rec["executions"][0]["executor"], "crosstrade-websocket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_relays_chained_bracket_lands_in_b_over_each_transport() {
+    let b = TestServer::spawn("");
+    for (n, transport) in [(20, "http"), (21, "websocket")] {
+        let a = relay_a(&b.base, transport, 30).await;
+        let id = send_alert(&a, n).await;
+        let rec = a.wait_final(&id).await;
+        assert_eq!(rec["status"], "executed", "{transport}: {rec}");
+        let placed: Vec<Value> = rec["executions"][0]["outcome"]["placedOrderIds"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(placed.len(), 2, "{rec}");
+        let working = b.working_orders("Sim101", "ES 12-26").await;
+        let ids: Vec<Value> = working.iter().map(|o| o["orderId"].clone()).collect();
+        assert_eq!(ids.len(), 2, "one bracket live on B: {working:?}");
+        for p in &placed {
+            assert!(
+                ids.contains(p),
+                "{transport}: B's working orders are the ones A recorded"
+            );
+        }
+    }
+}
