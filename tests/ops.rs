@@ -1,0 +1,208 @@
+//! Operations: the kill switch (API and config, surviving a restart), start-up recovery (`unknown` and
+//! `expired`), graceful SIGTERM, `/readyz` and `/metrics`.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::{json, Value};
+
+async fn health(s: &TestServer) -> Value {
+    s.client
+        .get(s.url("/healthz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_restart() {
+    let mut s = TestServer::spawn("");
+    let (st, v) = s
+        .api_post("/api/kill-switch", json!({"enabled": true}))
+        .await;
+    assert_eq!((st, v), (200, json!({"enabled": true})));
+    let body = tv_alert("ES1!", "2026-11-27T11:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
+    assert_eq!(st, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("kill switch"), "{v}");
+    let recs = s.alerts("").await;
+    assert_eq!(recs.len(), 1);
+    assert_eq!(recs[0]["status"], "rejected");
+    assert_eq!(recs[0]["reason"], "kill switch");
+    assert!(s.working_orders("Sim101", "ES 12-26").await.is_empty());
+    assert_eq!(health(&s).await["status"], "degraded");
+
+    // The seed API is refused too, and recorded.
+    let (st, _) = s
+        .api_post(
+            "/v1/api/accounts/Sim101/orders/cancel_and_bracket",
+            json!({"instrument":"ES 12-26","action":"Buy","quantity":1,"stopLoss":5990}),
+        )
+        .await;
+    assert_eq!(st, 503);
+
+    s.restart();
+    let (st, v) = s.api_get("/api/kill-switch").await;
+    assert_eq!(
+        (st, v),
+        (200, json!({"enabled": true})),
+        "state survives a restart"
+    );
+    let (st, _) = s
+        .api_post("/api/kill-switch", json!({"enabled": false}))
+        .await;
+    assert_eq!(st, 200);
+    let body = tv_alert("ES1!", "2026-11-27T11:00:01Z", "long", 1, 6000.0).to_string();
+    let (st, v, _) = s
+        .post_hook("tradingview", &body, &[("Prefer", "wait=5")])
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["status"], "executed");
+    assert_eq!(health(&s).await["status"], "ok");
+    // Bad bodies are refused with a message naming the field.
+    let (st, v) = s
+        .api_post("/api/kill-switch", json!({"enabled": "yes"}))
+        .await;
+    assert_eq!(st, 400);
+    assert!(v["error"].as_str().unwrap().contains("enabled"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_switch_from_config() {
+    let s = TestServer::in_process("[execution]\nkill_switch = true\n", None).await;
+    let body = tv_alert("ES1!", "2026-11-27T11:00:02Z", "long", 1, 6000.0).to_string();
+    let (st, _, _) = s.post_hook("tradingview", &body, &[]).await;
+    assert_eq!(st, 503);
+    assert_eq!(s.alerts("status=rejected").await.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_turns_executing_into_unknown_and_old_accepted_into_expired() {
+    // A slow broker (2 s cancel delay) keeps the first alert `executing`; a 1/s outbound budget with
+    // burst 1 keeps the next ones `accepted`, waiting for budget.
+    let mut s = TestServer::spawn(
+        "[paper]\ncancel_delay_ms = 2000\n[limits.outbound]\nper_second = 1\nburst = 1\nmax_wait_ms = 60000\n[execution]\nmax_age_secs = 1\n",
+    );
+    let mut ids = vec![];
+    for (i, sym) in ["ES1!", "NQ1!", "CL1!"].iter().enumerate() {
+        let body = tv_alert(sym, &format!("2026-11-27T11:01:0{i}Z"), "long", 1, 6000.0).to_string();
+        let body = body.replace(
+            "6000.0",
+            if *sym == "CL1!" {
+                "70.0"
+            } else if *sym == "NQ1!" {
+                "21000.0"
+            } else {
+                "6000.0"
+            },
+        );
+        let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
+        assert_eq!(st, 202, "{v}");
+        ids.push(v["alertId"].as_str().unwrap().to_string());
+    }
+    s.wait_for(&ids[0], |r| r["status"] == "executing").await;
+    let (_, second) = s.api_get(&format!("/api/alerts/{}", ids[1])).await;
+    assert_eq!(
+        second["status"], "accepted",
+        "waiting for outbound budget: {second}"
+    );
+    s.kill();
+    tokio::time::sleep(Duration::from_millis(1200)).await; // the waiting ones are now older than max_age
+    s.start_process();
+    let first = s.wait_final(&ids[0]).await;
+    assert_eq!(first["status"], "unknown", "{first}");
+    assert!(first["executions"][0]["error"]
+        .as_str()
+        .unwrap()
+        .contains("stopped while"));
+    let expired: Vec<Value> = [&ids[1], &ids[2]]
+        .iter()
+        .map(|id| futures_block(s.wait_final(id)))
+        .collect();
+    for r in &expired {
+        assert_eq!(r["status"], "expired", "{r}");
+    }
+    let h = health(&s).await;
+    assert_eq!(h["status"], "degraded");
+    assert!(h["problems"].to_string().contains("unknown"), "{h}");
+    // `unknown` alerts are listed for the operator.
+    assert_eq!(s.alerts("status=unknown").await.len(), 1);
+}
+
+/// Runs a future to completion from sync code inside the multi-thread runtime.
+fn futures_block<F: std::future::Future>(f: F) -> F::Output {
+    tokio::task::block_in_place(|| tokio::runtime::Handle::current().block_on(f))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_finishes_in_flight_work_and_exits_zero() {
+    let mut s = TestServer::spawn("[paper]\ncancel_delay_ms = 500\n");
+    let body = tv_alert("ES1!", "2026-11-27T11:02:00Z", "long", 1, 6000.0).to_string();
+    let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
+    assert_eq!(st, 202);
+    let id = v["alertId"].as_str().unwrap().to_string();
+    s.wait_for(&id, |r| r["status"] == "executing").await;
+    let status = s.terminate();
+    assert!(status.success(), "exit status {status:?}");
+    s.start_process();
+    let rec = s.wait_final(&id).await;
+    assert_eq!(
+        rec["status"], "executed",
+        "the in-flight execution finished before exit: {rec}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_and_metrics() {
+    let s = TestServer::in_process("", None).await;
+    let r = s.client.get(s.url("/readyz")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let before = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(before.contains("alert_relay_journal_records 0"), "{before}");
+    let body = tv_alert("ES1!", "2026-11-27T11:03:00Z", "long", 1, 6000.0).to_string();
+    let (st, _, _) = s
+        .post_hook("tradingview", &body, &[("Prefer", "wait=5")])
+        .await;
+    assert_eq!(st, 200);
+    let (st, _, _) = s.post_hook("nope", &body, &[]).await;
+    assert_eq!(st, 404);
+    let after = s
+        .client
+        .get(s.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(after.contains("alert_relay_journal_records 1"), "{after}");
+    assert!(
+        after.contains("alert_relay_alerts_total{source=\"tradingview\",status=\"executed\"} 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("alert_relay_rejections_total{reason=\"not_found\"} 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("alert_relay_ack_latency_seconds_count 1"),
+        "{after}"
+    );
+    assert!(
+        after.contains("alert_relay_queue_depth{account=\"Sim101\",instrument=\"ES 12-26\"} 0"),
+        "{after}"
+    );
+}
