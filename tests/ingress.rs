@@ -412,7 +412,8 @@ async fn github_hmac_docs_vector_passes_auth_and_forgeries_get_401() {
     let s = TestServer::in_process("", None).await;
     let before = s.record_count().await;
     let forged = GH_DOC_SIG.replacen("757107", "757108", 1);
-    let cases: Vec<(&str, Vec<(&str, &str)>, &str)> = vec![
+    type Case<'a> = (&'a str, Vec<(&'a str, &'a str)>, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "flipped digit",
             vec![("X-Hub-Signature-256", forged.as_str())],
