@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::OrderId;
+use crate::domain::{number, OrderId};
 use crate::error::RelayError;
 use crate::paper::{PaperError, PlaceOrder};
 use crate::relay::{Relay, Reply};
@@ -106,10 +106,7 @@ pub async fn call(
                 .ok_or_else(|| RelayError::BadRequest("instrument: required".into()))?;
             let price = args
                 .get("price")
-                .and_then(|v| {
-                    v.as_f64()
-                        .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
-                })
+                .and_then(number)
                 .filter(|p| p.is_finite() && *p > 0.0)
                 .ok_or_else(|| {
                     RelayError::BadRequest("price: must be a finite positive number".into())

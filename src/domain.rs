@@ -317,13 +317,18 @@ fn string_field(args: &Map<String, Value>, field: &'static str) -> Result<String
     }
 }
 
+/// A JSON number or a numeric string (`4500.25`, `"4500.25"`): alerts and API callers send both.
+pub(crate) fn number(v: &Value) -> Option<f64> {
+    match v {
+        Value::Number(n) => n.as_f64(),
+        Value::String(s) => s.trim().parse::<f64>().ok(),
+        _ => None,
+    }
+}
+
 /// A positive integer given as a JSON number (`2`, `2.0`) or a numeric string (`"2"`).
-fn positive_int(v: &Value) -> Option<u32> {
-    let f = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
+pub(crate) fn positive_int(v: &Value) -> Option<u32> {
+    let f = number(v)?;
     (f.is_finite() && f >= 1.0 && f.fract() == 0.0 && f <= u32::MAX as f64).then_some(f as u32)
 }
 
@@ -337,12 +342,7 @@ fn price_field(
         Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
         Some(v) => v,
     };
-    let f = match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    match f {
+    match number(v) {
         Some(f) if f.is_finite() && f > 0.0 && f < 1e12 => Ok(Some(f)),
         _ => Err(bad(field, "a finite positive price", v)),
     }

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{Action, OcoId, OrderId};
+use crate::domain::{number, positive_int, Action, OcoId, OrderId};
 use crate::instruments::{on_tick_grid, round_to_tick, Instruments};
 
 use super::clock::Timestamp;
@@ -264,25 +264,12 @@ fn optional_string(
 }
 
 /// A positive integer given as a JSON number (`2`, `2.0`) or a numeric string (`"2"`).
-fn positive_int(v: &Value) -> Option<u32> {
-    let f = match v {
-        Value::Number(n) => n.as_f64()?,
-        Value::String(s) => s.trim().parse::<f64>().ok()?,
-        _ => return None,
-    };
-    (f.is_finite() && f >= 1.0 && f.fract() == 0.0 && f <= f64::from(u32::MAX)).then_some(f as u32)
-}
-
 /// An optional price as a JSON number or numeric string; range and grid are checked in `validated`.
 fn price(args: &Map<String, Value>, field: &'static str) -> Result<Option<f64>, PaperError> {
     let Some(v) = present(args.get(field)) else {
         return Ok(None);
     };
-    let f = match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    };
-    f.map(Some)
+    number(v)
+        .map(Some)
         .ok_or_else(|| PaperError::invalid(field, "a finite positive price", v))
 }
