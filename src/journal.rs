@@ -91,6 +91,7 @@ impl Journal {
             .map_err(|e| open_err(e.to_string()))?;
         let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
+        check_identity(dir, &meta).map_err(open_err)?;
         let commit = GroupCommit::start(db.clone());
         Ok(Journal {
             db,
@@ -380,6 +381,43 @@ impl Journal {
     }
 }
 
+/// File beside the database naming the journal it belongs to.
+const IDENTITY_FILE: &str = "journal.id";
+const IDENTITY_KEY: &str = "journal_id";
+
+/// Refuses to start over empty: the data dir remembers the id of its journal in `journal.id`, and the journal
+/// keeps the same id inside. A journal that opens without its id while the file exists was lost or replaced
+/// (corruption sled recovered from by truncating, a deleted database): starting anyway would forget every
+/// alert and idempotency key, so that is an error for a human to look at.
+fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
+    let file = dir.join(IDENTITY_FILE);
+    let on_disk = std::fs::read_to_string(&file)
+        .ok()
+        .map(|s| s.trim().to_string());
+    let inside = meta
+        .get(IDENTITY_KEY)
+        .map_err(|e| e.to_string())?
+        .map(|v| String::from_utf8_lossy(&v).to_string());
+    match (inside, on_disk) {
+        (Some(a), Some(b)) if a == b => Ok(()),
+        (Some(a), Some(b)) => Err(format!(
+            "the journal's id {a} does not match {} ({b}): this is another data dir's journal",
+            file.display()
+        )),
+        (Some(a), None) => std::fs::write(&file, format!("{a}\n")).map_err(|e| e.to_string()),
+        (None, Some(b)) => Err(format!(
+            "the journal lost its contents: {} names journal {b}, but the database opened empty or without it; refusing to start over empty (restore the journal from a backup, or move the data dir away to start fresh)",
+            file.display()
+        )),
+        (None, None) => {
+            let id = ulid::Ulid::new().to_string();
+            meta.insert(IDENTITY_KEY, id.as_bytes()).map_err(|e| e.to_string())?;
+            meta.flush().map_err(|e| e.to_string())?;
+            std::fs::write(&file, format!("{id}\n")).map_err(|e| e.to_string())
+        }
+    }
+}
+
 fn claim_key(source: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(source.len() + 1 + key.len());
     k.extend_from_slice(source.as_bytes());
@@ -544,5 +582,23 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(updated.reason.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_journal_that_lost_its_contents_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
+        assert!(dir.path().join(IDENTITY_FILE).exists());
+        // Opens again fine.
+        drop(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
+        // The database disappears (or sled recovers it to nothing): refuse, don't start over empty.
+        std::fs::remove_dir_all(dir.path().join("journal")).unwrap();
+        let e = Journal::open(dir.path(), Duration::from_secs(60))
+            .err()
+            .expect("must refuse");
+        assert!(
+            e.to_string().contains("refusing to start over empty"),
+            "{e}"
+        );
     }
 }
