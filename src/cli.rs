@@ -1,4 +1,5 @@
-//! The command line: `serve`, `check`, `render`.
+//! The command line: `serve`, `check`, `render`, and the journal commands `alerts list|show|export` and
+//! `replay` (implemented in [`crate::inspect`]).
 
 use std::io::{Read, Write};
 use std::net::SocketAddr;
@@ -61,6 +62,13 @@ pub enum Command {
         #[arg(long, default_value = "render")]
         source: String,
     },
+    /// Inspect the journal: list, show, export records (works with or without a running server).
+    Alerts {
+        #[command(subcommand)]
+        command: crate::inspect::AlertsCommand,
+    },
+    /// Run stored alerts again through the current templates: dry-run (default), paper or live.
+    Replay(crate::inspect::ReplayArgs),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -78,7 +86,7 @@ pub fn main() -> ExitCode {
             data_dir,
             log_format,
         } => {
-            init_logging(log_format);
+            init_logging(log_format, "info");
             serve(config.as_deref(), listen, data_dir)
         }
         Command::Check { config } => check(config.as_deref()),
@@ -88,6 +96,14 @@ pub fn main() -> ExitCode {
             config,
             source,
         } => render(config.as_deref(), &template, &alert, &source),
+        Command::Alerts { command } => {
+            init_logging(LogFormat::Text, "warn");
+            crate::inspect::alerts(command)
+        }
+        Command::Replay(args) => {
+            init_logging(LogFormat::Text, "warn");
+            crate::inspect::replay(args)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -98,9 +114,9 @@ pub fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, default_level: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -152,6 +168,14 @@ fn serve(
         for line in relay.recover()? {
             writeln!(out, "recovery: {line}")?;
         }
+        // Lets `alerts` / `replay` find this server while it holds the journal.
+        let data_dir = cfg.data_dir();
+        crate::inspect::write_server_file(&data_dir, bound).with_context(|| {
+            format!(
+                "cannot write {}",
+                data_dir.join(crate::inspect::SERVER_FILE).display()
+            )
+        })?;
         writeln!(out, "listening on http://{bound}")?;
         out.flush()?;
         drop(out);
@@ -171,6 +195,7 @@ fn serve(
             tracing::warn!("connections still open after the grace period; closing them");
         }
         relay.shutdown().await;
+        crate::inspect::remove_server_file(&data_dir);
         tracing::info!("journal flushed; bye");
         Ok(())
     })

@@ -264,6 +264,7 @@ pub enum Store {
     Remote(Remote),
 }
 
+#[derive(Clone)]
 pub struct Remote {
     pub url: String,
     token: String,
@@ -271,10 +272,20 @@ pub struct Remote {
 }
 
 impl Store {
-    /// Opens the journal of `cfg`'s data dir, or connects to the server that holds it.
-    pub fn open(cfg: &Config, token: Option<&str>) -> anyhow::Result<Store> {
+    /// Opens the journal of `cfg`'s data dir, or connects to the server that holds it. Without `create`, a
+    /// data dir that has no journal yet is an error (a mistyped --data-dir should not make an empty one).
+    pub fn open(cfg: &Config, token: Option<&str>, create: bool) -> anyhow::Result<Store> {
         let dir = cfg.data_dir();
-        match Journal::open(&dir, Duration::from_secs(cfg.journal.idempotency_window_secs)) {
+        if !create && !dir.join("journal").exists() && read_server_file(&dir).is_none() {
+            bail!(
+                "no journal in {}: check --data-dir / --config (server.data_dir)",
+                dir.display()
+            );
+        }
+        match Journal::open(
+            &dir,
+            Duration::from_secs(cfg.journal.idempotency_window_secs),
+        ) {
             Ok(j) => Ok(Store::Local(Arc::new(j))),
             Err(open_err) => match read_server_file(&dir) {
                 Some(info) => Ok(Store::Remote(Remote::new(cfg, info, token)?)),
@@ -287,7 +298,11 @@ impl Store {
     }
 
     /// Records newest first; `limit` None: every matching record.
-    pub async fn list(&self, f: &ListFilter, limit: Option<usize>) -> anyhow::Result<Vec<AlertRecord>> {
+    pub async fn list(
+        &self,
+        f: &ListFilter,
+        limit: Option<usize>,
+    ) -> anyhow::Result<Vec<AlertRecord>> {
         match self {
             Store::Local(j) => {
                 let mut f = f.clone();
@@ -309,7 +324,10 @@ impl Store {
 impl Remote {
     fn new(cfg: &Config, info: ServerInfo, token: Option<&str>) -> anyhow::Result<Remote> {
         let token = api_token(cfg, token).with_context(|| {
-            format!("the journal is held by the server at {} (pid {})", info.url, info.pid)
+            format!(
+                "the journal is held by the server at {} (pid {})",
+                info.url, info.pid
+            )
         })?;
         let client = reqwest::Client::builder()
             .timeout(REPLAY_WAIT + Duration::from_secs(30))
@@ -331,7 +349,10 @@ impl Remote {
             )
         })?;
         let status = resp.status().as_u16();
-        let text = resp.text().await.context("cannot read the server's answer")?;
+        let text = resp
+            .text()
+            .await
+            .context("cannot read the server's answer")?;
         let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
         if status == 401 {
             bail!(
@@ -365,7 +386,11 @@ impl Remote {
                 q.push(("until", u.to_string()));
             }
             let (status, body) = self
-                .send(self.client.get(format!("{}/api/alerts", self.url)).query(&q))
+                .send(
+                    self.client
+                        .get(format!("{}/api/alerts", self.url))
+                        .query(&q),
+                )
                 .await?;
             if status != 200 {
                 bail!("listing alerts failed ({status}): {}", error_text(&body));
@@ -391,14 +416,21 @@ impl Remote {
 
     async fn get(&self, id: &str) -> anyhow::Result<Option<AlertRecord>> {
         let (status, body) = self
-            .send(self.client.get(format!("{}/api/alerts/{}", self.url, url_segment(id))))
+            .send(
+                self.client
+                    .get(format!("{}/api/alerts/{}", self.url, url_segment(id))),
+            )
             .await?;
         match status {
             200 => Ok(Some(
-                serde_json::from_value(body).context("the server answered with an unreadable record")?,
+                serde_json::from_value(body)
+                    .context("the server answered with an unreadable record")?,
             )),
             404 => Ok(None),
-            _ => bail!("reading alert {id} failed ({status}): {}", error_text(&body)),
+            _ => bail!(
+                "reading alert {id} failed ({status}): {}",
+                error_text(&body)
+            ),
         }
     }
 
@@ -413,7 +445,11 @@ impl Remote {
         let (status, v) = self
             .send(
                 self.client
-                    .post(format!("{}/api/alerts/{}/replay", self.url, url_segment(id)))
+                    .post(format!(
+                        "{}/api/alerts/{}/replay",
+                        self.url,
+                        url_segment(id)
+                    ))
                     .json(&body),
             )
             .await
@@ -502,12 +538,14 @@ impl Filters {
     pub fn to_list_filter(&self) -> anyhow::Result<ListFilter> {
         let status = match &self.status {
             None => None,
-            Some(s) => Some(Status::parse(&s.trim().to_ascii_lowercase()).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--status: '{s}' is not a status; use one of {}",
-                    Status::ALL.map(|s| s.as_str()).join(", ")
-                )
-            })?),
+            Some(s) => Some(
+                Status::parse(&s.trim().to_ascii_lowercase()).ok_or_else(|| {
+                    anyhow::anyhow!(
+                        "--status: '{s}' is not a status; use one of {}",
+                        Status::ALL.map(|s| s.as_str()).join(", ")
+                    )
+                })?,
+            ),
         };
         if self.limit == Some(0) {
             bail!("--limit: must be at least 1");
@@ -515,17 +553,25 @@ impl Filters {
         Ok(ListFilter {
             status,
             source: self.source.clone(),
-            since_ms: self.since.as_deref().map(|v| parse_time(v, "--since")).transpose()?,
-            until_ms: self.until.as_deref().map(|v| parse_time(v, "--until")).transpose()?,
+            since_ms: self
+                .since
+                .as_deref()
+                .map(|v| parse_time(v, "--since"))
+                .transpose()?,
+            until_ms: self
+                .until
+                .as_deref()
+                .map(|v| parse_time(v, "--until"))
+                .transpose()?,
             limit: 0,
         })
     }
 
     fn matches(f: &ListFilter, r: &AlertRecord) -> bool {
-        f.status.is_none_or(|s| r.status == s)
-            && f.source.as_ref().is_none_or(|s| &r.source == s)
-            && f.since_ms.is_none_or(|s| r.received_at_ms >= s)
-            && f.until_ms.is_none_or(|u| r.received_at_ms <= u)
+        f.status.map_or(true, |s| r.status == s)
+            && f.source.as_ref().map_or(true, |s| &r.source == s)
+            && f.since_ms.map_or(true, |s| r.received_at_ms >= s)
+            && f.until_ms.map_or(true, |u| r.received_at_ms <= u)
     }
 }
 
@@ -577,7 +623,11 @@ pub fn alerts(cmd: AlertsCommand) -> anyhow::Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("no alert with id '{id}'"))?;
                 let mut out = std::io::stdout().lock();
                 if json {
-                    writeln!(out, "{}", serde_json::to_string_pretty(&record_reply(&rec))?)?;
+                    writeln!(
+                        out,
+                        "{}",
+                        serde_json::to_string_pretty(&record_reply(&rec))?
+                    )?;
                 } else {
                     write_record(&mut out, &rec)?;
                 }
@@ -621,7 +671,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn open(at: &Location) -> anyhow::Result<(Config, Store)> {
     let cfg = crate::cli::load_config(at.config.as_deref(), None, at.data_dir.clone())?;
-    let store = Store::open(&cfg, at.token.as_deref())?;
+    let store = Store::open(&cfg, at.token.as_deref(), false)?;
     Ok((cfg, store))
 }
 
@@ -665,7 +715,10 @@ fn write_table(out: &mut impl Write, recs: &[AlertRecord]) -> anyhow::Result<()>
     for r in recs {
         let request = match r.executions.first() {
             Some(e) => {
-                let mut s = format!("{} {} {}", e.request.action, e.request.quantity, e.request.instrument);
+                let mut s = format!(
+                    "{} {} {}",
+                    e.request.action, e.request.quantity, e.request.instrument
+                );
                 if r.executions.len() > 1 {
                     s.push_str(&format!(" +{}", r.executions.len() - 1));
                 }
@@ -678,8 +731,7 @@ fn write_table(out: &mut impl Write, recs: &[AlertRecord]) -> anyhow::Result<()>
             (None, Some(of)) => format!("replay of {of}"),
             (None, None) => String::new(),
         };
-        writeln!(
-            out,
+        let line = format!(
             "{:<26}  {:<24}  {:<14}  {:<10}  {:<22}  {}",
             r.id,
             r.received_at,
@@ -687,7 +739,8 @@ fn write_table(out: &mut impl Write, recs: &[AlertRecord]) -> anyhow::Result<()>
             r.status.as_str(),
             clip(&request, 22),
             reason
-        )?;
+        );
+        writeln!(out, "{}", line.trim_end())?;
     }
     writeln!(out, "{} record(s)", recs.len())?;
     Ok(())
@@ -840,20 +893,19 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         let (store, runner) = if file_dry_run {
             (None, Runner::Plan)
         } else {
-            match Store::open(&cfg, args.at.token.as_deref())? {
-                Store::Remote(r) => {
-                    let again = Remote::new(&cfg, read_server_file(&cfg.data_dir()).unwrap_or(ServerInfo {
-                        url: r.url.clone(),
-                        pid: 0,
-                    }), args.at.token.as_deref())?;
-                    (Some(Store::Remote(r)), Runner::Remote(again))
+            match Store::open(&cfg, args.at.token.as_deref(), args.to != Target::DryRun)? {
+                Store::Remote(r) => (Some(Store::Remote(r.clone())), Runner::Remote(r)),
+                Store::Local(j) if args.to == Target::DryRun => {
+                    (Some(Store::Local(j)), Runner::Plan)
                 }
-                Store::Local(j) if args.to == Target::DryRun => (Some(Store::Local(j)), Runner::Plan),
                 Store::Local(j) => {
                     // The relay opens the journal itself: sled allows one handle per process.
                     drop(j);
                     let (relay, _notes) = Relay::build(&cfg)?;
-                    (Some(Store::Local(relay.journal.clone())), Runner::Relay(relay))
+                    (
+                        Some(Store::Local(relay.journal.clone())),
+                        Runner::Relay(relay),
+                    )
                 }
             }
         };
@@ -861,7 +913,16 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         if args.to == Target::Live && !args.yes {
             confirm_live(selected.len())?;
         }
-        let results = run(&args, &opts, &selected, &runner, store.as_ref(), &templates, &instruments).await;
+        let results = run(
+            &args,
+            &opts,
+            &selected,
+            &runner,
+            store.as_ref(),
+            &templates,
+            &instruments,
+        )
+        .await;
         if let Runner::Relay(relay) = &runner {
             relay.shutdown().await;
         }
@@ -873,7 +934,8 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
     let f = args.filters.to_list_filter()?;
     let mut out = Vec::new();
     if let Some(path) = &args.from_file {
-        let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
         let mut recs = Vec::new();
         for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
             let line = line.with_context(|| format!("cannot read {}", path.display()))?;
@@ -881,7 +943,11 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
                 continue;
             }
             let rec: AlertRecord = serde_json::from_str(&line).with_context(|| {
-                format!("{} line {}: not a record from `alerts export`", path.display(), i + 1)
+                format!(
+                    "{} line {}: not a record from `alerts export`",
+                    path.display(),
+                    i + 1
+                )
             })?;
             if Filters::matches(&f, &rec) {
                 recs.push(rec);
@@ -890,12 +956,18 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
         // Like the journal's listing: the newest `limit`.
         recs.sort_by(|a, b| (b.received_at_ms, &b.id).cmp(&(a.received_at_ms, &a.id)));
         recs.truncate(args.filters.limit.unwrap_or(usize::MAX));
-        out.extend(recs.into_iter().map(|rec| Selected { rec, from_file: true }));
+        out.extend(recs.into_iter().map(|rec| Selected {
+            rec,
+            from_file: true,
+        }));
     } else {
         let store = store.ok_or_else(|| anyhow::anyhow!("no journal to select from"))?;
         if args.ids.is_empty() {
             for rec in store.list(&f, args.filters.limit).await? {
-                out.push(Selected { rec, from_file: false });
+                out.push(Selected {
+                    rec,
+                    from_file: false,
+                });
             }
         } else {
             for id in &args.ids {
@@ -903,7 +975,10 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
                     .get(id)
                     .await?
                     .ok_or_else(|| anyhow::anyhow!("--id: no alert with id '{id}'"))?;
-                out.push(Selected { rec, from_file: false });
+                out.push(Selected {
+                    rec,
+                    from_file: false,
+                });
             }
         }
     }
@@ -941,7 +1016,10 @@ async fn run(
         if let Some(prev) = prev_ms {
             let wait = args.pace.delay(s.rec.received_at_ms.saturating_sub(prev));
             if !wait.is_zero() {
-                bar.set_message(format!("waiting {}", humantime::format_duration(round_ms(wait))));
+                bar.set_message(format!(
+                    "waiting {}",
+                    humantime::format_duration(round_ms(wait))
+                ));
                 tokio::time::sleep(wait).await;
             }
         }
@@ -1057,7 +1135,9 @@ async fn replay_one(
                 }
             }
             match remote.replay(&rec.id, to, opts).await {
-                Ok((_, plan, changed)) if to == Target::DryRun => planned(&mut result, plan, changed),
+                Ok((_, plan, changed)) if to == Target::DryRun => {
+                    planned(&mut result, plan, changed)
+                }
                 Ok((new, plan, changed)) => executed(&mut result, new, plan, changed),
                 Err(e) => result.reason = Some(e),
             }
@@ -1079,7 +1159,10 @@ async fn replay_one(
                     }
                 }
             }
-            match relay.replay(&rec.id, to.replay_target(), opts, REPLAY_WAIT).await {
+            match relay
+                .replay(&rec.id, to.replay_target(), opts, REPLAY_WAIT)
+                .await
+            {
                 Ok((new, plan)) => {
                     let changed = plan.changed();
                     let view = PlanView::from_plan(&plan);
@@ -1150,7 +1233,11 @@ fn summary(results: &[ReplayResult]) -> (BTreeMap<String, usize>, Vec<String>) {
     for r in results {
         *counts.entry(r.outcome.clone()).or_insert(0) += 1;
     }
-    let changed = results.iter().filter(|r| r.changed).map(|r| r.id.clone()).collect();
+    let changed = results
+        .iter()
+        .filter(|r| r.changed)
+        .map(|r| r.id.clone())
+        .collect();
     (counts, changed)
 }
 
@@ -1174,7 +1261,11 @@ fn report(args: &ReplayArgs, results: &[ReplayResult]) -> anyhow::Result<()> {
             Target::DryRun => "dry run of".to_string(),
             t => format!("replayed to {}:", t.as_str()),
         };
-        writeln!(out, "summary: {what} {} alert(s): {counts_text}", results.len())?;
+        writeln!(
+            out,
+            "summary: {what} {} alert(s): {counts_text}",
+            results.len()
+        )?;
         if changed.is_empty() {
             writeln!(out, "changed: none")?;
         } else {

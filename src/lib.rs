@@ -18,6 +18,7 @@
 //! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
 //!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
+//! - [`inspect`]: `alerts list|show|export` and `replay` from the command line, on the journal or via the running server.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -30,6 +31,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod group_commit;
+pub mod inspect;
 pub mod instruments;
 pub mod journal;
 pub mod limits;
