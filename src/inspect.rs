@@ -17,7 +17,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::{Args, Subcommand, ValueEnum};
@@ -577,19 +577,9 @@ impl Filters {
 
 /// A time: unix milliseconds, RFC 3339 (`2026-11-27T18:00:00Z`), or an age before now (`7d`, `12h`, `30m`).
 pub fn parse_time(v: &str, flag: &str) -> anyhow::Result<u64> {
-    let v = v.trim();
-    if let Ok(ms) = v.parse::<u64>() {
-        return Ok(ms);
-    }
-    if let Ok(t) = humantime::parse_rfc3339_weak(v) {
-        if let Ok(d) = t.duration_since(SystemTime::UNIX_EPOCH) {
-            return Ok(d.as_millis() as u64);
-        }
-    }
-    if let Ok(age) = humantime::parse_duration(v) {
-        return Ok(crate::journal::now_ms().saturating_sub(age.as_millis() as u64));
-    }
-    bail!("{flag}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)")
+    crate::journal::parse_time(v).ok_or_else(|| {
+        anyhow::anyhow!("{flag}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)")
+    })
 }
 
 // ------------------------------------------------------------------------------------------------ alerts

@@ -434,6 +434,24 @@ fn decode(id: &str, raw: &[u8]) -> Result<AlertRecord, JournalError> {
     serde_json::from_slice(raw).map_err(|e| JournalError::Corrupt(id.to_string(), e.to_string()))
 }
 
+/// A time for record filters: unix milliseconds, RFC 3339 (`2026-11-27T18:00:00Z`), or an age (`7d`, `12h`)
+/// meaning that long before now.
+pub fn parse_time(v: &str) -> Option<u64> {
+    let v = v.trim();
+    if let Ok(ms) = v.parse::<u64>() {
+        return Some(ms);
+    }
+    if let Ok(t) = humantime::parse_rfc3339_weak(v) {
+        return t
+            .duration_since(UNIX_EPOCH)
+            .ok()
+            .map(|d| d.as_millis() as u64);
+    }
+    humantime::parse_duration(v)
+        .ok()
+        .map(|age| now_ms().saturating_sub(age.as_millis() as u64))
+}
+
 pub fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)

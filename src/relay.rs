@@ -968,20 +968,13 @@ fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
     None
 }
 
-/// A time filter: RFC 3339 or unix milliseconds.
+/// A time filter: RFC 3339, unix milliseconds, or an age (`7d`).
 fn parse_time(v: &str, field: &str) -> Result<u64, RelayError> {
-    if let Ok(ms) = v.parse::<u64>() {
-        return Ok(ms);
-    }
-    humantime::parse_rfc3339_weak(v)
-        .ok()
-        .and_then(|t| t.duration_since(SystemTime::UNIX_EPOCH).ok())
-        .map(|d| d.as_millis() as u64)
-        .ok_or_else(|| {
-            RelayError::BadRequest(format!(
-                "{field}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z) or unix milliseconds"
-            ))
-        })
+    crate::journal::parse_time(v).ok_or_else(|| {
+        RelayError::BadRequest(format!(
+            "{field}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)"
+        ))
+    })
 }
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
