@@ -30,6 +30,8 @@ pub struct ExecJob {
     pub reply: Option<oneshot::Sender<Execution>>,
     /// When the alert was received (for end-to-end latency).
     pub received: Instant,
+    /// Receipt → durable acknowledgement, stored with the first execution write.
+    pub ack_us: Option<u64>,
 }
 
 impl Sequenced for ExecJob {
@@ -107,9 +109,23 @@ impl Engine {
         index: usize,
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
+        self.record_with(id, index, None, f).await
+    }
+
+    /// Like `record`, also storing the alert's acknowledgement time (saves a write on the hot path).
+    async fn record_with(
+        &self,
+        id: &str,
+        index: usize,
+        ack_us: Option<u64>,
+        f: impl Fn(&mut Execution),
+    ) -> Option<Execution> {
         let updated = match self.journal.update(id, |rec| {
             if let Some(e) = rec.executions.get_mut(index) {
                 f(e);
+            }
+            if let Some(us) = ack_us {
+                rec.timings.ack_us.get_or_insert(us);
             }
             if rec.status.is_terminal() || rec.executions.iter().all(|e| e.status.is_terminal()) {
                 rec.timings.completed_at_ms.get_or_insert_with(now_ms);
@@ -209,7 +225,7 @@ impl Worker<ExecJob> for Engine {
 
             // Durable *before* sending: after a crash, `executing` means "may have reached the broker".
             let req = request.clone();
-            self.record(&id, index, |e| {
+            self.record_with(&id, index, job.ack_us, |e| {
                 e.status = Status::Executing;
                 e.executor = Some(name.clone());
                 e.started_at_ms.get_or_insert_with(now_ms);
@@ -241,18 +257,20 @@ impl Worker<ExecJob> for Engine {
             };
             let retry_in = retry_in.filter(|d| now_ms() + d.as_millis() as u64 <= deadline_ms);
             maybe_sent |= matches!(result, Err(ExecError::Unknown(_)));
-            let a = attempt.clone();
-            self.record(&id, index, |e| e.attempts.push(a.clone()))
-                .await;
             match retry_in {
                 Some(delay) => {
+                    let a = attempt.clone();
+                    self.record(&id, index, |e| e.attempts.push(a.clone()))
+                        .await;
                     tracing::warn!(alert_id = %id, error = ?result.as_ref().err(), retry_in_ms = delay.as_millis() as u64, "retrying");
                     tokio::time::sleep(delay).await;
                     backoff = (backoff * 2).min(self.policy.backoff_max);
                 }
-                None => break result,
+                // The last attempt is recorded with the final state, in one write.
+                None => break (result, attempt),
             }
         };
+        let (result, last_attempt) = result;
         let result = match result {
             Err(e) if maybe_sent && !matches!(e, ExecError::Unknown(_)) => Err(ExecError::Unknown(
                 format!("an earlier attempt may have reached the broker; the last one: {e}"),
@@ -261,6 +279,7 @@ impl Worker<ExecJob> for Engine {
         };
         let exec = self
             .record(&id, index, |e| {
+                e.attempts.push(last_attempt.clone());
                 e.finished_at_ms = Some(now_ms());
                 match &result {
                     Ok(outcome) => {

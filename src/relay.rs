@@ -451,9 +451,7 @@ impl Relay {
         self.journal.sync().await?;
         let ack = inb.received.elapsed();
         self.metrics.acknowledged(ack);
-        let _ = self
-            .journal
-            .update(&rec.id, |r| r.timings.ack_us = Some(ack.as_micros() as u64));
+
         self.metrics.alert_status(&rec.source, rec.status.as_str());
         tracing::info!(alert_id = %rec.id, source = %rec.source, status = rec.status.as_str(), "alert recorded");
 
@@ -466,7 +464,7 @@ impl Relay {
         }
         let wait = prefer_wait(&inb.headers);
         let waiter = wait.map(|_| self.engine.waiters.register(&rec.id));
-        self.submit(&rec, true, inb.received, None);
+        self.submit(&rec, true, inb.received, Some(ack), None);
         if let (Some(wait), Some(rx)) = (wait, waiter) {
             if let Ok(Ok(done)) = tokio::time::timeout(wait, rx).await {
                 return Ok(Reply {
@@ -535,7 +533,7 @@ impl Relay {
 
     /// Queues a replayed record: every request runs (a replay is not superseded by the next replay).
     pub(crate) fn submit_replay(&self, rec: &AlertRecord, received: Instant) {
-        self.submit(rec, false, received, None);
+        self.submit(rec, false, received, None, None);
     }
 
     /// Queues every execution of a durable record in its lane.
@@ -544,6 +542,7 @@ impl Relay {
         rec: &AlertRecord,
         supersedable: bool,
         received: Instant,
+        ack: Option<Duration>,
         mut reply: Option<tokio::sync::oneshot::Sender<Execution>>,
     ) {
         for (index, e) in rec.executions.iter().enumerate() {
@@ -558,6 +557,7 @@ impl Relay {
                 supersedable,
                 reply: reply.take(),
                 received,
+                ack_us: ack.map(|d| d.as_micros() as u64),
             });
         }
     }
@@ -632,7 +632,7 @@ impl Relay {
         self.journal.sync().await?;
         self.metrics.acknowledged(received.elapsed());
         let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(&rec, false, received, Some(tx));
+        self.submit(&rec, false, received, Some(received.elapsed()), Some(tx));
         let exec = rx
             .await
             .map_err(|_| RelayError::Internal("execution was dropped".into()))?;
@@ -842,7 +842,7 @@ impl Relay {
                         _ => {}
                     }
                     // What is still accepted runs now; re-queued in id order, so lanes keep arrival order.
-                    self.submit(&r, r.source != API_SOURCE, Instant::now(), None);
+                    self.submit(&r, r.source != API_SOURCE, Instant::now(), None, None);
                 }
             }
         }
