@@ -1,0 +1,974 @@
+//! End-to-end benchmark of `POST /hooks/{source}`: durable acknowledgement throughput and latency, end-to-end
+//! latency to a live paper bracket, peak RSS and journal bytes per alert, against a bare warp server that
+//! only answers 202 to the same requests.
+//!
+//!     cargo bench --bench relay                                    # everything, defaults below
+//!     cargo bench --bench relay -- --alerts 20000 --concurrency 64 # saturation: N alerts at C in flight
+//!     cargo bench --bench relay -- --mode rate --rate 1000 --rate-alerts 10000
+//!
+//! Options (each also as an environment variable, e.g. `RELAY_BENCH_ALERTS=20000`):
+//!   --mode all|saturate|relay|bare|rate   what to run (default all = bare + relay saturation + fixed rate)
+//!   --alerts N          alerts per saturation run (default 20000)
+//!   --concurrency C     requests in flight in saturation runs (default 64)
+//!   --rate R            alerts/s in the fixed-rate run (default 1000)
+//!   --rate-alerts M     alerts in the fixed-rate run (default 10000, i.e. 10 s at 1000/s)
+//!   --warmup W          alerts sent (and awaited) before each measured run (default 500)
+//!   --auth token|hmac   token in the JSON body (TradingView style, default) or X-Hub-Signature-256 HMAC
+//!   --log               install an info-level tracing subscriber in the server (writes to /dev/null)
+//!
+//! Each server (the relay, or the bare warp server) runs in a child process of this binary (`--serve`), so
+//! its peak RSS (VmHWM) is its own; the HTTP client (reqwest, keep-alive) runs in this process. Both share
+//! the machine's cores. The relay child is configured like the shipped config.toml, with: the paper
+//! executor, `[paper] cancel_delay_ms = 0`, the default durable journal (every 202 is fsynced first, group
+//! commit), secrets in `file:` references, and inbound/outbound limits raised to 1,000,000/s so the
+//! limiter is not what is measured.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use serde_json::{json, Value};
+
+const TV_SECRET: &str = "bench-tv-secret-0123456789abcdef";
+const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+const API_TOKEN: &str = "bench-api-token-abcdef";
+
+/// (TradingView symbol, last price in config.toml's [paper.initial_quotes], tick size).
+const SYMBOLS: [(&str, f64, f64); 6] = [
+    ("ES1!", 6000.0, 0.25),
+    ("MES1!", 6000.0, 0.25),
+    ("NQ1!", 21000.0, 0.25),
+    ("MNQ1!", 21000.0, 0.25),
+    ("CL1!", 70.0, 0.01),
+    ("GC1!", 2600.0, 0.1),
+];
+
+// ------------------------------------------------------------------------------------------------ options
+
+#[derive(Debug, Clone)]
+struct Opts {
+    mode: String,
+    alerts: usize,
+    concurrency: usize,
+    rate: f64,
+    rate_alerts: usize,
+    warmup: usize,
+    auth: Auth,
+    log: bool,
+    serve: Option<String>,
+    dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Auth {
+    Token,
+    Hmac,
+}
+
+fn parse_opts() -> Opts {
+    let env = |k: &str| std::env::var(format!("RELAY_BENCH_{k}")).ok();
+    let mut o = Opts {
+        mode: env("MODE").unwrap_or_else(|| "all".into()),
+        alerts: env("ALERTS").and_then(|v| v.parse().ok()).unwrap_or(20_000),
+        concurrency: env("CONCURRENCY")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(64),
+        rate: env("RATE").and_then(|v| v.parse().ok()).unwrap_or(1000.0),
+        rate_alerts: env("RATE_ALERTS")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+        warmup: env("WARMUP").and_then(|v| v.parse().ok()).unwrap_or(500),
+        auth: if env("AUTH").as_deref() == Some("hmac") {
+            Auth::Hmac
+        } else {
+            Auth::Token
+        },
+        log: env("LOG").is_some_and(|v| v == "1"),
+        serve: None,
+        dir: None,
+    };
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        let mut val = || {
+            i += 1;
+            args.get(i)
+                .cloned()
+                .unwrap_or_else(|| die(&format!("{a} needs a value")))
+        };
+        let num = |v: String| -> usize {
+            v.replace('_', "")
+                .parse()
+                .unwrap_or_else(|_| die(&format!("{a}: not a number: {v}")))
+        };
+        match a {
+            "--bench" => {} // appended by `cargo bench`
+            "--mode" => o.mode = val(),
+            "--alerts" | "-n" => o.alerts = num(val()),
+            "--concurrency" | "-c" => o.concurrency = num(val()).max(1),
+            "--rate" => {
+                o.rate = val()
+                    .parse()
+                    .unwrap_or_else(|_| die("--rate: not a number"))
+            }
+            "--rate-alerts" => o.rate_alerts = num(val()),
+            "--warmup" => o.warmup = num(val()),
+            "--auth" => {
+                o.auth = match val().as_str() {
+                    "token" => Auth::Token,
+                    "hmac" => Auth::Hmac,
+                    other => die(&format!("--auth: token or hmac, not {other}")),
+                }
+            }
+            "--log" => o.log = true,
+            "--serve" => o.serve = Some(val()),
+            "--dir" => o.dir = Some(PathBuf::from(val())),
+            other => die(&format!(
+                "unknown argument {other}; see the top of benches/relay.rs for the options"
+            )),
+        }
+        i += 1;
+    }
+    if !["all", "saturate", "relay", "bare", "rate"].contains(&o.mode.as_str()) {
+        die("--mode: all, saturate, relay, bare or rate");
+    }
+    o
+}
+
+fn die(msg: &str) -> ! {
+    eprintln!("relay bench: {msg}");
+    std::process::exit(2)
+}
+
+fn main() {
+    let opts = parse_opts();
+    match opts.serve.clone() {
+        Some(kind) => serve_child(&kind, opts.dir.as_deref().expect("--dir"), opts.log),
+        None => orchestrate(&opts),
+    }
+}
+
+// ------------------------------------------------------------------------------------------------ server side
+
+fn config_text(dir: &Path, auth: Auth) -> String {
+    let mut base: toml::Table =
+        toml::from_str(alert_relay::config::EMBEDDED_CONFIG).expect("shipped config parses");
+    for (name, value) in [
+        ("tv", TV_SECRET),
+        ("other", OTHER_SECRET),
+        ("api", API_TOKEN),
+    ] {
+        std::fs::write(dir.join(format!("{name}.secret")), value).unwrap();
+    }
+    let auth_lines = match auth {
+        Auth::Token => "auth = \"token\"\ntoken_field = \"secret\"",
+        Auth::Hmac => "auth = \"hmac-sha256\"\nsignature_header = \"X-Hub-Signature-256\"",
+    };
+    let over = format!(
+        r#"
+[server]
+api_tokens = ["file:{d}/api.secret"]
+shutdown_grace_ms = 120000
+[sources.tradingview]
+{auth_lines}
+secret = "file:{d}/tv.secret"
+rate_limit = {{ per_second = 1000000, burst = 1000000 }}
+[sources.signals]
+secret = "file:{d}/other.secret"
+[sources.github-style]
+secret = "file:{d}/tv.secret"
+[paper]
+cancel_delay_ms = 0
+[limits.outbound]
+per_second = 1000000
+burst = 1000000
+"#,
+        d = dir.display()
+    );
+    merge(&mut base, toml::from_str(&over).expect("override parses"));
+    toml::to_string(&base).unwrap()
+}
+
+fn merge(base: &mut toml::Table, over: toml::Table) {
+    for (k, v) in over {
+        match (base.get_mut(&k), v) {
+            (Some(toml::Value::Table(b)), toml::Value::Table(o)) => merge(b, o),
+            (_, v) => {
+                base.insert(k, v);
+            }
+        }
+    }
+}
+
+fn proc_status_kb(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// CPU time (user + system) of this process so far, in milliseconds.
+fn cpu_ms() -> u64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name (which may contain spaces) in parentheses; utime and stime are the
+    // 14th and 15th fields, in clock ticks (100 per second on Linux).
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    (f.get(11).copied().unwrap_or(0) + f.get(12).copied().unwrap_or(0)) * 10
+}
+
+fn dir_bytes(p: &Path) -> u64 {
+    let mut total = 0;
+    if let Ok(rd) = std::fs::read_dir(p) {
+        for e in rd.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => total += dir_bytes(&e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
+}
+
+/// A child process: serves until told `report` on stdin, then prints `REPORT <json>` and exits.
+fn serve_child(kind: &str, dir: &Path, log: bool) {
+    if log {
+        // What `alert-relay serve` pays for its info-level log lines, without the terminal.
+        let sink = std::fs::OpenOptions::new()
+            .write(true)
+            .open("/dev/null")
+            .unwrap();
+        tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new("info"))
+            .with_writer(Mutex::new(sink))
+            .init();
+    }
+    // The same runtime as `alert-relay serve` (cli.rs): multi-threaded, one worker per core.
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stop_rx.await;
+        };
+        let relay = if kind == "relay" {
+            let mut cfg =
+                alert_relay::config::Config::load(Some(&dir.join("config.toml"))).unwrap();
+            cfg.server.data_dir = dir.join("data");
+            let (relay, _notes) = alert_relay::relay::Relay::build(&cfg).unwrap();
+            relay.recover().unwrap();
+            relay.spawn_maintenance();
+            let r = relay.clone();
+            tokio::spawn(async move { alert_relay::web::serve(r, listener, shutdown).await });
+            Some(relay)
+        } else {
+            tokio::spawn(bare_server(listener, shutdown));
+            None
+        };
+        println!("LISTENING {addr}");
+        let rss_idle_kb = proc_status_kb("VmRSS:");
+
+        use tokio::io::AsyncBufReadExt;
+        let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
+        let mut mark = String::new();
+        let mut records_at_mark = 0usize;
+        let mut disk_at_mark = 0u64;
+        let mut cpu_at_mark = cpu_ms();
+        while let Ok(Some(line)) = lines.next_line().await {
+            match line.trim() {
+                "mark" => {
+                    cpu_at_mark = cpu_ms();
+                    if let Some(r) = &relay {
+                        // Ids are ULIDs: every record admitted after this point sorts after `mark`.
+                        r.journal.flush_now().unwrap();
+                        mark = r.journal.next_id();
+                        records_at_mark = r.journal.record_count();
+                        disk_at_mark = r.journal.size_on_disk();
+                    }
+                    println!("MARKED");
+                }
+                "report" => {
+                    let report = match &relay {
+                        Some(r) => relay_report(r, dir, &mark, records_at_mark, disk_at_mark).await,
+                        None => json!({}),
+                    };
+                    let mut report = report;
+                    report["cpuMs"] = json!(cpu_ms().saturating_sub(cpu_at_mark));
+                    report["rssIdleKb"] = json!(rss_idle_kb);
+                    report["rssKb"] = json!(proc_status_kb("VmRSS:"));
+                    report["hwmKb"] = json!(proc_status_kb("VmHWM:"));
+                    println!("REPORT {report}");
+                    break;
+                }
+                _ => {}
+            }
+        }
+        let _ = stop_tx.send(());
+    });
+    std::process::exit(0);
+}
+
+/// Waits for every execution to finish, flushes, and summarises the records admitted after `mark`.
+async fn relay_report(
+    relay: &Arc<alert_relay::relay::Relay>,
+    dir: &Path,
+    mark: &str,
+    records_at_mark: usize,
+    disk_at_mark: u64,
+) -> Value {
+    use alert_relay::journal::ListFilter;
+    use alert_relay::record::Status;
+    let t = Instant::now();
+    relay.shutdown().await; // waits for the lanes to go idle, then flushes the journal
+    let drain_ms = t.elapsed().as_millis() as u64;
+    let records = relay.journal.record_count();
+    let disk = relay.journal.size_on_disk();
+    let all = relay
+        .journal
+        .list(&ListFilter {
+            limit: usize::MAX,
+            ..ListFilter::default()
+        })
+        .unwrap();
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    let mut ack_us = Vec::new();
+    let mut e2e_ms = Vec::new();
+    let mut exec_ms = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    let mut measured = 0u64;
+    for rec in all.iter().filter(|r| r.id.as_str() > mark) {
+        measured += 1;
+        *statuses.entry(rec.status.as_str().to_string()).or_default() += 1;
+        if let Some(a) = rec.timings.ack_us {
+            ack_us.push(a);
+        }
+        if let Some(e) = rec.executions.first() {
+            if e.status == Status::Executed {
+                if let Some(f) = e.finished_at_ms {
+                    e2e_ms.push(f.saturating_sub(rec.received_at_ms));
+                    if let Some(s) = e.started_at_ms {
+                        exec_ms.push(f.saturating_sub(s));
+                    }
+                }
+            } else if let Some(err) = &e.error {
+                let short: String = err.chars().take(120).collect();
+                *errors.entry(short).or_default() += 1;
+            }
+        }
+    }
+    ack_us.sort_unstable();
+    e2e_ms.sort_unstable();
+    exec_ms.sort_unstable();
+    let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
+    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    errors.truncate(5);
+    json!({
+        "drainMs": drain_ms,
+        "records": records,
+        "measured": measured,
+        "statuses": statuses,
+        "executionErrors": errors,
+        "serverAckUs": pcts(&ack_us),
+        "e2eMs": pcts(&e2e_ms),
+        "execMs": pcts(&exec_ms),
+        "e2eSamples": e2e_ms.len(),
+        "diskBytes": disk,
+        "diskBytesAtMark": disk_at_mark,
+        "recordsAtMark": records_at_mark,
+        "dataDirBytes": dir_bytes(&dir.join("data")),
+    })
+}
+
+/// Same route shape as the relay's hooks route, reading the body the same way; answers 202 at once.
+async fn bare_server(
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    use warp::Filter;
+    let route = warp::path!("hooks" / String)
+        .and(warp::post())
+        .and(warp::any().map(Instant::now))
+        .and(warp::addr::remote())
+        .and(warp::header::headers_cloned())
+        .and(warp::query::<std::collections::HashMap<String, String>>())
+        .and(warp::body::stream())
+        .then(
+            |_source: String,
+             _received: Instant,
+             _peer: Option<std::net::SocketAddr>,
+             _headers: warp::http::HeaderMap,
+             _query: std::collections::HashMap<String, String>,
+             body| async move {
+                use warp::Reply;
+                let status = match alert_relay::web::read_body(body, 65536).await {
+                    Ok(_) => warp::http::StatusCode::ACCEPTED,
+                    Err(_) => warp::http::StatusCode::PAYLOAD_TOO_LARGE,
+                };
+                warp::reply::with_status(
+                    warp::reply::json(&json!({"alertId": "x", "status": "accepted"})),
+                    status,
+                )
+                .into_response()
+            },
+        );
+    warp::serve(route)
+        .incoming(listener)
+        .graceful(shutdown)
+        .run()
+        .await;
+}
+
+// ------------------------------------------------------------------------------------------------ client side
+
+struct Server {
+    child: Child,
+    stdin: ChildStdin,
+    lines: mpsc::Receiver<String>,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Server {
+    fn start(kind: &str, opts: &Opts) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("config.toml"),
+            config_text(dir.path(), opts.auth),
+        )
+        .unwrap();
+        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        cmd.arg("--serve").arg(kind).arg("--dir").arg(dir.path());
+        if opts.log {
+            cmd.arg("--log");
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .env_remove("RELAY_API_TOKEN")
+            .spawn()
+            .expect("start server child");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut s = Server {
+            child,
+            stdin,
+            lines: rx,
+            url: String::new(),
+            _dir: dir,
+        };
+        let addr = s.expect("LISTENING ", Duration::from_secs(60));
+        s.url = format!("http://{}/hooks/tradingview", addr.trim());
+        s
+    }
+
+    fn expect(&mut self, prefix: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix(prefix) {
+                        return rest.to_string();
+                    }
+                    if prefix.trim() == line.trim() {
+                        return String::new();
+                    }
+                }
+                Err(_) => {
+                    let _ = self.child.kill();
+                    die(&format!("server child did not print '{prefix}' in time"));
+                }
+            }
+        }
+    }
+
+    fn command(&mut self, cmd: &str) {
+        writeln!(self.stdin, "{cmd}").unwrap();
+        self.stdin.flush().unwrap();
+    }
+
+    fn mark(&mut self) {
+        self.command("mark");
+        self.expect("MARKED", Duration::from_secs(60));
+    }
+
+    fn report(mut self) -> Value {
+        self.command("report");
+        let r = self.expect("REPORT ", Duration::from_secs(170));
+        let _ = self.child.wait();
+        serde_json::from_str(&r).unwrap()
+    }
+}
+
+/// Builds TradingView strategy alerts (the tradingview-strategy template's format), one per index.
+struct AlertGen {
+    auth: Auth,
+    base_unix: u64,
+}
+
+impl AlertGen {
+    fn body(&self, i: usize) -> (Vec<u8>, Option<String>) {
+        let (ticker, last, tick) = SYMBOLS[i % SYMBOLS.len()];
+        let long = (i / SYMBOLS.len()) % 2 == 0;
+        // Off-tick fill prices within ±2 ticks of the last price: the template rounds TP/SL to the tick.
+        let jitter = ((i * 7919) % 9) as f64 / 2.0 - 2.0 + 0.37;
+        let price = ((last + jitter * tick) * 1e6).round() / 1e6;
+        let size = 1 + i % 3;
+        // `timenow` makes the template's idempotency key (ticker-timenow-id) unique per alert.
+        let timenow = humantime::format_rfc3339_seconds(
+            SystemTime::UNIX_EPOCH + Duration::from_secs(self.base_unix + i as u64),
+        );
+        let secret = match self.auth {
+            Auth::Token => format!("\"secret\":\"{TV_SECRET}\","),
+            Auth::Hmac => String::new(),
+        };
+        let body = format!(
+            concat!(
+                "{{{secret}\"ticker\":\"{ticker}\",\"timenow\":\"{timenow}\",\"close\":{price},",
+                "\"strategy\":{{\"action\":\"{action}\",\"contracts\":{size},\"price\":{price},",
+                "\"id\":\"{id}\",\"market_position\":\"{mp}\",\"market_position_size\":{size}}}}}"
+            ),
+            secret = secret,
+            ticker = ticker,
+            timenow = timenow,
+            price = price,
+            action = if long { "buy" } else { "sell" },
+            size = size,
+            id = if long { "Long" } else { "Short" },
+            mp = if long { "long" } else { "short" },
+        )
+        .into_bytes();
+        let sig = match self.auth {
+            Auth::Token => None,
+            Auth::Hmac => Some(alert_relay::verify::sign_hmac_sha256(
+                TV_SECRET.as_bytes(),
+                &body,
+            )),
+        };
+        (body, sig)
+    }
+}
+
+#[derive(Default)]
+struct RunStats {
+    /// Request → full response, microseconds (fixed rate: from the intended send time).
+    lat_us: Vec<u64>,
+    ok: u64,
+    errors: BTreeMap<String, u64>,
+    elapsed: Duration,
+}
+
+impl RunStats {
+    fn merge(&mut self, o: RunStats) {
+        self.lat_us.extend(o.lat_us);
+        self.ok += o.ok;
+        for (k, v) in o.errors {
+            *self.errors.entry(k).or_default() += v;
+        }
+    }
+    fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+async fn send_one(
+    client: &reqwest::Client,
+    url: &str,
+    gen: &AlertGen,
+    i: usize,
+    stats: &mut RunStats,
+) {
+    let (body, sig) = gen.body(i);
+    let mut rb = client
+        .post(url)
+        .header("content-type", "text/plain; charset=utf-8")
+        .body(body);
+    if let Some(sig) = sig {
+        rb = rb.header("X-Hub-Signature-256", sig);
+    }
+    match rb.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            let text = resp.bytes().await;
+            if status == 202 && text.is_ok() {
+                stats.ok += 1;
+            } else {
+                let sample = text
+                    .map(|b| {
+                        String::from_utf8_lossy(&b)
+                            .chars()
+                            .take(160)
+                            .collect::<String>()
+                    })
+                    .unwrap_or_default();
+                *stats
+                    .errors
+                    .entry(format!("{status} {sample}"))
+                    .or_default() += 1;
+            }
+        }
+        Err(e) => {
+            *stats.errors.entry(format!("transport: {e}")).or_default() += 1;
+        }
+    }
+}
+
+/// N requests with C in flight (C connections, keep-alive), indices `first..first + n`.
+async fn closed_loop(
+    client: &reqwest::Client,
+    url: &str,
+    gen: &Arc<AlertGen>,
+    first: usize,
+    n: usize,
+    c: usize,
+) -> RunStats {
+    let next = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..c.min(n.max(1)) {
+        let (client, url, gen, next) = (client.clone(), url.to_string(), gen.clone(), next.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut st = RunStats {
+                lat_us: Vec::with_capacity(n / c + 1),
+                ..RunStats::default()
+            };
+            loop {
+                let k = next.fetch_add(1, Ordering::Relaxed);
+                if k >= n {
+                    break;
+                }
+                let t = Instant::now();
+                send_one(&client, &url, &gen, first + k, &mut st).await;
+                st.lat_us.push(t.elapsed().as_micros() as u64);
+            }
+            st
+        }));
+    }
+    let mut all = RunStats::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    all.elapsed = start.elapsed();
+    all
+}
+
+/// Open loop: request k is due at start + k/rate, whatever happened to the others; latency counts from the
+/// due time, so a stall is not hidden (no coordinated omission).
+async fn open_loop(
+    client: &reqwest::Client,
+    url: &str,
+    gen: &Arc<AlertGen>,
+    first: usize,
+    n: usize,
+    rate: f64,
+) -> RunStats {
+    let start = tokio::time::Instant::now();
+    let mut tasks = Vec::with_capacity(n);
+    for k in 0..n {
+        let due = start + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (client, url, gen) = (client.clone(), url.to_string(), gen.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut st = RunStats::default();
+            send_one(&client, &url, &gen, first + k, &mut st).await;
+            st.lat_us.push(due.elapsed().as_micros() as u64);
+            st
+        }));
+    }
+    let mut all = RunStats::default();
+    for t in tasks {
+        all.merge(t.await.unwrap());
+    }
+    all.elapsed = start.elapsed();
+    all
+}
+
+fn pct(sorted: &[u64], p: f64) -> u64 {
+    if sorted.is_empty() {
+        return 0;
+    }
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+fn pcts(sorted: &[u64]) -> Value {
+    json!({
+        "p50": pct(sorted, 50.0), "p90": pct(sorted, 90.0), "p99": pct(sorted, 99.0),
+        "p999": pct(sorted, 99.9), "max": sorted.last().copied().unwrap_or(0), "n": sorted.len(),
+    })
+}
+
+fn ms(us: u64) -> String {
+    format!("{:.2} ms", us as f64 / 1000.0)
+}
+
+fn print_client(label: &str, st: &mut RunStats) -> f64 {
+    st.lat_us.sort_unstable();
+    let secs = st.elapsed.as_secs_f64();
+    let tput = st.ok as f64 / secs;
+    println!(
+        "{label}: {} × 202 in {:.2} s = {:.0} acknowledged alerts/s; errors: {}",
+        st.ok,
+        secs,
+        tput,
+        st.error_count()
+    );
+    for (e, n) in st.errors.iter().take(5) {
+        println!("    error ×{n}: {e}");
+    }
+    println!(
+        "    ack latency (client, request → response): p50 {}  p99 {}  p99.9 {}  max {}",
+        ms(pct(&st.lat_us, 50.0)),
+        ms(pct(&st.lat_us, 99.0)),
+        ms(pct(&st.lat_us, 99.9)),
+        ms(st.lat_us.last().copied().unwrap_or(0)),
+    );
+    tput
+}
+
+fn print_server(r: &Value, measured_alerts: usize) {
+    let g = |path: &[&str]| -> u64 {
+        let mut v = r;
+        for p in path {
+            v = &v[*p];
+        }
+        v.as_u64().unwrap_or(0)
+    };
+    println!(
+        "    ack latency (server, timings.ackUs, receipt → fsynced): p50 {}  p99 {}  p99.9 {}",
+        ms(g(&["serverAckUs", "p50"])),
+        ms(g(&["serverAckUs", "p99"])),
+        ms(g(&["serverAckUs", "p999"])),
+    );
+    println!(
+        "    end-to-end (receivedAtMs → executions[0].finishedAtMs, ms resolution, {} executed): p50 {} ms  p99 {} ms  p99.9 {} ms  max {} ms",
+        g(&["e2eSamples"]),
+        g(&["e2eMs", "p50"]),
+        g(&["e2eMs", "p99"]),
+        g(&["e2eMs", "p999"]),
+        g(&["e2eMs", "max"]),
+    );
+    println!(
+        "    execution only (startedAtMs → finishedAtMs): p50 {} ms  p99 {} ms",
+        g(&["execMs", "p50"]),
+        g(&["execMs", "p99"]),
+    );
+    println!(
+        "    record statuses: {}; drain after the last 202: {} ms",
+        r["statuses"],
+        g(&["drainMs"])
+    );
+    if let Some(errs) = r["executionErrors"].as_array().filter(|a| !a.is_empty()) {
+        for e in errs {
+            println!(
+                "    execution error ×{}: {}",
+                e[1],
+                e[0].as_str().unwrap_or("")
+            );
+        }
+    }
+    let records = g(&["records"]).max(1);
+    let disk = g(&["diskBytes"]);
+    let delta = disk.saturating_sub(g(&["diskBytesAtMark"]));
+    println!(
+        "    journal: {} records, size_on_disk {:.1} MB = {:.0} B/record; measured run added {:.1} MB = {:.0} B/alert; data dir {:.1} MB",
+        records,
+        disk as f64 / 1e6,
+        disk as f64 / records as f64,
+        delta as f64 / 1e6,
+        delta as f64 / measured_alerts.max(1) as f64,
+        g(&["dataDirBytes"]) as f64 / 1e6,
+    );
+    print_rss(r, measured_alerts);
+}
+
+fn print_rss(r: &Value, alerts: usize) {
+    let cpu = r["cpuMs"].as_u64().unwrap_or(0);
+    println!(
+        "    server process CPU (user+sys) over the measured run and drain: {} ms = {:.0} µs/alert",
+        cpu,
+        cpu as f64 * 1000.0 / alerts.max(1) as f64
+    );
+    println!(
+        "    server process RSS: idle {:.1} MB, now {:.1} MB, peak (VmHWM) {:.1} MB  [client runs in another process]",
+        r["rssIdleKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
+        r["rssKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
+        r["hwmKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
+    );
+}
+
+fn verdict(ok: bool) -> &'static str {
+    if ok {
+        "MET"
+    } else {
+        "NOT MET"
+    }
+}
+
+fn orchestrate(opts: &Opts) {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
+    println!(
+        "alert-relay bench: mode {}, {} alerts at concurrency {}, fixed rate {}/s × {}, warm-up {}, auth {:?}{}; {} cores, {}",
+        opts.mode, opts.alerts, opts.concurrency, opts.rate, opts.rate_alerts, opts.warmup, opts.auth,
+        if opts.log { ", info logging on" } else { "" }, cores, cpu
+    );
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(usize::MAX)
+        .tcp_nodelay(true)
+        .timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let base_unix = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+        - 10_000_000;
+    let gen = Arc::new(AlertGen {
+        auth: opts.auth,
+        base_unix,
+    });
+    let (n, c) = (opts.alerts, opts.concurrency);
+    let w = opts.warmup;
+    let mut bare_tput = None;
+    let mut relay_tput = None;
+    let mut relay_hwm = None;
+    let mut rate_result: Option<(u64, u64, u64, u64, u64)> = None;
+
+    if ["all", "saturate", "bare"].contains(&opts.mode.as_str()) {
+        let mut s = Server::start("bare", opts);
+        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
+        s.mark();
+        let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+        let r = s.report();
+        bare_tput = Some(print_client(&format!("bare warp  (C={c})"), &mut st));
+        print_rss(&r, n);
+    }
+    if ["all", "saturate", "relay"].contains(&opts.mode.as_str()) {
+        let mut s = Server::start("relay", opts);
+        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
+        s.mark();
+        let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+        let r = s.report();
+        relay_tput = Some(print_client(&format!("relay      (C={c})"), &mut st));
+        print_server(&r, n);
+        relay_hwm = r["hwmKb"].as_u64();
+        if st.error_count() > 0 {
+            println!(
+                "    WARNING: {} requests were not answered 202",
+                st.error_count()
+            );
+        }
+    }
+    if let (Some(b), Some(r)) = (bare_tput, relay_tput) {
+        println!("relay / bare warp throughput: {:.3}", r / b);
+    }
+    if ["all", "rate"].contains(&opts.mode.as_str()) {
+        let mut s = Server::start("relay", opts);
+        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, 8));
+        s.mark();
+        let mut st = rt.block_on(open_loop(
+            &client,
+            &s.url,
+            &gen,
+            w,
+            opts.rate_alerts,
+            opts.rate,
+        ));
+        let r = s.report();
+        print_client(
+            &format!(
+                "relay at a fixed {}/s (latency from the due time)",
+                opts.rate
+            ),
+            &mut st,
+        );
+        print_server(&r, opts.rate_alerts);
+        rate_result = Some((
+            pct(&st.lat_us, 50.0),
+            pct(&st.lat_us, 99.0),
+            r["e2eMs"]["p50"].as_u64().unwrap_or(0),
+            r["e2eMs"]["p99"].as_u64().unwrap_or(0),
+            st.error_count(),
+        ));
+    }
+
+    println!("targets:");
+    if let Some(rt) = relay_tput {
+        println!(
+            "  >= 10,000 durable alerts/s at C=64: {:.0}/s at C={c} -> {}",
+            rt,
+            verdict(rt >= 10_000.0 && c == 64)
+        );
+    }
+    if let (Some(b), Some(r)) = (bare_tput, relay_tput) {
+        println!(
+            "  >= 0.30 of bare warp: {:.3} -> {}",
+            r / b,
+            verdict(r / b >= 0.30)
+        );
+    }
+    if let Some((a50, a99, e50, e99, errs)) = rate_result {
+        let _ = (a50, e50);
+        println!(
+            "  ack p99 <= 5 ms at {}/s: {} -> {}",
+            opts.rate,
+            ms(a99),
+            verdict(a99 <= 5_000 && errs == 0 && opts.rate >= 1000.0)
+        );
+        println!(
+            "  end-to-end p99 <= 10 ms at {}/s: {} ms -> {}",
+            opts.rate,
+            e99,
+            verdict(e99 <= 10 && opts.rate >= 1000.0)
+        );
+    }
+    if let Some(h) = relay_hwm {
+        println!(
+            "  RSS <= 100 MB after 1,000,000 alerts: peak {:.1} MB after {} alerts -> {}",
+            h as f64 / 1024.0,
+            n + w,
+            if n + w >= 1_000_000 {
+                verdict(h <= 100 * 1024)
+            } else if h > 100 * 1024 {
+                "NOT MET (already above 100 MB before 1,000,000 alerts)"
+            } else {
+                "NOT MEASURED at 1,000,000 (run --mode relay --alerts 1000000)"
+            }
+        );
+    }
+}
