@@ -81,6 +81,9 @@ pub struct JournalConfig {
     pub retention_days: u64,
     /// At most this many records are kept; the oldest finished ones go first.
     pub max_records: usize,
+    /// Memory the database may use as a page cache, in MiB (sled's default, 1 GiB, lets the process grow
+    /// with the journal).
+    pub cache_mb: u64,
 }
 
 impl Default for JournalConfig {
@@ -90,6 +93,7 @@ impl Default for JournalConfig {
             prune_interval_secs: 300,
             retention_days: 30,
             max_records: 1_000_000,
+            cache_mb: 32,
         }
     }
 }

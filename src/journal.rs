@@ -76,6 +76,15 @@ const CLAIM_SETTLE: Duration = Duration::from_millis(200);
 
 impl Journal {
     pub fn open(dir: &Path, idempotency_window: Duration) -> Result<Journal, JournalError> {
+        Self::open_with_cache(dir, idempotency_window, 32)
+    }
+
+    /// Opens with a page cache of `cache_mb` MiB.
+    pub fn open_with_cache(
+        dir: &Path,
+        idempotency_window: Duration,
+        cache_mb: u64,
+    ) -> Result<Journal, JournalError> {
         let open_err = |cause: String| JournalError::Open {
             path: dir.display().to_string(),
             cause,
@@ -84,6 +93,7 @@ impl Journal {
         let db = sled::Config::new()
             .path(dir.join("journal"))
             .mode(sled::Mode::HighThroughput)
+            .cache_capacity(cache_mb.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| open_err(e.to_string()))?;
         let alerts = db

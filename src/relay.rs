@@ -107,9 +107,10 @@ impl Relay {
         }
         let api_tokens = resolve_api_tokens(cfg, &data_dir, &mut notes)?;
 
-        let journal = Arc::new(Journal::open(
+        let journal = Arc::new(Journal::open_with_cache(
             &data_dir,
             Duration::from_secs(cfg.journal.idempotency_window_secs),
+            cfg.journal.cache_mb,
         )?);
         let paper_tree = journal
             .db()
