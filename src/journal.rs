@@ -296,17 +296,13 @@ impl Journal {
         Ok(out)
     }
 
-    /// All records in a given status, oldest first (start-up recovery).
-    pub fn with_status(&self, status: Status) -> Result<Vec<AlertRecord>, JournalError> {
-        let mut out = Vec::new();
+    /// Visits every record, oldest first, without holding them all in memory.
+    pub fn for_each(&self, mut f: impl FnMut(AlertRecord)) -> Result<(), JournalError> {
         for item in self.alerts.iter() {
             let (k, v) = item?;
-            let rec = decode(&String::from_utf8_lossy(&k), &v)?;
-            if rec.status == status {
-                out.push(rec);
-            }
+            f(decode(&String::from_utf8_lossy(&k), &v)?);
         }
-        Ok(out)
+        Ok(())
     }
 
     pub fn record_count(&self) -> usize {

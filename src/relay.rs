@@ -145,18 +145,8 @@ impl Relay {
         }
         let metrics = Arc::new(Metrics::default());
         let o = &cfg.limits.outbound;
-        let unknown = Arc::new(AtomicUsize::new(
-            journal
-                .with_status(Status::Unknown)?
-                .iter()
-                .map(|r| {
-                    r.executions
-                        .iter()
-                        .filter(|e| e.status == Status::Unknown)
-                        .count()
-                })
-                .sum(),
-        ));
+        // Counted by `recover`, which scans the journal once at start-up.
+        let unknown = Arc::new(AtomicUsize::new(0));
         let persisted_kill = journal.meta_get(KILL_SWITCH_KEY)?.as_deref() == Some("on");
         let kill_switch = Arc::new(AtomicBool::new(cfg.execution.kill_switch || persisted_kill));
         let x = &cfg.execution;
@@ -798,54 +788,82 @@ impl Relay {
 
     // ---------------------------------------------------------------- lifecycle
 
-    /// Start-up recovery: `accepted` executions younger than the age limit run; older ones expire;
-    /// `executing` ones (sent, no answer) become `unknown` and are never re-sent by themselves.
+    /// Start-up recovery, in one pass over the journal:
+    /// - `executing` executions (sent, no answer) become `unknown` and are never re-sent by themselves;
+    /// - `accepted` executions older than the age limit become `expired`;
+    /// - `accepted` executions whose lane already saw a newer alert start are `superseded` by it (running
+    ///   them now would put an old bracket back over a newer one);
+    /// - the rest run now, queued in id order so every lane keeps arrival order.
     pub fn recover(&self) -> Result<Vec<String>, RelayError> {
         let mut notes = Vec::new();
-        for status in [Status::Accepted, Status::Executing] {
-            for rec in self.journal.with_status(status)? {
-                let age = Duration::from_millis(now_ms().saturating_sub(rec.received_at_ms));
-                let max_age = self.max_age;
-                let updated = self.journal.update(&rec.id, |r| {
-                    for e in &mut r.executions {
-                        match e.status {
-                            Status::Executing => {
-                                e.status = Status::Unknown;
-                                e.error = Some("the relay stopped while this was sent to the broker; check the account and resolve by hand".into());
-                            }
-                            Status::Accepted if age > max_age => {
-                                e.status = Status::Expired;
-                                e.error = Some(format!(
-                                    "not executed before a restart and older than {}s",
-                                    max_age.as_secs()
-                                ));
-                            }
-                            _ => {}
-                        }
-                    }
-                })?;
-                if let Some(r) = updated {
-                    let newly_unknown = rec
-                        .executions
-                        .iter()
-                        .filter(|e| e.status == Status::Executing)
-                        .count();
-                    self.unknown.fetch_add(newly_unknown, Ordering::SeqCst);
-                    match r.status {
-                        Status::Unknown => {
-                            tracing::warn!(alert_id = %r.id, "outcome unknown after restart");
-                            notes.push(format!(
-                                "alert {} is unknown (was executing at shutdown)",
-                                r.id
-                            ));
-                        }
-                        Status::Expired => notes.push(format!("alert {} expired", r.id)),
-                        _ => {}
-                    }
-                    // What is still accepted runs now; re-queued in id order, so lanes keep arrival order.
-                    self.submit(&r, r.source != API_SOURCE, Instant::now(), None, None);
+        let mut open = Vec::new();
+        let mut newest_started: HashMap<(String, String), String> = HashMap::new();
+        let mut unknown = 0;
+        self.journal.for_each(|rec| {
+            for e in &rec.executions {
+                if e.status == Status::Unknown {
+                    unknown += 1;
+                }
+                if matches!(
+                    e.status,
+                    Status::Executing | Status::Executed | Status::Unknown | Status::Failed
+                ) {
+                    // Oldest first: a later record overwrites an earlier one.
+                    newest_started.insert(e.request.lane(), rec.id.clone());
                 }
             }
+            if matches!(rec.status, Status::Accepted | Status::Executing) {
+                open.push(rec);
+            }
+        })?;
+        self.unknown.store(unknown, Ordering::SeqCst);
+        let max_age = self.max_age;
+        for rec in open {
+            let age = Duration::from_millis(now_ms().saturating_sub(rec.received_at_ms));
+            let updated = self.journal.update(&rec.id, |r| {
+                for e in &mut r.executions {
+                    let newer = newest_started
+                        .get(&e.request.lane())
+                        .filter(|n| n.as_str() > r.id.as_str());
+                    match e.status {
+                        Status::Executing => {
+                            e.status = Status::Unknown;
+                            e.error = Some("the relay stopped while this was sent to the broker; check the account and resolve by hand".into());
+                        }
+                        Status::Accepted if age > max_age => {
+                            e.status = Status::Expired;
+                            e.error = Some(format!(
+                                "not executed before a restart and older than {}s",
+                                max_age.as_secs()
+                            ));
+                        }
+                        Status::Accepted if newer.is_some() => {
+                            e.status = Status::Superseded;
+                            e.superseded_by = newer.cloned();
+                        }
+                        _ => {}
+                    }
+                }
+            })?;
+            let Some(r) = updated else { continue };
+            let newly_unknown = rec
+                .executions
+                .iter()
+                .filter(|e| e.status == Status::Executing)
+                .count();
+            self.unknown.fetch_add(newly_unknown, Ordering::SeqCst);
+            match r.status {
+                Status::Unknown => {
+                    tracing::warn!(alert_id = %r.id, "outcome unknown after restart");
+                    notes.push(format!(
+                        "alert {} is unknown (was executing at shutdown)",
+                        r.id
+                    ));
+                }
+                Status::Expired => notes.push(format!("alert {} expired", r.id)),
+                _ => {}
+            }
+            self.submit(&r, r.source != API_SOURCE, Instant::now(), None, None);
         }
         Ok(notes)
     }

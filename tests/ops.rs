@@ -206,3 +206,58 @@ async fn readyz_and_metrics() {
         "{after}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restart_never_runs_an_older_bracket_over_a_newer_one() {
+    // Two alerts on one lane: the newer one was executed, the older one is still `accepted` (a crash came
+    // between the newer one starting and the older one being marked superseded). After the restart the older
+    // one must not run.
+    let mut s = TestServer::spawn("");
+    let mk = |t: &str| tv_alert("ES1!", t, "long", 1, 6000.0).to_string();
+    let (_, older, _) = s
+        .post_hook(
+            "tradingview",
+            &mk("2026-11-27T11:05:00Z"),
+            &[("Prefer", "wait=5")],
+        )
+        .await;
+    let (_, newer, _) = s
+        .post_hook(
+            "tradingview",
+            &mk("2026-11-27T11:05:01Z"),
+            &[("Prefer", "wait=5")],
+        )
+        .await;
+    assert_eq!(older["status"], "executed");
+    assert_eq!(newer["status"], "executed");
+    let older_id = older["alertId"].as_str().unwrap().to_string();
+    let newer_id = newer["alertId"].as_str().unwrap().to_string();
+    s.kill();
+    {
+        // Put the older one back to `accepted`, as a crash at the wrong moment would have left it.
+        let j =
+            alert_relay::journal::Journal::open(&s.data_dir(), Duration::from_secs(60)).unwrap();
+        j.update(&older_id, |r| {
+            r.status = alert_relay::record::Status::Accepted;
+            r.executions[0].status = alert_relay::record::Status::Accepted;
+            r.executions[0].outcome = None;
+        })
+        .unwrap();
+        j.flush_now().unwrap();
+    }
+    s.start_process();
+    let rec = s.wait_final(&older_id).await;
+    assert_eq!(rec["status"], "superseded", "{rec}");
+    assert_eq!(rec["executions"][0]["supersededBy"], newer_id.as_str());
+    // The newer bracket is still the one working.
+    let working = s.working_orders("Sim101", "ES 12-26").await;
+    let newer_rec = s.wait_final(&newer_id).await;
+    let placed = &newer_rec["executions"][0]["outcome"]["placedOrderIds"];
+    assert_eq!(working.len(), 2);
+    for o in &working {
+        assert!(
+            placed.as_array().unwrap().contains(&o["orderId"]),
+            "{working:?}"
+        );
+    }
+}
