@@ -755,19 +755,3 @@ stopLoss = 1
     );
     assert_eq!(reqs[0].account, "Acc-src|field|no|d");
 }
-
-/// Not a unit test: `cargo test --release -- --ignored --nocapture render_throughput` prints the cost of one
-/// render (about 15 µs for this template on a laptop core).
-#[test]
-#[ignore]
-fn render_throughput() {
-    let t = built_in();
-    let alert = tv_alert("long", json!(2), json!(4500.25));
-    let n = 20_000;
-    let start = std::time::Instant::now();
-    for _ in 0..n {
-        t.render("tradingview-strategy", &alert, "tv").unwrap();
-    }
-    let el = start.elapsed();
-    println!("{:.1} µs/render", el.as_secs_f64() * 1e6 / n as f64);
-}
