@@ -109,15 +109,17 @@ impl Engine {
         index: usize,
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
-        self.record_with(id, index, None, f).await
+        self.record_with(id, index, None, true, f).await
     }
 
-    /// Like `record`, also storing the alert's acknowledgement time (saves a write on the hot path).
+    /// Like `record`, also storing the alert's acknowledgement time (saves a write on the hot path); with
+    /// `durable` false the write is not waited to disk (only where recovery can rebuild it).
     async fn record_with(
         &self,
         id: &str,
         index: usize,
         ack_us: Option<u64>,
+        durable: bool,
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
         let updated = match self.journal.update(id, |rec| {
@@ -144,8 +146,10 @@ impl Engine {
                 return None;
             }
         };
-        if let Err(e) = self.journal.sync().await {
-            tracing::error!(alert_id = id, error = %e, "cannot make execution state durable");
+        if durable {
+            if let Err(e) = self.journal.sync().await {
+                tracing::error!(alert_id = id, error = %e, "cannot make execution state durable");
+            }
         }
         if updated.is_final() {
             self.metrics.alert_final(&updated);
@@ -225,7 +229,7 @@ impl Worker<ExecJob> for Engine {
 
             // Durable *before* sending: after a crash, `executing` means "may have reached the broker".
             let req = request.clone();
-            self.record_with(&id, index, job.ack_us, |e| {
+            self.record_with(&id, index, job.ack_us, true, |e| {
                 e.status = Status::Executing;
                 e.executor = Some(name.clone());
                 e.started_at_ms.get_or_insert_with(now_ms);
@@ -318,8 +322,10 @@ impl Worker<ExecJob> for Engine {
 
     async fn superseded(&self, job: ExecJob, by: String) {
         tracing::info!(alert_id = %job.alert_id, superseded_by = %by, "superseded before it ran");
+        // Not waited to disk: the newer alert's own writes follow this one in the log, and if a crash loses
+        // it, start-up recovery supersedes the older alert again (its lane saw a newer one start).
         let exec = self
-            .record(&job.alert_id, job.index, |e| {
+            .record_with(&job.alert_id, job.index, None, false, |e| {
                 e.status = Status::Superseded;
                 e.superseded_by = Some(by.clone());
             })
