@@ -261,3 +261,59 @@ async fn restart_never_runs_an_older_bracket_over_a_newer_one() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retention_keeps_the_record_count_bounded_oldest_first() {
+    let s = TestServer::in_process(
+        "[journal]\nmax_records = 1000\nprune_interval_secs = 1\n[sources.tradingview]\nrate_limit = { per_second = 100000, burst = 100000 }\n",
+        None,
+    )
+    .await;
+    let mut first_ids = Vec::new();
+    let sem = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = Vec::new();
+    for n in 0..1600 {
+        let body = tv_alert(
+            ["ES1!", "NQ1!", "CL1!"][n % 3],
+            &format!("ret-{n}"),
+            "long",
+            1,
+            6000.0,
+        )
+        .to_string();
+        let body = body.replace("6000.0", ["6000.0", "21000.0", "70.0"][n % 3]);
+        let (client, url, permit) = (
+            s.client.clone(),
+            s.url("/hooks/tradingview"),
+            sem.clone().acquire_owned().await.unwrap(),
+        );
+        tasks.push(tokio::spawn(async move {
+            let r = client.post(url).body(body).send().await.unwrap();
+            drop(permit);
+            let v: Value = r.json().await.unwrap();
+            v["alertId"].as_str().unwrap_or_default().to_string()
+        }));
+    }
+    for (n, t) in tasks.into_iter().enumerate() {
+        let id = t.await.unwrap();
+        if n < 10 {
+            first_ids.push(id);
+        }
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let count = s.record_count().await;
+        if count <= 1000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {count} records"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    for id in &first_ids {
+        let (st, _) = s.api_get(&format!("/api/alerts/{id}")).await;
+        assert_eq!(st, 404, "the oldest records go first");
+    }
+}

@@ -165,6 +165,7 @@ impl TestServer {
             None => relay,
         };
         relay.recover().unwrap();
+        relay.spawn_maintenance();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let r = relay.clone();
@@ -407,6 +408,7 @@ impl TestServer {
             None => relay,
         };
         relay.recover().unwrap();
+        relay.spawn_maintenance();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let r = relay.clone();
