@@ -15,6 +15,12 @@
 //!   --warmup W          alerts sent (and awaited) before each measured run (default 500)
 //!   --auth token|hmac   token in the JSON body (TradingView style, default) or X-Hub-Signature-256 HMAC
 //!   --log               install an info-level tracing subscriber in the server (writes to /dev/null)
+//!   --duration S        soak mode: seconds of fixed-rate load (default 600)
+//!   --sample T          soak mode: seconds per sample window / printed line (default 10)
+//!
+//! `--mode soak` (not part of `all`) drives the relay at `--rate` alerts/s for `--duration` seconds and prints
+//! one line per `--sample` window: server RSS, client ack latency, end-to-end latency, journal size on disk.
+//!     cargo bench --bench relay -- --mode soak --rate 200 --duration 600 --sample 10
 //!
 //! Each server (the relay, or the bare warp server) runs in a child process of this binary (`--serve`), so
 //! its peak RSS (VmHWM) is its own; the HTTP client (reqwest, keep-alive) runs in this process. Both share
@@ -59,6 +65,8 @@ struct Opts {
     warmup: usize,
     auth: Auth,
     log: bool,
+    duration: u64,
+    sample: u64,
     serve: Option<String>,
     dir: Option<PathBuf>,
 }
@@ -88,6 +96,8 @@ fn parse_opts() -> Opts {
             Auth::Token
         },
         log: env("LOG").is_some_and(|v| v == "1"),
+        duration: env("DURATION").and_then(|v| v.parse().ok()).unwrap_or(600),
+        sample: env("SAMPLE").and_then(|v| v.parse().ok()).unwrap_or(10),
         serve: None,
         dir: None,
     };
@@ -126,6 +136,8 @@ fn parse_opts() -> Opts {
                 }
             }
             "--log" => o.log = true,
+            "--duration" => o.duration = num(val()) as u64,
+            "--sample" => o.sample = (num(val()) as u64).max(1),
             "--serve" => o.serve = Some(val()),
             "--dir" => o.dir = Some(PathBuf::from(val())),
             other => die(&format!(
@@ -134,8 +146,8 @@ fn parse_opts() -> Opts {
         }
         i += 1;
     }
-    if !["all", "saturate", "relay", "bare", "rate"].contains(&o.mode.as_str()) {
-        die("--mode: all, saturate, relay, bare or rate");
+    if !["all", "saturate", "relay", "bare", "rate", "soak"].contains(&o.mode.as_str()) {
+        die("--mode: all, saturate, relay, bare, rate or soak");
     }
     o
 }
@@ -290,7 +302,39 @@ fn serve_child(kind: &str, dir: &Path, log: bool) {
         let mut disk_at_mark = 0u64;
         let mut cpu_at_mark = cpu_ms();
         while let Ok(Some(line)) = lines.next_line().await {
+            if let (Some(r), Some(args)) = (&relay, line.trim().strip_prefix("e2e ")) {
+                // Soak sampling: end-to-end latency of the records received in [since, until) (wall ms).
+                let mut it = args
+                    .split_whitespace()
+                    .map(|v| v.parse::<u64>().unwrap_or(0));
+                let (since, until) = (it.next().unwrap_or(0), it.next().unwrap_or(0));
+                let r = r.clone();
+                let out = tokio::task::spawn_blocking(move || window_e2e(&r, since, until))
+                    .await
+                    .unwrap();
+                println!("E2E {out}");
+                continue;
+            }
             match line.trim() {
+                "soakend" => {
+                    // Soak: drain, flush, count; no full listing (that would hold every record in memory).
+                    let mut out = json!({});
+                    if let Some(r) = &relay {
+                        let t = Instant::now();
+                        r.shutdown().await;
+                        out["drainMs"] = json!(t.elapsed().as_millis() as u64);
+                        let t = Instant::now();
+                        out["records"] = json!(r.journal.record_count());
+                        out["countMs"] = json!(t.elapsed().as_millis() as u64);
+                        out["diskBytes"] = json!(r.journal.size_on_disk());
+                    }
+                    out["cpuMs"] = json!(cpu_ms().saturating_sub(cpu_at_mark));
+                    out["rssIdleKb"] = json!(rss_idle_kb);
+                    out["rssKb"] = json!(proc_status_kb("VmRSS:"));
+                    out["hwmKb"] = json!(proc_status_kb("VmHWM:"));
+                    println!("SOAKEND {out}");
+                    break;
+                }
                 "mark" => {
                     cpu_at_mark = cpu_ms();
                     if let Some(r) = &relay {
@@ -375,7 +419,7 @@ async fn relay_report(
     e2e_ms.sort_unstable();
     exec_ms.sort_unstable();
     let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
-    errors.sort_by(|a, b| b.1.cmp(&a.1));
+    errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     errors.truncate(5);
     json!({
         "drainMs": drain_ms,
@@ -392,6 +436,36 @@ async fn relay_report(
         "recordsAtMark": records_at_mark,
         "dataDirBytes": dir_bytes(&dir.join("data")),
     })
+}
+
+/// End-to-end latency (ms) of the executed records received in [since_ms, until_ms), and the other statuses.
+fn window_e2e(relay: &Arc<alert_relay::relay::Relay>, since_ms: u64, until_ms: u64) -> Value {
+    use alert_relay::journal::ListFilter;
+    use alert_relay::record::Status;
+    let t = Instant::now();
+    let recs = relay
+        .journal
+        .list(&ListFilter {
+            since_ms: Some(since_ms),
+            until_ms: Some(until_ms.saturating_sub(1)),
+            limit: usize::MAX,
+            ..ListFilter::default()
+        })
+        .unwrap_or_default();
+    let mut e2e = Vec::with_capacity(recs.len());
+    let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
+    for rec in &recs {
+        *statuses.entry(rec.status.as_str().to_string()).or_default() += 1;
+        if let Some(e) = rec.executions.first() {
+            if e.status == Status::Executed {
+                if let Some(f) = e.finished_at_ms {
+                    e2e.push(f.saturating_sub(rec.received_at_ms));
+                }
+            }
+        }
+    }
+    e2e.sort_unstable();
+    json!({"e2eMs": pcts(&e2e), "statuses": statuses, "scanMs": t.elapsed().as_millis() as u64})
 }
 
 /// Same route shape as the relay's hooks route, reading the body the same way; answers 202 at once.
@@ -514,6 +588,30 @@ impl Server {
     fn mark(&mut self) {
         self.command("mark");
         self.expect("MARKED", Duration::from_secs(60));
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self._dir.path().join("data")
+    }
+
+    /// `field` (e.g. "VmRSS:") of the server child's /proc/<pid>/status, in kB.
+    fn child_status_kb(&self, field: &str) -> u64 {
+        std::fs::read_to_string(format!("/proc/{}/status", self.child.id()))
+            .ok()
+            .and_then(|s| {
+                s.lines()
+                    .find(|l| l.starts_with(field))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|v| v.parse().ok())
+            })
+            .unwrap_or(0)
+    }
+
+    fn soak_end(&mut self) -> Value {
+        self.command("soakend");
+        let r = self.expect("SOAKEND ", Duration::from_secs(300));
+        let _ = self.child.wait();
+        serde_json::from_str(&r).unwrap()
     }
 
     fn report(mut self) -> Value {
@@ -707,6 +805,254 @@ async fn open_loop(
     all
 }
 
+/// What the soak's request tasks record for the current sample window (swapped out at each sample).
+#[derive(Default)]
+struct SoakWindow {
+    /// Latency from the due time to the full response, µs, of the responses completed in this window.
+    lat_us: Vec<u64>,
+    ok: u64,
+    non202: u64,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Open loop at `rate`/s for `n` alerts (indices `first..first + n`), recording into `window`; `sent` counts
+/// dispatched requests, `done` completed ones.
+#[allow(clippy::too_many_arguments)] // a driver's knobs, passed once from `soak`
+async fn soak_drive(
+    client: reqwest::Client,
+    url: String,
+    gen: Arc<AlertGen>,
+    first: usize,
+    n: usize,
+    rate: f64,
+    window: Arc<Mutex<SoakWindow>>,
+    sent: Arc<AtomicUsize>,
+    done: Arc<AtomicUsize>,
+) {
+    let start = tokio::time::Instant::now();
+    for k in 0..n {
+        let due = start + Duration::from_secs_f64(k as f64 / rate);
+        tokio::time::sleep_until(due).await;
+        let (client, url, gen, window, done) = (
+            client.clone(),
+            url.clone(),
+            gen.clone(),
+            window.clone(),
+            done.clone(),
+        );
+        sent.fetch_add(1, Ordering::Relaxed);
+        tokio::spawn(async move {
+            let mut st = RunStats::default();
+            send_one(&client, &url, &gen, first + k, &mut st).await;
+            let lat = due.elapsed().as_micros() as u64;
+            {
+                let mut w = window.lock().unwrap();
+                w.lat_us.push(lat);
+                w.ok += st.ok;
+                w.non202 += st.error_count();
+                for (e, c) in st.errors {
+                    *w.errors.entry(e).or_default() += c;
+                }
+            }
+            done.fetch_add(1, Ordering::Relaxed);
+        });
+    }
+}
+
+fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// `--mode soak`: fixed rate for `--duration` s, one line per `--sample` s window.
+fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen: &Arc<AlertGen>) {
+    let (rate, dur, every) = (opts.rate, opts.duration, opts.sample.max(1));
+    let n = (rate * dur as f64).round() as usize;
+    let w = opts.warmup;
+    let mut s = Server::start("relay", opts);
+    rt.block_on(closed_loop(client, &s.url, gen, 0, w, 8));
+    s.mark();
+    let data = s.data_dir();
+    let rss_start = s.child_status_kb("VmRSS:");
+    println!(
+        "soak: {rate}/s for {dur} s ({n} alerts after a {w}-alert warm-up), a line every {every} s; server RSS after warm-up {:.1} MB, data dir {:.1} MB",
+        rss_start as f64 / 1024.0,
+        dir_bytes(&data) as f64 / 1e6
+    );
+    println!("    ack = client-side, from the due time, responses completed in the window; e2e = receivedAtMs → executions[0].finishedAtMs of records received in the window shifted back 2 s (so they have finished), ms resolution; records = warm-up + 202s so far (no pruning below 1,000,000)");
+    println!(
+        "{:>6} {:>8} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
+        "t s",
+        "sent",
+        "non202",
+        "RSS MB",
+        "ack p50",
+        "ack p99",
+        "e2e p50",
+        "e2e p99",
+        "disk MB",
+        "records"
+    );
+    let window = Arc::new(Mutex::new(SoakWindow::default()));
+    let sent = Arc::new(AtomicUsize::new(0));
+    let done = Arc::new(AtomicUsize::new(0));
+    let start = Instant::now();
+    let mut e2e_since = now_ms();
+    let driver = rt.spawn(soak_drive(
+        client.clone(),
+        s.url.clone(),
+        gen.clone(),
+        w,
+        n,
+        rate,
+        window.clone(),
+        sent.clone(),
+        done.clone(),
+    ));
+    // (t, rss kB, ack p99 µs, e2e p99 ms, window latencies)
+    type Row = (u64, u64, u64, Option<u64>, Vec<u64>);
+    let mut rows: Vec<Row> = Vec::new();
+    let (mut total_ok, mut total_non202) = (0u64, 0u64);
+    let mut all_errors: BTreeMap<String, u64> = BTreeMap::new();
+    let ticks = dur.div_ceil(every);
+    for k in 1..=ticks {
+        let t = (k * every).min(dur);
+        let due = start + Duration::from_secs(t);
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+        if k == ticks {
+            // Last window: wait for the requests still in flight.
+            rt.block_on(driver_wait(&sent, &done, n));
+        }
+        let mut win = std::mem::take(&mut *window.lock().unwrap());
+        win.lat_us.sort_unstable();
+        total_ok += win.ok;
+        total_non202 += win.non202;
+        for (e, c) in std::mem::take(&mut win.errors) {
+            *all_errors.entry(e).or_default() += c;
+        }
+        let rss = s.child_status_kb("VmRSS:");
+        let disk = dir_bytes(&data);
+        let until = now_ms().saturating_sub(2000);
+        s.command(&format!("e2e {e2e_since} {until}"));
+        let e = s.expect("E2E ", Duration::from_secs(60));
+        e2e_since = until;
+        let e: Value = serde_json::from_str(&e).unwrap();
+        let e_n = e["e2eMs"]["n"].as_u64().unwrap_or(0);
+        let (e50, e99) = (e["e2eMs"]["p50"].as_u64(), e["e2eMs"]["p99"].as_u64());
+        let fmt_e = |v: Option<u64>| match (e_n, v) {
+            (0, _) | (_, None) => "-".to_string(),
+            (_, Some(v)) => format!("{v} ms"),
+        };
+        println!(
+            "{:>6} {:>8} {:>7} {:>8.1} {:>9} {:>9} {:>8} {:>8} {:>9.1} {:>9}",
+            t,
+            sent.load(Ordering::Relaxed),
+            total_non202,
+            rss as f64 / 1024.0,
+            format!("{:.2}", pct(&win.lat_us, 50.0) as f64 / 1000.0),
+            format!("{:.2}", pct(&win.lat_us, 99.0) as f64 / 1000.0),
+            fmt_e(e50),
+            fmt_e(e99),
+            disk as f64 / 1e6,
+            w as u64 + total_ok,
+        );
+        if e["statuses"]
+            .as_object()
+            .is_some_and(|m| m.keys().any(|k| k != "executed"))
+        {
+            println!(
+                "       window record statuses: {} (e2e scan {} ms)",
+                e["statuses"], e["scanMs"]
+            );
+        }
+        rows.push((
+            t,
+            rss,
+            pct(&win.lat_us, 99.0),
+            e99.filter(|_| e_n > 0),
+            win.lat_us,
+        ));
+    }
+    let _ = rt.block_on(driver);
+    let end = s.soak_end();
+    println!(
+        "soak done: {} sent, {} × 202, {} non-202; server: {} records (count took {} ms), size_on_disk {:.1} MB, data dir {:.1} MB, CPU {} ms = {:.0} µs/alert, RSS now {:.1} MB, peak (VmHWM) {:.1} MB",
+        sent.load(Ordering::Relaxed),
+        total_ok,
+        total_non202,
+        end["records"],
+        end["countMs"],
+        end["diskBytes"].as_u64().unwrap_or(0) as f64 / 1e6,
+        dir_bytes(&data) as f64 / 1e6,
+        end["cpuMs"],
+        end["cpuMs"].as_u64().unwrap_or(0) as f64 * 1000.0 / n.max(1) as f64,
+        end["rssKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
+        end["hwmKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
+    );
+    for (e, c) in all_errors.iter().take(5) {
+        println!("    error ×{c}: {e}");
+    }
+    if rows.is_empty() {
+        return;
+    }
+    let first = &rows[0];
+    let last = rows.last().unwrap();
+    // The 60-s mark (or the nearest sample after it), the reference for "flat".
+    let at60 = rows.iter().find(|r| r.0 >= 60).unwrap_or(last);
+    let mb = |kb: u64| kb as f64 / 1024.0;
+    let pooled = |pred: &dyn Fn(u64) -> bool| {
+        let mut v: Vec<u64> = rows
+            .iter()
+            .filter(|r| pred(r.0))
+            .flat_map(|r| r.4.iter().copied())
+            .collect();
+        v.sort_unstable();
+        (pct(&v, 99.0), v.len())
+    };
+    let (p99_first_min, _) = pooled(&|t| t <= 60);
+    let (p99_last_min, _) = pooled(&|t| t + 60 > last.0);
+    let rss_flat = last.1 as f64 <= at60.1 as f64 * 1.2;
+    let p99_flat =
+        (p99_last_min as f64) <= (p99_first_min as f64 * 1.5).max(p99_first_min as f64 + 1000.0);
+    println!("soak summary:");
+    println!(
+        "  RSS: first window (t={} s) {:.1} MB, t={} s {:.1} MB, last window (t={} s) {:.1} MB ({:+.1} % vs t={} s), peak {:.1} MB -> {}",
+        first.0, mb(first.1), at60.0, mb(at60.1), last.0, mb(last.1),
+        (last.1 as f64 / at60.1.max(1) as f64 - 1.0) * 100.0, at60.0,
+        mb(end["hwmKb"].as_u64().unwrap_or(0)),
+        if rss_flat { "FLAT (last within +20 % of the 60-s mark)" } else { "GROWING (last more than +20 % over the 60-s mark)" }
+    );
+    println!(
+        "  ack p99 (client): first window {}, last window {}; pooled first 60 s {}, last 60 s {} -> {}",
+        ms(first.2), ms(last.2), ms(p99_first_min), ms(p99_last_min),
+        if p99_flat { "FLAT (last 60 s within +50 % or +1 ms of the first 60 s)" } else { "RISING (last 60 s more than +50 % and +1 ms over the first 60 s)" }
+    );
+    let e2e_str = |v: Option<u64>| v.map(|v| format!("{v} ms")).unwrap_or("-".into());
+    let e2e_max_first = rows.iter().filter(|r| r.0 <= 60).filter_map(|r| r.3).max();
+    let e2e_max_last = rows
+        .iter()
+        .filter(|r| r.0 + 60 > last.0)
+        .filter_map(|r| r.3)
+        .max();
+    println!(
+        "  e2e p99: first window {}, last window {}; worst window in the first 60 s {}, in the last 60 s {}",
+        e2e_str(first.3), e2e_str(last.3), e2e_str(e2e_max_first), e2e_str(e2e_max_last)
+    );
+}
+
+/// Waits (up to 60 s) until every dispatched soak request has completed.
+async fn driver_wait(sent: &AtomicUsize, done: &AtomicUsize, n: usize) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    while (sent.load(Ordering::Relaxed) < n
+        || done.load(Ordering::Relaxed) < sent.load(Ordering::Relaxed))
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
 fn pct(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
@@ -868,6 +1214,11 @@ fn orchestrate(opts: &Opts) {
     let mut relay_tput = None;
     let mut relay_hwm = None;
     let mut rate_result: Option<(u64, u64, u64, u64, u64)> = None;
+
+    if opts.mode == "soak" {
+        soak(opts, &rt, &client, &gen);
+        return;
+    }
 
     if ["all", "saturate", "bare"].contains(&opts.mode.as_str()) {
         let mut s = Server::start("bare", opts);

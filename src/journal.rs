@@ -7,6 +7,7 @@
 //! racing, exactly one wins; the others find the claim and answer with the winner's record.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -66,6 +67,8 @@ pub struct Journal {
     idem: sled::Tree,
     meta: sled::Tree,
     ids: Mutex<ulid::Generator>,
+    /// Number of records, kept here: sled's `len()` walks the whole tree.
+    count: AtomicUsize,
     commit: GroupCommit,
     window_ms: u64,
 }
@@ -103,12 +106,15 @@ impl Journal {
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
         let commit = GroupCommit::start(db.clone());
+        // One walk at start-up; kept up to date from here on.
+        let count = alerts.len();
         Ok(Journal {
             db,
             alerts,
             idem,
             meta,
             ids: Mutex::new(ulid::Generator::new()),
+            count: AtomicUsize::new(count),
             commit,
             window_ms: idempotency_window.as_millis() as u64,
         })
@@ -136,7 +142,13 @@ impl Journal {
 
     /// Stores a record that claims no idempotency key (rejections, skips without key...).
     pub fn insert(&self, rec: &AlertRecord) -> Result<(), JournalError> {
-        self.alerts.insert(rec.id.as_bytes(), encode(rec)?)?;
+        if self
+            .alerts
+            .insert(rec.id.as_bytes(), encode(rec)?)?
+            .is_none()
+        {
+            self.count.fetch_add(1, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -306,7 +318,7 @@ impl Journal {
     }
 
     pub fn record_count(&self) -> usize {
-        self.alerts.len()
+        self.count.load(Ordering::Relaxed)
     }
 
     /// Disk space used by the database, in bytes.
@@ -339,7 +351,7 @@ impl Journal {
         max_records: usize,
     ) -> Result<usize, JournalError> {
         let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64);
-        let mut excess = self.alerts.len().saturating_sub(max_records);
+        let mut excess = self.record_count().saturating_sub(max_records);
         let mut removed = 0;
         for item in self.alerts.iter() {
             let (k, v) = item?;
@@ -361,6 +373,7 @@ impl Journal {
                 .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
                 .is_ok()
             {
+                self.count.fetch_sub(1, Ordering::Relaxed);
                 removed += 1;
                 excess = excess.saturating_sub(1);
             }
