@@ -173,6 +173,33 @@ pub struct AlertRecord {
 }
 
 impl AlertRecord {
+    /// A record for an alert received now: `accepted`, no key, no executions yet. The body hash is taken
+    /// over the body as stored (secrets already removed), so a reused key with another body is spotted.
+    pub fn received(id: String, source: &str, body: Value, format: Option<String>) -> AlertRecord {
+        use sha2::{Digest, Sha256};
+        let body_sha256 = hex::encode(Sha256::digest(
+            serde_json::to_vec(&body).unwrap_or_default(),
+        ));
+        AlertRecord {
+            id,
+            source: source.to_string(),
+            received_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
+            received_at_ms: crate::journal::now_ms(),
+            idempotency_key: None,
+            key_origin: None,
+            body_sha256,
+            format,
+            body,
+            template: None,
+            status: Status::Accepted,
+            reason: None,
+            executions: Vec::new(),
+            timings: Timings::default(),
+            client_ip: None,
+            replay_of: None,
+        }
+    }
+
     /// Derives the alert's status from its executions: in progress while any runs, otherwise the most
     /// alarming outcome (unknown before failed before rejected ... before superseded).
     pub fn refresh_status(&mut self) {

@@ -13,7 +13,6 @@ use std::time::{Duration, Instant, SystemTime};
 
 use http::HeaderMap;
 use serde_json::{json, Map, Value};
-use sha2::{Digest, Sha256};
 
 use crate::config::Config;
 use crate::domain::BracketRequest;
@@ -25,7 +24,7 @@ use crate::journal::{now_ms, Admission, Journal, ListFilter};
 use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
 use crate::metrics::Metrics;
 use crate::paper::{PaperBroker, SystemClock};
-use crate::record::{AlertRecord, Execution, KeyOrigin, Status, Timings};
+use crate::record::{AlertRecord, Execution, KeyOrigin, Status};
 use crate::secret::{self, Origin, Secret, SecretKind};
 use crate::sequencer::Sequencer;
 use crate::source::{header, Source};
@@ -316,25 +315,10 @@ impl Relay {
                 Some(u.error.clone()),
             ),
         };
-        let body_sha = sha256_hex(&serde_json::to_vec(&stored_body).unwrap_or_default());
-        let mut rec = AlertRecord {
-            id: self.journal.next_id(),
-            source: source.name.clone(),
-            received_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            received_at_ms: now_ms(),
-            idempotency_key: None,
-            key_origin: None,
-            body_sha256: body_sha.clone(),
-            format,
-            body: stored_body,
-            template: None,
-            status: Status::Accepted,
-            reason: None,
-            executions: Vec::new(),
-            timings: Timings::default(),
-            client_ip: Some(ip.to_string()),
-            replay_of: None,
-        };
+        let mut rec =
+            AlertRecord::received(self.journal.next_id(), &source.name, stored_body, format);
+        rec.client_ip = Some(ip.to_string());
+        let body_sha = rec.body_sha256.clone();
         let mut body = match auth.body {
             Ok(b) => b,
             Err(_) => {
@@ -578,29 +562,18 @@ impl Relay {
                 "the relay is shutting down; retry shortly".into(),
             ));
         }
-        let body = Value::Object(args.clone());
-        let body_sha = sha256_hex(&serde_json::to_vec(&body).unwrap_or_default());
         let kill = self.kill_switch_on();
-        let mut rec = AlertRecord {
-            id: self.journal.next_id(),
-            source: API_SOURCE.into(),
-            received_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            received_at_ms: now_ms(),
-            idempotency_key: idempotency_key
-                .filter(|k| !k.is_empty())
-                .map(|k| format!("{}/{k}", req.account)),
-            key_origin: idempotency_key.map(|_| KeyOrigin::Header),
-            body_sha256: body_sha,
-            format: Some("json".into()),
-            body,
-            template: None,
-            status: Status::Accepted,
-            reason: None,
-            executions: vec![Execution::new(req)],
-            timings: Timings::default(),
-            client_ip: None,
-            replay_of: None,
-        };
+        let mut rec = AlertRecord::received(
+            self.journal.next_id(),
+            API_SOURCE,
+            Value::Object(args.clone()),
+            Some("json".into()),
+        );
+        rec.idempotency_key = idempotency_key
+            .filter(|k| !k.is_empty())
+            .map(|k| format!("{}/{k}", req.account));
+        rec.key_origin = idempotency_key.map(|_| KeyOrigin::Header);
+        rec.executions = vec![Execution::new(req)];
         if kill {
             rec.executions[0].status = Status::Rejected;
             rec.executions[0].error = Some("kill switch".into());
@@ -994,10 +967,6 @@ fn parse_time(v: &str, field: &str) -> Result<u64, RelayError> {
             "{field}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)"
         ))
     })
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
 }
 
 pub fn load_templates(cfg: &Config, instruments: &Arc<Instruments>) -> anyhow::Result<Templates> {

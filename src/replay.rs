@@ -4,7 +4,7 @@
 //! traceable through the chain of `replayOf`.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -12,9 +12,9 @@ use serde_json::{Map, Value};
 use crate::domain::BracketRequest;
 use crate::error::RelayError;
 use crate::instruments::Instruments;
-use crate::journal::{now_ms, Admission};
-use crate::record::{AlertRecord, Execution, Status, Timings};
-use crate::relay::{sha256_hex, Relay, API_SOURCE};
+use crate::journal::Admission;
+use crate::record::{AlertRecord, Execution, Status};
+use crate::relay::{Relay, API_SOURCE};
 use crate::template::{Rendered, Templates};
 
 /// Where a replay executes.
@@ -165,24 +165,15 @@ impl Relay {
             ));
         }
         let received = Instant::now();
-        let mut rec = AlertRecord {
-            id: self.journal.next_id(),
-            source: original.source.clone(),
-            received_at: humantime::format_rfc3339_millis(SystemTime::now()).to_string(),
-            received_at_ms: now_ms(),
-            idempotency_key: None,
-            key_origin: None,
-            body_sha256: sha256_hex(&serde_json::to_vec(&original.body).unwrap_or_default()),
-            format: original.format.clone(),
-            body: original.body.clone(),
-            template: plan.template.clone(),
-            status: Status::Accepted,
-            reason: None,
-            executions: plan.now.iter().cloned().map(Execution::new).collect(),
-            timings: Timings::default(),
-            client_ip: None,
-            replay_of: Some(original.id.clone()),
-        };
+        let mut rec = AlertRecord::received(
+            self.journal.next_id(),
+            &original.source,
+            original.body.clone(),
+            original.format.clone(),
+        );
+        rec.template = plan.template.clone();
+        rec.executions = plan.now.iter().cloned().map(Execution::new).collect();
+        rec.replay_of = Some(original.id.clone());
         if let Some(reason) = &plan.skipped {
             rec.status = Status::Skipped;
             rec.reason = Some(reason.clone());
