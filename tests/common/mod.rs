@@ -80,21 +80,7 @@ pub struct TestServer {
 impl TestServer {
     /// Starts the binary with the test config plus `overrides`.
     pub fn spawn(overrides: &str) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config_text(dir.path(), overrides)).unwrap();
-        let mut s = TestServer {
-            base: String::new(),
-            dir,
-            config_path,
-            child: None,
-            stdout_lines: vec![],
-            runtime_task: None,
-            relay: None,
-            client: reqwest::Client::new(),
-        };
-        s.start_process();
-        s
+        Self::spawn_with_files(overrides, &[])
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -154,34 +140,7 @@ impl TestServer {
 
     /// Starts the relay in this process, with a fixed clock for signature timestamps.
     pub async fn in_process(overrides: &str, now_unix: Option<i64>) -> TestServer {
-        let dir = tempfile::tempdir().unwrap();
-        let config_path = dir.path().join("config.toml");
-        std::fs::write(&config_path, config_text(dir.path(), overrides)).unwrap();
-        let mut cfg = Config::load(Some(&config_path)).unwrap();
-        cfg.server.data_dir = dir.path().join("data");
-        let (relay, _notes) = Relay::build(&cfg).unwrap();
-        let relay = match now_unix {
-            Some(t) => relay.with_clock(move || t),
-            None => relay,
-        };
-        relay.recover().unwrap();
-        relay.spawn_maintenance();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let r = relay.clone();
-        let task = tokio::spawn(async move {
-            alert_relay::web::serve(r, listener, std::future::pending()).await;
-        });
-        TestServer {
-            base,
-            dir,
-            config_path,
-            child: None,
-            stdout_lines: vec![],
-            runtime_task: Some(task),
-            relay: Some(relay),
-            client: reqwest::Client::new(),
-        }
+        Self::in_process_with_files(overrides, &[], now_unix).await
     }
 
     /// SIGKILL: no shutdown code runs.
