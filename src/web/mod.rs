@@ -109,8 +109,7 @@ pub fn unauthorized() -> RelayError {
 async fn recover(err: Rejection) -> Result<Response, Infallible> {
     let e = if err.is_not_found() {
         RelayError::NotFound("no such endpoint; see README for the API".into())
-    } else if let Some(e) = err.find::<warp::reject::MethodNotAllowed>() {
-        let _ = e;
+    } else if err.find::<warp::reject::MethodNotAllowed>().is_some() {
         return Ok(warp::reply::with_status(
             warp::reply::json(&json!({"error": "method not allowed for this endpoint"})),
             StatusCode::METHOD_NOT_ALLOWED,
