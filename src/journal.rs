@@ -2,7 +2,8 @@
 //! repeated delivery return the original record instead of trading twice.
 //!
 //! Trees: `alerts` (id → record JSON; ids are ULIDs, so key order is arrival order), `idem`
-//! (`source \0 key` → claim JSON), `meta` (small settings such as the kill switch).
+//! (`source \0 key` → claim JSON), `idem_by_time` (the same claims by age, so pruning stops at the first
+//! live one), `meta` (small settings such as the kill switch).
 //! A key is *claimed* with compare-and-swap before its record is written, so of fifty identical deliveries
 //! racing, exactly one wins; the others find the claim and answer with the winner's record.
 
@@ -65,6 +66,9 @@ pub struct Journal {
     db: sled::Db,
     alerts: sled::Tree,
     idem: sled::Tree,
+    /// `claimed-at (big-endian ms) ++ claim key` → (): lets pruning stop at the first live claim instead of
+    /// walking every key.
+    idem_by_time: sled::Tree,
     meta: sled::Tree,
     ids: Mutex<ulid::Generator>,
     /// Number of records, kept here: sled's `len()` walks the whole tree.
@@ -103,6 +107,9 @@ impl Journal {
             .open_tree("alerts")
             .map_err(|e| open_err(e.to_string()))?;
         let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
+        let idem_by_time = db
+            .open_tree("idem_by_time")
+            .map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
         let commit = GroupCommit::start(db.clone());
@@ -112,6 +119,7 @@ impl Journal {
             db,
             alerts,
             idem,
+            idem_by_time,
             meta,
             ids: Mutex::new(ulid::Generator::new()),
             count: AtomicUsize::new(count),
@@ -188,6 +196,9 @@ impl Journal {
                 .compare_and_swap(&k, expected.clone(), Some(claim.clone()))?
             {
                 Ok(()) => {
+                    let mut ik = rec.received_at_ms.to_be_bytes().to_vec();
+                    ik.extend_from_slice(&k);
+                    self.idem_by_time.insert(ik, &[])?;
                     self.insert(&rec)?;
                     return Ok(Admission::New(rec));
                 }
@@ -326,19 +337,34 @@ impl Journal {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    /// Removes idempotency claims older than the window. Returns how many were removed.
+    /// Removes idempotency claims older than the window, oldest first, stopping at the first live one.
+    /// Returns how many were removed.
     pub fn prune_keys(&self) -> Result<usize, JournalError> {
+        let cutoff = now_ms().saturating_sub(self.window_ms);
         let mut removed = 0;
-        for item in self.idem.iter() {
-            let (k, v) = item?;
-            if self.claim_expired(&v)
-                && self
-                    .idem
-                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
-                    .is_ok()
-            {
-                removed += 1;
+        for item in self.idem_by_time.iter() {
+            let (ik, _) = item?;
+            let at = ik
+                .get(..8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes)
+                .unwrap_or(0);
+            if at >= cutoff {
+                break;
             }
+            let key = &ik[8.min(ik.len())..];
+            // The claim may have been taken over since (a newer index entry then speaks for it).
+            if let Some(v) = self.idem.get(key)? {
+                if self.claim_expired(&v)
+                    && self
+                        .idem
+                        .compare_and_swap(key, Some(&v), None::<&[u8]>)?
+                        .is_ok()
+                {
+                    removed += 1;
+                }
+            }
+            self.idem_by_time.remove(&ik)?;
         }
         Ok(removed)
     }
@@ -560,6 +586,22 @@ mod tests {
         ));
         tokio::time::sleep(Duration::from_millis(80)).await;
         assert_eq!(j.prune_keys().unwrap(), 1);
+    }
+
+    #[tokio::test]
+    async fn key_pruning_stops_at_live_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Duration::from_millis(60)).unwrap();
+        j.admit(rec(&j, Some("old"), "aa")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(90)).await;
+        j.admit(rec(&j, Some("fresh"), "bb")).await.unwrap();
+        assert_eq!(j.prune_keys().unwrap(), 1);
+        assert!(
+            j.find_key("tv", "fresh", "bb").unwrap().is_some(),
+            "a live claim stays"
+        );
+        assert!(j.find_key("tv", "old", "aa").unwrap().is_none());
+        assert_eq!(j.idem_by_time.len(), 1, "the index follows the claims");
     }
 
     #[tokio::test]
