@@ -55,6 +55,22 @@ impl RelayError {
         }
     }
 
+    /// Short label for metrics (`alert_relay_rejections_total{reason=...}`).
+    pub fn reason(&self) -> &'static str {
+        match self {
+            RelayError::BadRequest(_) => "bad_request",
+            RelayError::Unauthorized(_) => "unauthorized",
+            RelayError::Forbidden(_) => "forbidden",
+            RelayError::NotFound(_) => "not_found",
+            RelayError::PayloadTooLarge(_) => "too_large",
+            RelayError::Unprocessable(_) => "unprocessable",
+            RelayError::RateLimited { .. } => "rate_limited",
+            RelayError::BadGateway(_) => "bad_gateway",
+            RelayError::Unavailable(_) => "unavailable",
+            RelayError::Internal(_) => "internal",
+        }
+    }
+
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             RelayError::RateLimited {

@@ -255,7 +255,7 @@ impl Relay {
     pub async fn ingest(self: &Arc<Self>, inb: Inbound) -> Result<Reply, RelayError> {
         let result = self.ingest_inner(inb).await;
         if let Err(e) = &result {
-            self.metrics.rejected(reject_reason(e));
+            self.metrics.rejected(e.reason());
         }
         result
     }
@@ -581,17 +581,11 @@ impl Relay {
                 .reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into()))
                 .await);
         }
-        if let Some(k) = &rec.idempotency_key {
-            if let Some(found) = self.journal.find_key(API_SOURCE, k, &rec.body_sha256)? {
-                return self.api_existing(found, k).await;
-            }
-        }
+        // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).
+        let key = rec.idempotency_key.clone().unwrap_or_default();
         rec = match self.journal.admit(rec).await? {
             Admission::New(rec) => rec,
-            other => {
-                let key = other_key(&other);
-                return self.api_existing(other, &key).await;
-            }
+            other => return self.api_existing(other, &key).await,
         };
         self.journal.sync().await?;
         self.metrics.acknowledged(received.elapsed());
@@ -884,15 +878,6 @@ impl Relay {
     }
 }
 
-fn other_key(a: &Admission) -> String {
-    match a {
-        Admission::New(r) | Admission::Duplicate(r) => {
-            r.idempotency_key.clone().unwrap_or_default()
-        }
-        Admission::Conflict { .. } => String::new(),
-    }
-}
-
 /// The JSON answer for a record: the record with `alertId` beside `id`.
 pub fn record_reply(rec: &AlertRecord) -> Value {
     let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
@@ -925,21 +910,6 @@ fn execution_reply(
         }),
         Status::Unknown => Err(RelayError::BadGateway(err())),
         _ => Err(RelayError::Unavailable(err())),
-    }
-}
-
-fn reject_reason(e: &RelayError) -> &'static str {
-    match e {
-        RelayError::BadRequest(_) => "bad_request",
-        RelayError::Unauthorized(_) => "unauthorized",
-        RelayError::Forbidden(_) => "forbidden",
-        RelayError::NotFound(_) => "not_found",
-        RelayError::PayloadTooLarge(_) => "too_large",
-        RelayError::Unprocessable(_) => "unprocessable",
-        RelayError::RateLimited { .. } => "rate_limited",
-        RelayError::BadGateway(_) => "bad_gateway",
-        RelayError::Unavailable(_) => "unavailable",
-        RelayError::Internal(_) => "internal",
     }
 }
 
@@ -986,8 +956,7 @@ pub fn check(cfg: &Config) -> anyhow::Result<String> {
         if sc.secret.trim() == "auto" {
             continue;
         }
-        let r = Source::from_config(name, sc, &scratch).map_err(anyhow::Error::msg);
-        r?;
+        Source::from_config(name, sc, &scratch).map_err(anyhow::Error::msg)?;
     }
     if let Some(ct) = &cfg.crosstrade {
         secret::resolve(&ct.token, "crosstrade.token", &scratch, SecretKind::Token)

@@ -391,15 +391,7 @@ async fn records_and_keys_survive_a_sigkill_restart() {
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(s.orders("Sim101").await, orders_before);
     assert_eq!(s.alerts("").await.len(), 2);
-    let health: Value = s
-        .client
-        .get(s.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let health = s.health().await;
     assert_eq!(health["status"], "ok", "{health}");
     assert_eq!(health["records"], json!(2));
 }

@@ -1059,3 +1059,33 @@ async fn prefer_wait_returns_the_final_record() {
     assert_eq!(st, 202, "{v}");
     assert_eq!(v, json!({"alertId": v["alertId"], "status": "accepted"}));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_failed_authentication_turns_into_429() {
+    let s = TestServer::in_process("", None).await;
+    let mut forged = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0);
+    forged["secret"] = json!("guess");
+    let body = forged.to_string();
+    let mut statuses = Vec::new();
+    for _ in 0..31 {
+        let (st, _, headers) = s.post_hook("tradingview", &body, &[]).await;
+        statuses.push(st);
+        if st == 429 {
+            assert!(headers.contains_key("retry-after"));
+        }
+    }
+    assert!(statuses[..30].iter().all(|st| *st == 401), "{statuses:?}");
+    assert_eq!(
+        statuses[30], 429,
+        "the 31st failure within a minute is throttled"
+    );
+    // The right secret still gets through from the same address.
+    let ok = tv_alert("ES1!", "2026-11-27T10:00:01Z", "long", 1, 6000.0).to_string();
+    let (st, v, _) = s.post_hook("tradingview", &ok, &[]).await;
+    assert_eq!(st, 202, "{v}");
+    assert_eq!(
+        s.record_count().await,
+        1,
+        "failed attempts are never stored"
+    );
+}

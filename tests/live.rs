@@ -221,15 +221,7 @@ async fn refused_token_fails_and_degrades_health() {
             .contains("refused the token"),
         "{rec}"
     );
-    let h: Value = a
-        .client
-        .get(a.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let h = a.health().await;
     assert_eq!(h["status"], "degraded", "{h}");
     assert!(h["problems"].to_string().contains("token"), "{h}");
 }
@@ -306,15 +298,7 @@ async fn unknown_outcomes_past_max_age_become_unknown() {
             !att.is_empty() && att.iter().all(|s| s == "unknown"),
             "{att:?}"
         );
-        let h: Value = a
-            .client
-            .get(a.url("/healthz"))
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let h = a.health().await;
         assert_eq!(h["status"], "degraded");
     }
 }

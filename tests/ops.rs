@@ -8,17 +8,6 @@ use std::time::Duration;
 use common::*;
 use serde_json::{json, Value};
 
-async fn health(s: &TestServer) -> Value {
-    s.client
-        .get(s.url("/healthz"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_restart() {
     let mut s = TestServer::spawn("");
@@ -35,7 +24,7 @@ async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_re
     assert_eq!(recs[0]["status"], "rejected");
     assert_eq!(recs[0]["reason"], "kill switch");
     assert!(s.working_orders("Sim101", "ES 12-26").await.is_empty());
-    assert_eq!(health(&s).await["status"], "degraded");
+    assert_eq!(s.health().await["status"], "degraded");
 
     // The seed API is refused too, and recorded.
     let (st, _) = s
@@ -63,7 +52,7 @@ async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_re
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "executed");
-    assert_eq!(health(&s).await["status"], "ok");
+    assert_eq!(s.health().await["status"], "ok");
     // Bad bodies are refused with a message naming the field.
     let (st, v) = s
         .api_post("/api/kill-switch", json!({"enabled": "yes"}))
@@ -127,7 +116,7 @@ async fn restart_turns_executing_into_unknown_and_old_accepted_into_expired() {
     for r in &expired {
         assert_eq!(r["status"], "expired", "{r}");
     }
-    let h = health(&s).await;
+    let h = s.health().await;
     assert_eq!(h["status"], "degraded");
     assert!(h["problems"].to_string().contains("unknown"), "{h}");
     // `unknown` alerts are listed for the operator.
@@ -162,15 +151,7 @@ async fn readyz_and_metrics() {
     let s = TestServer::in_process("", None).await;
     let r = s.client.get(s.url("/readyz")).send().await.unwrap();
     assert_eq!(r.status().as_u16(), 200);
-    let before = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let before = s.get_text("/metrics").await;
     assert!(before.contains("alert_relay_journal_records 0"), "{before}");
     let body = tv_alert("ES1!", "2026-11-27T11:03:00Z", "long", 1, 6000.0).to_string();
     let (st, _, _) = s
@@ -179,15 +160,7 @@ async fn readyz_and_metrics() {
     assert_eq!(st, 200);
     let (st, _, _) = s.post_hook("nope", &body, &[]).await;
     assert_eq!(st, 404);
-    let after = s
-        .client
-        .get(s.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let after = s.get_text("/metrics").await;
     assert!(after.contains("alert_relay_journal_records 1"), "{after}");
     assert!(
         after.contains("alert_relay_alerts_total{source=\"tradingview\",status=\"executed\"} 1"),

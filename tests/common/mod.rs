@@ -176,6 +176,26 @@ impl TestServer {
         self.start_process();
     }
 
+    /// `GET /healthz` as JSON.
+    pub async fn health(&self) -> Value {
+        self.get_text("/healthz")
+            .await
+            .parse::<Value>()
+            .unwrap_or(Value::Null)
+    }
+
+    /// `GET path` without credentials, as text (`/metrics`, `/healthz`).
+    pub async fn get_text(&self, path: &str) -> String {
+        self.client
+            .get(self.url(path))
+            .send()
+            .await
+            .expect("request")
+            .text()
+            .await
+            .unwrap_or_default()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }
@@ -432,16 +452,9 @@ impl TestServer {
 
     /// Records in the journal (from `/healthz`).
     pub async fn record_count(&self) -> u64 {
-        let v: Value = self
-            .client
-            .get(self.url("/healthz"))
-            .send()
-            .await
-            .expect("request")
-            .json()
-            .await
-            .unwrap();
-        v["records"].as_u64().expect("healthz has records")
+        self.health().await["records"]
+            .as_u64()
+            .expect("healthz has records")
     }
 
     /// `GET /api/alerts?{query}`: the alerts array.
