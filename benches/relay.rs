@@ -17,6 +17,7 @@
 //!   --log               install an info-level tracing subscriber in the server (writes to /dev/null)
 //!   --duration S        soak mode: seconds of fixed-rate load (default 600)
 //!   --sample T          soak mode: seconds per sample window / printed line (default 10)
+//!   --config TOML       extra TOML merged over the relay's config, e.g. --config 'journal.cache_mb = 8'
 //!
 //! `--mode soak` (not part of `all`) drives the relay at `--rate` alerts/s for `--duration` seconds and prints
 //! one line per `--sample` window: server RSS, client ack latency, end-to-end latency, journal size on disk.
@@ -67,6 +68,8 @@ struct Opts {
     log: bool,
     duration: u64,
     sample: u64,
+    /// Extra TOML merged over the relay's bench config (`--config 'journal.cache_mb = 8'`).
+    extra: String,
     serve: Option<String>,
     dir: Option<PathBuf>,
 }
@@ -98,6 +101,7 @@ fn parse_opts() -> Opts {
         log: env("LOG").is_some_and(|v| v == "1"),
         duration: env("DURATION").and_then(|v| v.parse().ok()).unwrap_or(600),
         sample: env("SAMPLE").and_then(|v| v.parse().ok()).unwrap_or(10),
+        extra: env("CONFIG").unwrap_or_default(),
         serve: None,
         dir: None,
     };
@@ -138,6 +142,7 @@ fn parse_opts() -> Opts {
             "--log" => o.log = true,
             "--duration" => o.duration = num(val()) as u64,
             "--sample" => o.sample = (num(val()) as u64).max(1),
+            "--config" => o.extra = val(),
             "--serve" => o.serve = Some(val()),
             "--dir" => o.dir = Some(PathBuf::from(val())),
             other => die(&format!(
@@ -157,6 +162,10 @@ fn die(msg: &str) -> ! {
     std::process::exit(2)
 }
 
+// The same allocator as the `alert-relay` binary (src/main.rs).
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() {
     let opts = parse_opts();
     match opts.serve.clone() {
@@ -167,7 +176,7 @@ fn main() {
 
 // ------------------------------------------------------------------------------------------------ server side
 
-fn config_text(dir: &Path, auth: Auth) -> String {
+fn config_text(dir: &Path, auth: Auth, extra: &str) -> String {
     let mut base: toml::Table =
         toml::from_str(alert_relay::config::EMBEDDED_CONFIG).expect("shipped config parses");
     for (name, value) in [
@@ -203,6 +212,9 @@ burst = 1000000
         d = dir.display()
     );
     merge(&mut base, toml::from_str(&over).expect("override parses"));
+    let extra: toml::Table =
+        toml::from_str(extra).unwrap_or_else(|e| die(&format!("--config: not TOML: {e}")));
+    merge(&mut base, extra);
     toml::to_string(&base).unwrap()
 }
 
@@ -354,8 +366,10 @@ fn serve_child(kind: &str, dir: &Path, log: bool) {
                     let mut report = report;
                     report["cpuMs"] = json!(cpu_ms().saturating_sub(cpu_at_mark));
                     report["rssIdleKb"] = json!(rss_idle_kb);
-                    report["rssKb"] = json!(proc_status_kb("VmRSS:"));
-                    report["hwmKb"] = json!(proc_status_kb("VmHWM:"));
+                    if report.get("rssKb").is_none() {
+                        report["rssKb"] = json!(proc_status_kb("VmRSS:"));
+                        report["hwmKb"] = json!(proc_status_kb("VmHWM:"));
+                    }
                     println!("REPORT {report}");
                     break;
                 }
@@ -375,46 +389,47 @@ async fn relay_report(
     records_at_mark: usize,
     disk_at_mark: u64,
 ) -> Value {
-    use alert_relay::journal::ListFilter;
     use alert_relay::record::Status;
     let t = Instant::now();
     relay.shutdown().await; // waits for the lanes to go idle, then flushes the journal
     let drain_ms = t.elapsed().as_millis() as u64;
     let records = relay.journal.record_count();
     let disk = relay.journal.size_on_disk();
-    let all = relay
-        .journal
-        .list(&ListFilter {
-            limit: usize::MAX,
-            ..ListFilter::default()
-        })
-        .unwrap();
+    // The server's memory as the run left it, before this report walks the journal.
+    let rss_kb = proc_status_kb("VmRSS:");
+    let hwm_kb = proc_status_kb("VmHWM:");
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     let mut ack_us = Vec::new();
     let mut e2e_ms = Vec::new();
     let mut exec_ms = Vec::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut measured = 0u64;
-    for rec in all.iter().filter(|r| r.id.as_str() > mark) {
-        measured += 1;
-        *statuses.entry(rec.status.as_str().to_string()).or_default() += 1;
-        if let Some(a) = rec.timings.ack_us {
-            ack_us.push(a);
-        }
-        if let Some(e) = rec.executions.first() {
-            if e.status == Status::Executed {
-                if let Some(f) = e.finished_at_ms {
-                    e2e_ms.push(f.saturating_sub(rec.received_at_ms));
-                    if let Some(s) = e.started_at_ms {
-                        exec_ms.push(f.saturating_sub(s));
-                    }
-                }
-            } else if let Some(err) = &e.error {
-                let short: String = err.chars().take(120).collect();
-                *errors.entry(short).or_default() += 1;
+    relay
+        .journal
+        .for_each(|rec| {
+            if rec.id.as_str() <= mark {
+                return;
             }
-        }
-    }
+            measured += 1;
+            *statuses.entry(rec.status.as_str().to_string()).or_default() += 1;
+            if let Some(a) = rec.timings.ack_us {
+                ack_us.push(a);
+            }
+            if let Some(e) = rec.executions.first() {
+                if e.status == Status::Executed {
+                    if let Some(f) = e.finished_at_ms {
+                        e2e_ms.push(f.saturating_sub(rec.received_at_ms));
+                        if let Some(s) = e.started_at_ms {
+                            exec_ms.push(f.saturating_sub(s));
+                        }
+                    }
+                } else if let Some(err) = &e.error {
+                    let short: String = err.chars().take(120).collect();
+                    *errors.entry(short).or_default() += 1;
+                }
+            }
+        })
+        .unwrap();
     ack_us.sort_unstable();
     e2e_ms.sort_unstable();
     exec_ms.sort_unstable();
@@ -423,6 +438,8 @@ async fn relay_report(
     errors.truncate(5);
     json!({
         "drainMs": drain_ms,
+        "rssKb": rss_kb,
+        "hwmKb": hwm_kb,
         "records": records,
         "measured": measured,
         "statuses": statuses,
@@ -522,10 +539,18 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config.toml"),
-            config_text(dir.path(), opts.auth),
+            config_text(dir.path(), opts.auth, &opts.extra),
         )
         .unwrap();
-        let mut cmd = Command::new(std::env::current_exe().unwrap());
+        // RELAY_BENCH_WRAP runs the server child under a tool, e.g. RELAY_BENCH_WRAP=heaptrack.
+        let mut cmd = match std::env::var("RELAY_BENCH_WRAP") {
+            Ok(tool) if !tool.is_empty() => {
+                let mut c = Command::new(tool);
+                c.arg(std::env::current_exe().unwrap());
+                c
+            }
+            _ => Command::new(std::env::current_exe().unwrap()),
+        };
         cmd.arg("--serve").arg(kind).arg("--dir").arg(dir.path());
         if opts.log {
             cmd.arg("--log");
@@ -1160,7 +1185,7 @@ fn print_rss(r: &Value, alerts: usize) {
         cpu as f64 * 1000.0 / alerts.max(1) as f64
     );
     println!(
-        "    server process RSS: idle {:.1} MB, now {:.1} MB, peak (VmHWM) {:.1} MB  [client runs in another process]",
+        "    server process RSS: idle {:.1} MB, after the run {:.1} MB, peak (VmHWM) {:.1} MB, both read before this report walks the journal  [client runs in another process]",
         r["rssIdleKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
         r["rssKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
         r["hwmKb"].as_u64().unwrap_or(0) as f64 / 1024.0,
