@@ -265,14 +265,21 @@ impl Journal {
         f: impl Fn(&mut AlertRecord),
     ) -> Result<Option<AlertRecord>, JournalError> {
         let mut failure: Option<JournalError> = None;
+        // The record as last produced by the closure (sled may retry it): returned without decoding the
+        // stored bytes a second time.
+        let mut produced: Option<AlertRecord> = None;
         let out = self.alerts.update_and_fetch(id.as_bytes(), |old| {
             let old = old?;
+            failure = None;
             match decode(id, old) {
                 Ok(mut rec) => {
                     f(&mut rec);
                     rec.refresh_status();
                     match encode(&rec) {
-                        Ok(v) => Some(v),
+                        Ok(v) => {
+                            produced = Some(rec);
+                            Some(v)
+                        }
                         Err(e) => {
                             failure = Some(e);
                             Some(old.to_vec())
@@ -288,7 +295,7 @@ impl Journal {
         if let Some(e) = failure {
             return Err(e);
         }
-        out.map(|raw| decode(id, &raw)).transpose()
+        Ok(out.and(produced))
     }
 
     /// Records newest first, filtered.
