@@ -28,7 +28,8 @@
 //! the machine's cores. The relay child is configured like the shipped config.toml, with: the paper
 //! executor, `[paper] cancel_delay_ms = 0`, the default durable journal (every 202 is fsynced first, group
 //! commit), secrets in `file:` references, and inbound/outbound limits raised to 1,000,000/s so the
-//! limiter is not what is measured.
+//! limiter is not what is measured. Retention is as shipped (`journal.max_records` = 100,000), so a run of
+//! more alerts than that keeps pruning the oldest records, and the report covers the records still kept.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -906,7 +907,7 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
         rss_start as f64 / 1024.0,
         dir_bytes(&data) as f64 / 1e6
     );
-    println!("    ack = client-side, from the due time, responses completed in the window; e2e = receivedAtMs → executions[0].finishedAtMs of records received in the window shifted back 2 s (so they have finished), ms resolution; records = warm-up + 202s so far (no pruning below 1,000,000)");
+    println!("    ack = client-side, from the due time, responses completed in the window; e2e = receivedAtMs → executions[0].finishedAtMs of records received in the window shifted back 2 s (so they have finished), ms resolution; records = warm-up + 202s so far, before retention (journal.max_records, 100,000 as shipped, prunes the oldest)");
     println!(
         "{:>6} {:>8} {:>7} {:>8} {:>9} {:>9} {:>8} {:>8} {:>9} {:>9}",
         "t s",

@@ -92,8 +92,8 @@ impl Default for JournalConfig {
             idempotency_window_secs: 24 * 3600,
             prune_interval_secs: 300,
             retention_days: 30,
-            max_records: 1_000_000,
-            cache_mb: 32,
+            max_records: 100_000,
+            cache_mb: 16,
         }
     }
 }

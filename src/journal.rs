@@ -83,7 +83,7 @@ const CLAIM_SETTLE: Duration = Duration::from_millis(200);
 
 impl Journal {
     pub fn open(dir: &Path, idempotency_window: Duration) -> Result<Journal, JournalError> {
-        Self::open_with_cache(dir, idempotency_window, 32)
+        Self::open_with_cache(dir, idempotency_window, 16)
     }
 
     /// Opens with a page cache of `cache_mb` MiB.
@@ -376,8 +376,8 @@ impl Journal {
         Ok(removed)
     }
 
-    /// Removes finished records older than `max_age`, and the oldest finished ones beyond `max_records`.
-    /// Record ids are ULIDs, so age is read from the key without decoding the record.
+    /// Removes finished records older than `max_age`, and the oldest finished ones beyond `max_records`,
+    /// with their idempotency claims. Record ids are ULIDs, so age is read from the key.
     pub fn prune_records(
         &self,
         max_age: Duration,
@@ -386,6 +386,7 @@ impl Journal {
         let cutoff = now_ms().saturating_sub(max_age.as_millis() as u64);
         let mut excess = self.record_count().saturating_sub(max_records);
         let mut removed = 0;
+        let mut within_window = 0usize;
         for item in self.alerts.iter() {
             let (k, v) = item?;
             let ts = std::str::from_utf8(&k)
@@ -397,9 +398,9 @@ impl Journal {
                 break;
             }
             let id = String::from_utf8_lossy(&k).to_string();
-            match decode(&id, &v) {
-                Ok(rec) if !rec.is_final() => continue,
-                _ => {}
+            let rec = decode(&id, &v).ok();
+            if rec.as_ref().is_some_and(|r| !r.is_final()) {
+                continue;
             }
             if self
                 .alerts
@@ -409,9 +410,51 @@ impl Journal {
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 removed += 1;
                 excess = excess.saturating_sub(1);
+                if let Some(rec) = rec {
+                    if now_ms().saturating_sub(rec.received_at_ms) < self.window_ms
+                        && rec.idempotency_key.is_some()
+                    {
+                        within_window += 1;
+                    }
+                    self.drop_claim_of(&rec)?;
+                }
             }
         }
+        if within_window > 0 {
+            tracing::warn!(
+                pruned = within_window,
+                "retention removed records younger than the idempotency window: repeats of those alerts are no longer recognised; raise journal.max_records"
+            );
+        }
         Ok(removed)
+    }
+
+    /// Removes the idempotency claim of a pruned record, if the claim is still its own: a claim whose record
+    /// is gone can no longer answer a repeat, and would only hold memory and disk.
+    fn drop_claim_of(&self, rec: &AlertRecord) -> Result<(), JournalError> {
+        let Some(key) = &rec.idempotency_key else {
+            return Ok(());
+        };
+        let k = claim_key(&rec.source, key);
+        let Some(raw) = self.idem.get(&k)? else {
+            return Ok(());
+        };
+        let Ok(claim) = serde_json::from_slice::<Claim>(&raw) else {
+            return Ok(());
+        };
+        if claim.id != rec.id {
+            return Ok(());
+        }
+        if self
+            .idem
+            .compare_and_swap(&k, Some(&raw), None::<&[u8]>)?
+            .is_ok()
+        {
+            let mut ik = claim.at.to_be_bytes().to_vec();
+            ik.extend_from_slice(&k);
+            self.idem_by_time.remove(ik)?;
+        }
+        Ok(())
     }
 
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, JournalError> {
@@ -633,6 +676,13 @@ mod tests {
         assert!(j.get(&ids[0]).unwrap().is_some());
         assert!(j.get(&ids[1]).unwrap().is_none());
         assert!(j.get(&ids[4]).unwrap().is_some());
+        // The claims of pruned records go with them (and their age-index entries); the others stay.
+        assert!(j.find_key("tv", "k1", "aa").unwrap().is_none());
+        assert!(j.idem.get(claim_key("tv", "k1")).unwrap().is_none());
+        assert!(j.find_key("tv", "k0", "aa").unwrap().is_some());
+        assert!(j.find_key("tv", "k4", "aa").unwrap().is_some());
+        assert_eq!(j.idem.len(), 2);
+        assert_eq!(j.idem_by_time.len(), 2);
         // Age: everything finished is older than 0 s.
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);

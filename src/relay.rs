@@ -840,27 +840,45 @@ impl Relay {
         let me = Arc::downgrade(self);
         let every = self.prune_interval;
         tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
+            // Every second the record count is checked against `max_records` (an atomic read), so a burst
+            // is pruned back within seconds instead of at the next full pass.
+            let mut tick = tokio::time::interval(every.min(Duration::from_secs(1)));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
+            let mut last_full = Instant::now();
             loop {
                 tick.tick().await;
                 let Some(relay) = me.upgrade() else { break };
-                match relay.journal.prune_keys() {
-                    Ok(n) if n > 0 => tracing::info!(pruned = n, "expired idempotency keys pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "pruning idempotency keys failed"),
+                let full = last_full.elapsed() >= every;
+                if !full && relay.journal.record_count() <= relay.max_records {
+                    continue;
                 }
-                match relay
-                    .journal
-                    .prune_records(relay.retention, relay.max_records)
-                {
-                    Ok(n) if n > 0 => tracing::info!(pruned = n, "old records pruned"),
-                    Ok(_) => {}
-                    Err(e) => tracing::error!(error = %e, "pruning records failed"),
+                if full {
+                    last_full = Instant::now();
                 }
-                relay.auth_failures.retain_recent();
+                // sled calls block: off the async workers.
+                let r = relay.clone();
+                let _ = tokio::task::spawn_blocking(move || r.maintain(full)).await;
             }
         });
+    }
+
+    /// One maintenance pass: records beyond retention (with their keys); with `full`, also expired keys and
+    /// the auth-failure table.
+    fn maintain(&self, full: bool) {
+        if full {
+            match self.journal.prune_keys() {
+                Ok(n) if n > 0 => tracing::info!(pruned = n, "expired idempotency keys pruned"),
+                Ok(_) => {}
+                Err(e) => tracing::error!(error = %e, "pruning idempotency keys failed"),
+            }
+            self.auth_failures.retain_recent();
+        }
+        match self.journal.prune_records(self.retention, self.max_records) {
+            Ok(n) if n > 0 => tracing::info!(pruned = n, "old records pruned"),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, "pruning records failed"),
+        }
     }
 
     /// Stop accepting, let in-flight executions finish within the grace period, flush.
