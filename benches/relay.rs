@@ -792,6 +792,11 @@ async fn closed_loop(
             st
         }));
     }
+    gather(tasks, start).await
+}
+
+/// Merges the request tasks' statistics; the run's time counts from `start` to the last answer.
+async fn gather(tasks: Vec<tokio::task::JoinHandle<RunStats>>, start: Instant) -> RunStats {
     let mut all = RunStats::default();
     for t in tasks {
         all.merge(t.await.unwrap());
@@ -823,12 +828,7 @@ async fn open_loop(
             st
         }));
     }
-    let mut all = RunStats::default();
-    for t in tasks {
-        all.merge(t.await.unwrap());
-    }
-    all.elapsed = start.elapsed();
-    all
+    gather(tasks, start.into_std()).await
 }
 
 /// What the soak's request tasks record for the current sample window (swapped out at each sample).

@@ -101,27 +101,22 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// Applies `f` to execution `index` of alert `id`, makes it durable, wakes whoever waits, and returns
-    /// the execution as stored.
-    async fn record(
-        &self,
-        id: &str,
-        index: usize,
-        f: impl Fn(&mut Execution),
-    ) -> Option<Execution> {
-        self.record_with(id, index, None, true, f).await
+    /// Applies `f` to the job's execution, makes it durable, wakes whoever waits, and returns the execution
+    /// as stored.
+    async fn record(&self, job: &ExecJob, f: impl Fn(&mut Execution)) -> Option<Execution> {
+        self.record_with(job, true, f).await
     }
 
-    /// Like `record`, also storing the alert's acknowledgement time (saves a write on the hot path); with
-    /// `durable` false the write is not waited to disk (only where recovery can rebuild it).
+    /// Like `record`; with `durable` false the write is not waited to disk (only where recovery can rebuild
+    /// it). Whichever write comes first also stores the alert's acknowledgement time (no extra write on the
+    /// hot path).
     async fn record_with(
         &self,
-        id: &str,
-        index: usize,
-        ack_us: Option<u64>,
+        job: &ExecJob,
         durable: bool,
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
+        let (id, index, ack_us) = (job.alert_id.as_str(), job.index, job.ack_us);
         let updated = match self.journal.update(id, |rec| {
             if let Some(e) = rec.executions.get_mut(index) {
                 f(e);
@@ -169,11 +164,10 @@ impl Engine {
 impl Worker<ExecJob> for Engine {
     async fn run(&self, job: ExecJob) {
         let id = job.alert_id.clone();
-        let index = job.index;
         let Some(executor) = self.executors.get(&job.request.account).cloned() else {
             let account = job.request.account.clone();
             let exec = self
-                .record(&id, index, |e| {
+                .record(&job, |e| {
                     e.status = Status::Failed;
                     e.error = Some(format!("no executor configured for account '{account}'"));
                 })
@@ -194,7 +188,7 @@ impl Worker<ExecJob> for Engine {
         let result = loop {
             if self.kill_switch.load(Ordering::SeqCst) {
                 let exec = self
-                    .record(&id, index, |e| {
+                    .record(&job, |e| {
                         e.status = Status::Rejected;
                         e.error = Some("kill switch".into());
                     })
@@ -215,7 +209,7 @@ impl Worker<ExecJob> for Engine {
                 );
                 tracing::warn!(alert_id = %id, "execution rejected: outbound rate limit");
                 let exec = self
-                    .record(&id, index, |e| {
+                    .record(&job, |e| {
                         e.status = Status::Rejected;
                         e.limiter_wait_us = Some(total_wait_us);
                         e.error = Some(format!(
@@ -229,7 +223,7 @@ impl Worker<ExecJob> for Engine {
 
             // Durable *before* sending: after a crash, `executing` means "may have reached the broker".
             let req = request.clone();
-            self.record_with(&id, index, job.ack_us, true, |e| {
+            self.record(&job, |e| {
                 e.status = Status::Executing;
                 e.executor = Some(name.clone());
                 e.started_at_ms.get_or_insert_with(now_ms);
@@ -264,8 +258,7 @@ impl Worker<ExecJob> for Engine {
             match retry_in {
                 Some(delay) => {
                     let a = attempt.clone();
-                    self.record(&id, index, |e| e.attempts.push(a.clone()))
-                        .await;
+                    self.record(&job, |e| e.attempts.push(a.clone())).await;
                     tracing::warn!(alert_id = %id, error = ?result.as_ref().err(), retry_in_ms = delay.as_millis() as u64, "retrying");
                     tokio::time::sleep(delay).await;
                     backoff = (backoff * 2).min(self.policy.backoff_max);
@@ -282,7 +275,7 @@ impl Worker<ExecJob> for Engine {
             other => other,
         };
         let exec = self
-            .record(&id, index, |e| {
+            .record(&job, |e| {
                 e.attempts.push(last_attempt.clone());
                 e.finished_at_ms = Some(now_ms());
                 match &result {
@@ -325,7 +318,7 @@ impl Worker<ExecJob> for Engine {
         // Not waited to disk: the newer alert's own writes follow this one in the log, and if a crash loses
         // it, start-up recovery supersedes the older alert again (its lane saw a newer one start).
         let exec = self
-            .record_with(&job.alert_id, job.index, None, false, |e| {
+            .record_with(&job, false, |e| {
                 e.status = Status::Superseded;
                 e.superseded_by = Some(by.clone());
             })

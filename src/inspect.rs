@@ -28,7 +28,7 @@ use crate::config::Config;
 use crate::domain::BracketRequest;
 use crate::instruments::Instruments;
 use crate::journal::{Journal, ListFilter};
-use crate::record::{AlertRecord, Status};
+use crate::record::AlertRecord;
 use crate::relay::{record_reply, Relay};
 use crate::replay::{Plan, ReplayOptions, ReplayTarget};
 use crate::secret::{self, SecretKind};
@@ -282,10 +282,7 @@ impl Store {
                 dir.display()
             );
         }
-        match Journal::open(
-            &dir,
-            Duration::from_secs(cfg.journal.idempotency_window_secs),
-        ) {
+        match Journal::open_configured(&dir, &cfg.journal) {
             Ok(j) => Ok(Store::Local(Arc::new(j))),
             Err(open_err) => match read_server_file(&dir) {
                 Some(info) => Ok(Store::Remote(Remote::new(cfg, info, token)?)),
@@ -539,12 +536,7 @@ impl Filters {
         let status = match &self.status {
             None => None,
             Some(s) => Some(
-                Status::parse(&s.trim().to_ascii_lowercase()).ok_or_else(|| {
-                    anyhow::anyhow!(
-                        "--status: '{s}' is not a status; use one of {}",
-                        Status::ALL.map(|s| s.as_str()).join(", ")
-                    )
-                })?,
+                crate::journal::parse_status(s).map_err(|e| anyhow::anyhow!("--status: {e}"))?,
             ),
         };
         if self.limit == Some(0) {
@@ -566,20 +558,11 @@ impl Filters {
             limit: 0,
         })
     }
-
-    fn matches(f: &ListFilter, r: &AlertRecord) -> bool {
-        f.status.map_or(true, |s| r.status == s)
-            && f.source.as_ref().map_or(true, |s| &r.source == s)
-            && f.since_ms.map_or(true, |s| r.received_at_ms >= s)
-            && f.until_ms.map_or(true, |u| r.received_at_ms <= u)
-    }
 }
 
 /// A time: unix milliseconds, RFC 3339 (`2026-11-27T18:00:00Z`), or an age before now (`7d`, `12h`, `30m`).
 pub fn parse_time(v: &str, flag: &str) -> anyhow::Result<u64> {
-    crate::journal::parse_time(v).ok_or_else(|| {
-        anyhow::anyhow!("{flag}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)")
-    })
+    crate::journal::parse_time(v).map_err(|e| anyhow::anyhow!("{flag}: {e}"))
 }
 
 // ------------------------------------------------------------------------------------------------ alerts
@@ -939,7 +922,7 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
                     i + 1
                 )
             })?;
-            if Filters::matches(&f, &rec) {
+            if f.matches(&rec) {
                 recs.push(rec);
             }
         }

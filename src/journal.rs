@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
 
+use crate::config::JournalConfig;
 use crate::group_commit::GroupCommit;
 use crate::record::{AlertRecord, Status};
 
@@ -62,6 +63,16 @@ pub struct ListFilter {
     pub limit: usize,
 }
 
+impl ListFilter {
+    /// Whether `rec` passes the status, source and time filters (`limit` aside).
+    pub fn matches(&self, rec: &AlertRecord) -> bool {
+        self.status.map_or(true, |s| rec.status == s)
+            && self.source.as_ref().map_or(true, |s| &rec.source == s)
+            && self.since_ms.map_or(true, |s| rec.received_at_ms >= s)
+            && self.until_ms.map_or(true, |u| rec.received_at_ms <= u)
+    }
+}
+
 pub struct Journal {
     db: sled::Db,
     alerts: sled::Tree,
@@ -82,8 +93,18 @@ pub struct Journal {
 const CLAIM_SETTLE: Duration = Duration::from_millis(200);
 
 impl Journal {
+    /// Opens with the default page cache.
     pub fn open(dir: &Path, idempotency_window: Duration) -> Result<Journal, JournalError> {
-        Self::open_with_cache(dir, idempotency_window, 16)
+        Self::open_with_cache(dir, idempotency_window, JournalConfig::default().cache_mb)
+    }
+
+    /// Opens with the `[journal]` settings: the idempotency window and the page cache.
+    pub fn open_configured(dir: &Path, cfg: &JournalConfig) -> Result<Journal, JournalError> {
+        Self::open_with_cache(
+            dir,
+            Duration::from_secs(cfg.idempotency_window_secs),
+            cfg.cache_mb,
+        )
     }
 
     /// Opens with a page cache of `cache_mb` MiB.
@@ -196,9 +217,8 @@ impl Journal {
                 .compare_and_swap(&k, expected.clone(), Some(claim.clone()))?
             {
                 Ok(()) => {
-                    let mut ik = rec.received_at_ms.to_be_bytes().to_vec();
-                    ik.extend_from_slice(&k);
-                    self.idem_by_time.insert(ik, &[])?;
+                    self.idem_by_time
+                        .insert(age_key(rec.received_at_ms, &k), &[])?;
                     self.insert(&rec)?;
                     return Ok(Admission::New(rec));
                 }
@@ -210,7 +230,7 @@ impl Journal {
                     match self.resolve_claim(&current, Some(&rec.body_sha256))? {
                         Some(found) => return Ok(found),
                         None if started.elapsed() < CLAIM_SETTLE
-                            && !self.claim_expired(&current) =>
+                            && self.live_claim(&current).is_some() =>
                         {
                             // The winner has claimed but not yet written its record.
                             tokio::time::sleep(Duration::from_millis(1)).await;
@@ -230,11 +250,9 @@ impl Journal {
         raw: &[u8],
         body_sha: Option<&str>,
     ) -> Result<Option<Admission>, JournalError> {
-        if self.claim_expired(raw) {
+        let Some(claim) = self.live_claim(raw) else {
             return Ok(None);
-        }
-        let claim: Claim = serde_json::from_slice(raw)
-            .map_err(|e| JournalError::Corrupt("idempotency claim".into(), e.to_string()))?;
+        };
         if body_sha.is_some_and(|sha| sha != claim.sha) {
             return Ok(Some(Admission::Conflict {
                 existing_id: claim.id,
@@ -243,11 +261,12 @@ impl Journal {
         Ok(self.get(&claim.id)?.map(Admission::Duplicate))
     }
 
-    fn claim_expired(&self, raw: &[u8]) -> bool {
-        match serde_json::from_slice::<Claim>(raw) {
-            Ok(c) => now_ms().saturating_sub(c.at) > self.window_ms,
-            Err(_) => true,
-        }
+    /// The stored claim, if it is still inside the window (an unreadable claim counts as expired, so it is
+    /// taken over rather than blocking its key for ever).
+    fn live_claim(&self, raw: &[u8]) -> Option<Claim> {
+        serde_json::from_slice::<Claim>(raw)
+            .ok()
+            .filter(|c| now_ms().saturating_sub(c.at) <= self.window_ms)
     }
 
     pub fn get(&self, id: &str) -> Result<Option<AlertRecord>, JournalError> {
@@ -306,16 +325,11 @@ impl Journal {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&k).to_string();
             let rec = decode(&id, &v)?;
-            if filter.until_ms.is_some_and(|u| rec.received_at_ms > u) {
-                continue;
-            }
+            // Newest first: past `since`, nothing older can match.
             if filter.since_ms.is_some_and(|s| rec.received_at_ms < s) {
                 break;
             }
-            if filter.status.is_some_and(|s| rec.status != s) {
-                continue;
-            }
-            if filter.source.as_ref().is_some_and(|s| &rec.source != s) {
+            if !filter.matches(&rec) {
                 continue;
             }
             out.push(rec);
@@ -362,7 +376,7 @@ impl Journal {
             let key = &ik[8.min(ik.len())..];
             // The claim may have been taken over since (a newer index entry then speaks for it).
             if let Some(v) = self.idem.get(key)? {
-                if self.claim_expired(&v)
+                if self.live_claim(&v).is_none()
                     && self
                         .idem
                         .compare_and_swap(key, Some(&v), None::<&[u8]>)?
@@ -450,9 +464,7 @@ impl Journal {
             .compare_and_swap(&k, Some(&raw), None::<&[u8]>)?
             .is_ok()
         {
-            let mut ik = claim.at.to_be_bytes().to_vec();
-            ik.extend_from_slice(&k);
-            self.idem_by_time.remove(ik)?;
+            self.idem_by_time.remove(age_key(claim.at, &k))?;
         }
         Ok(())
     }
@@ -513,6 +525,13 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
     }
 }
 
+/// The `idem_by_time` entry of a claim: its time (big-endian, so the tree sorts by age), then its key.
+fn age_key(at_ms: u64, claim_key: &[u8]) -> Vec<u8> {
+    let mut ik = at_ms.to_be_bytes().to_vec();
+    ik.extend_from_slice(claim_key);
+    ik
+}
+
 fn claim_key(source: &str, key: &str) -> Vec<u8> {
     let mut k = Vec::with_capacity(source.len() + 1 + key.len());
     k.extend_from_slice(source.as_bytes());
@@ -530,21 +549,34 @@ fn decode(id: &str, raw: &[u8]) -> Result<AlertRecord, JournalError> {
 }
 
 /// A time for record filters: unix milliseconds, RFC 3339 (`2026-11-27T18:00:00Z`), or an age (`7d`, `12h`)
-/// meaning that long before now.
-pub fn parse_time(v: &str) -> Option<u64> {
-    let v = v.trim();
-    if let Ok(ms) = v.parse::<u64>() {
-        return Some(ms);
+/// meaning that long before now. The error says which forms are accepted.
+pub fn parse_time(v: &str) -> Result<u64, String> {
+    let t = v.trim();
+    if let Ok(ms) = t.parse::<u64>() {
+        return Ok(ms);
     }
-    if let Ok(t) = humantime::parse_rfc3339_weak(v) {
-        return t
+    let parsed = match humantime::parse_rfc3339_weak(t) {
+        Ok(at) => at
             .duration_since(UNIX_EPOCH)
             .ok()
-            .map(|d| d.as_millis() as u64);
-    }
-    humantime::parse_duration(v)
-        .ok()
-        .map(|age| now_ms().saturating_sub(age.as_millis() as u64))
+            .map(|d| d.as_millis() as u64),
+        Err(_) => humantime::parse_duration(t)
+            .ok()
+            .map(|age| now_ms().saturating_sub(age.as_millis() as u64)),
+    };
+    parsed.ok_or_else(|| {
+        format!("'{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)")
+    })
+}
+
+/// A record status by name; the error lists the names.
+pub fn parse_status(v: &str) -> Result<Status, String> {
+    Status::parse(&v.trim().to_ascii_lowercase()).ok_or_else(|| {
+        format!(
+            "'{v}' is not a status; use one of {}",
+            Status::ALL.map(|s| s.as_str()).join(", ")
+        )
+    })
 }
 
 pub fn now_ms() -> u64 {

@@ -106,11 +106,7 @@ impl Relay {
         }
         let api_tokens = resolve_api_tokens(cfg, &data_dir, &mut notes)?;
 
-        let journal = Arc::new(Journal::open_with_cache(
-            &data_dir,
-            Duration::from_secs(cfg.journal.idempotency_window_secs),
-            cfg.journal.cache_mb,
-        )?);
+        let journal = Arc::new(Journal::open_configured(&data_dir, &cfg.journal)?);
         let paper_tree = journal
             .db()
             .open_tree("paper")
@@ -644,12 +640,10 @@ impl Relay {
         for (k, v) in q {
             match k.as_str() {
                 "status" => {
-                    f.status = Some(Status::parse(v).ok_or_else(|| {
-                        RelayError::BadRequest(format!(
-                            "status: '{v}' is not a status; use one of {}",
-                            Status::ALL.map(|s| s.as_str()).join(", ")
-                        ))
-                    })?)
+                    f.status = Some(
+                        crate::journal::parse_status(v)
+                            .map_err(|e| RelayError::BadRequest(format!("status: {e}")))?,
+                    )
                 }
                 "source" => f.source = Some(v.clone()),
                 "since" => f.since_ms = Some(parse_time(v, "since")?),
@@ -950,11 +944,7 @@ fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
 
 /// A time filter: RFC 3339, unix milliseconds, or an age (`7d`).
 fn parse_time(v: &str, field: &str) -> Result<u64, RelayError> {
-    crate::journal::parse_time(v).ok_or_else(|| {
-        RelayError::BadRequest(format!(
-            "{field}: '{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)"
-        ))
-    })
+    crate::journal::parse_time(v).map_err(|e| RelayError::BadRequest(format!("{field}: {e}")))
 }
 
 pub fn load_templates(cfg: &Config, instruments: &Arc<Instruments>) -> anyhow::Result<Templates> {

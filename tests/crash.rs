@@ -15,15 +15,14 @@ use tokio::sync::Mutex;
 
 const ALERTS: usize = 200;
 const ACCOUNTS: usize = 34;
-/// (symbol, last price) for the six configured instruments.
-const MARKETS: [(&str, f64); 6] = [
-    ("ES1!", 6000.0),
-    ("MES1!", 6000.0),
-    ("NQ1!", 21000.0),
-    ("MNQ1!", 21000.0),
-    ("CL1!", 70.0),
-    ("GC1!", 2600.0),
-];
+
+/// The OCO id of the first execution request of alert record `r` ("" without one).
+fn first_request_oco(r: &Value) -> String {
+    r["executions"][0]["request"]["ocoId"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string()
+}
 
 fn accounts() -> Vec<String> {
     (1..=ACCOUNTS).map(|i| format!("Sim{i}")).collect()
@@ -169,26 +168,13 @@ rate_limit = {{ per_second = 100000, burst = 100000 }}
         );
     }
     // B executed nothing that A does not know about as acknowledged or journaled.
-    let a_ocos: HashSet<String> = a_records
-        .values()
-        .map(|r| {
-            r["executions"][0]["request"]["ocoId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
-        .collect();
+    let a_ocos: HashSet<String> = a_records.values().map(first_request_oco).collect();
     let (_, all_a) = a.api_get("/api/alerts?limit=1000").await;
     let journaled: HashSet<String> = all_a["alerts"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| {
-            r["executions"][0]["request"]["ocoId"]
-                .as_str()
-                .unwrap_or_default()
-                .to_string()
-        })
+        .map(first_request_oco)
         .collect();
     for (oco, count) in &on_b {
         assert_eq!(*count, 1, "OCO {oco} executed {count} times on B");

@@ -106,29 +106,13 @@ async fn same_webhook_id_with_a_different_body_is_422() {
     let s = TestServer::in_process("", None).await;
     let now = unix_now();
     let a = signal("sig-a", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
-    let h = sw_headers(SW_SECRET, "msg_same", now, &a);
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/signals",
-            a.as_bytes(),
-            Some("application/json"),
-            &hdrs(&h),
-        )
-        .await;
+    let (st, v, _) = s.post_signal_sw(&a, "msg_same", now).await;
     assert_eq!(st, 202, "{v}");
     let first = id(&v);
     s.wait_final(&first).await;
 
     let b = signal("sig-b", "ES1!", "buy", 3, 6020.0, 5980.0).to_string();
-    let h = sw_headers(SW_SECRET, "msg_same", now, &b);
-    let (st, v, h) = s
-        .post_raw(
-            "/hooks/signals",
-            b.as_bytes(),
-            Some("application/json"),
-            &hdrs(&h),
-        )
-        .await;
+    let (st, v, h) = s.post_signal_sw(&b, "msg_same", now).await;
     assert_eq!(
         st, 422,
         "a reused webhook-id with another body must be refused, got {v}"
@@ -322,24 +306,10 @@ async fn key_precedence_webhook_id_then_header_then_template_then_body_sha() {
 async fn rejected_alert_claims_no_key_so_a_corrected_retry_executes() {
     let s = TestServer::in_process("", None).await;
     let bad = signal("fix-1", "ES1!", "buy", 0, 6010.0, 5990.0).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            bad.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&bad))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&bad).await;
     assert_eq!(st, 422, "{v}");
     let good = signal("fix-1", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            good.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&good))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&good).await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
     let recs = s.alerts("source=github-style").await;

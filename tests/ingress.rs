@@ -320,15 +320,7 @@ async fn standard_webhooks_official_vector_passes_auth_and_forgeries_get_401() {
 
     // A signal signed now (= the server's clock) with the same secret executes.
     let body = signal("sig-vec-1", "ES1!", "long", 1, 6010.0, 5990.0).to_string();
-    let h = sw_headers(SW_SECRET, "msg_fixed_clock_1", SW1_TS, &body);
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/signals",
-            body.as_bytes(),
-            Some("application/json"),
-            &hdrs(&h),
-        )
-        .await;
+    let (st, v, _) = s.post_signal_sw(&body, "msg_fixed_clock_1", SW1_TS).await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
 }
@@ -370,15 +362,7 @@ async fn standard_webhooks_freshly_signed_signal_executes() {
     let s = TestServer::in_process("", None).await;
     let now = unix_now();
     let body = signal("sig-fresh-1", "NQ1!", "short", 2, 20990.0, 21010.0).to_string();
-    let h = sw_headers(SW_SECRET, "msg_fresh_1", now, &body);
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/signals",
-            body.as_bytes(),
-            Some("application/json"),
-            &hdrs(&h),
-        )
-        .await;
+    let (st, v, _) = s.post_signal_sw(&body, "msg_fresh_1", now).await;
     assert_eq!(st, 202, "{v}");
     let rec = s.wait_final(&id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
@@ -499,15 +483,7 @@ async fn github_hmac_docs_vector_passes_auth_and_forgeries_get_401() {
 async fn github_hmac_signed_signal_executes_and_template_field_is_restricted() {
     let s = TestServer::in_process("", None).await;
     let body = signal("gh-1", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
-    let sig = gh_signature(&body);
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            body.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &sig)],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&body).await;
     assert_eq!(st, 202, "{v}");
     let rec = s.wait_final(&id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
@@ -520,14 +496,7 @@ async fn github_hmac_signed_signal_executes_and_template_field_is_restricted() {
     let kv = json!({"template": "crosstrade-kv", "account": "Sim101", "instrument": "NQ1!", "action": "long",
                     "qty": "1", "take_profit": "21010", "stop_loss": "20990"})
     .to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            kv.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&kv))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&kv).await;
     assert_eq!(st, 202, "{v}");
     let rec = s.wait_final(&id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
@@ -535,14 +504,7 @@ async fn github_hmac_signed_signal_executes_and_template_field_is_restricted() {
 
     // ...but not one outside allowed_templates.
     let bad = json!({"template": "tradingview-strategy", "id": "gh-2", "symbol": "ES1!", "side": "buy", "qty": 1, "tp": 6010, "sl": 5990}).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            bad.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&bad))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&bad).await;
     assert_eq!(st, 422, "{v}");
     assert!(
         err(&v)
@@ -571,14 +533,7 @@ async fn allow_ips_refuses_other_addresses_with_403_and_stores_nothing() {
     assert_eq!(st, 403, "{v}");
     // Other sources are unaffected.
     let sig_body = signal("ip-1", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            sig_body.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&sig_body))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&sig_body).await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(s.record_count().await, before + 1);
 }
@@ -812,14 +767,7 @@ async fn template_error_is_422_naming_template_and_field() {
     let mut no_qty = signal("t-1", "ES1!", "buy", 1, 6010.0, 5990.0);
     no_qty.as_object_mut().unwrap().remove("qty");
     let body = no_qty.to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            body.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&body))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&body).await;
     assert_eq!(st, 422, "{v}");
     assert!(
         err(&v).contains("template 'signal-service', field 'quantity'"),
@@ -861,14 +809,7 @@ async fn validation_errors_are_422_and_cancel_nothing() {
     let s = extra_sources_server("").await;
     // A working bracket to protect.
     let good = signal("v-0", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            good.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&good))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&good).await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
     let orders_before = s.orders("Sim101").await;
@@ -895,14 +836,7 @@ async fn validation_errors_are_422_and_cancel_nothing() {
     ];
     for (alert, msg) in &cases {
         let body = alert.to_string();
-        let (st, v, _) = s
-            .post_raw(
-                "/hooks/github-style",
-                body.as_bytes(),
-                Some("application/json"),
-                &[("X-Hub-Signature-256", &gh_signature(&body))],
-            )
-            .await;
+        let (st, v, _) = s.post_signal_gh(&body).await;
         assert_eq!(st, 422, "{alert}: {v}");
         assert!(err(&v).contains(msg), "{alert}: expected '{msg}' in {v}");
         assert!(err(&v).contains("template 'signal-service'"), "{v}");
@@ -989,14 +923,7 @@ async fn fan_out_to_two_accounts_executes_on_both() {
     let mut sig = signal("fan-1", "ES1!", "long", 2, 6010.0, 5990.0);
     sig["accounts"] = json!(["Sim101", "Sim102"]);
     let body = sig.to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            body.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&body))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&body).await;
     assert_eq!(st, 202, "{v}");
     let rec = s.wait_final(&id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
@@ -1021,14 +948,7 @@ async fn fan_out_to_two_accounts_executes_on_both() {
     let mut sig = signal("fan-2", "NQ1!", "long", 1, 21010.0, 20990.0);
     sig["accounts"] = json!(["Sim101", "Sim103"]);
     let body = sig.to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            body.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&body))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&body).await;
     assert_eq!(st, 422, "{v}");
     assert!(err(&v).contains("'Sim103'"), "{v}");
     assert!(s.working_orders("Sim101", "NQ 12-26").await.is_empty());

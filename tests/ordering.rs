@@ -78,14 +78,7 @@ async fn inbound_rate_limit_answers_429_with_retry_after_and_records_it() {
     assert_eq!(h.get("Idempotent-Replayed").unwrap(), "true");
     // Other sources have their own budget.
     let sig = signal("rl-1", "GC1!", "buy", 1, 2610.0, 2590.0).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            sig.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&sig))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&sig).await;
     assert_eq!(st, 202, "{v}");
     // After the wait the refused alert goes through (its key was not claimed).
     tokio::time::sleep(Duration::from_secs(retry)).await;
@@ -180,6 +173,8 @@ async fn same_instrument_runs_in_order_and_waiting_alerts_are_superseded() {
     assert_eq!(rb["status"], "superseded", "{rb}");
     assert_eq!(rb["executions"][0]["status"], "superseded");
     assert_eq!(rb["executions"][0]["supersededBy"], c.as_str(), "{rb}");
+    // A superseded alert keeps its acknowledgement time like an executed one.
+    assert!(rb["timings"]["ackUs"].is_u64(), "{rb}");
     assert!(
         rb["executions"][0].get("startedAtMs").is_none(),
         "B never ran: {rb}"
@@ -238,14 +233,7 @@ async fn api_alerts_filters_newest_first_and_requires_the_bearer_token() {
     assert_eq!(st, 200, "{v}");
     let skipped = id(&v);
     let sig = signal("api-1", "MES1!", "buy", 1, 6010.0, 5990.0).to_string();
-    let (st, v, _) = s
-        .post_raw(
-            "/hooks/github-style",
-            sig.as_bytes(),
-            Some("application/json"),
-            &[("X-Hub-Signature-256", &gh_signature(&sig))],
-        )
-        .await;
+    let (st, v, _) = s.post_signal_gh(&sig).await;
     assert_eq!(st, 202, "{v}");
     let gh = id(&v);
     for i in ids.iter().chain([&gh]) {

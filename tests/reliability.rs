@@ -13,14 +13,6 @@ use common::*;
 use serde_json::{json, Value};
 
 const ACCOUNTS: usize = 20;
-const MARKETS: [(&str, f64); 6] = [
-    ("ES1!", 6000.0),
-    ("MES1!", 6000.0),
-    ("NQ1!", 21000.0),
-    ("MNQ1!", 21000.0),
-    ("CL1!", 70.0),
-    ("GC1!", 2600.0),
-];
 
 fn paper_accounts() -> String {
     (1..=ACCOUNTS)

@@ -207,20 +207,13 @@ impl TestServer {
         body: &str,
         headers: &[(&str, &str)],
     ) -> (u16, Value, reqwest::header::HeaderMap) {
-        let mut rb = self
-            .client
-            .post(self.url(&format!("/hooks/{source}")))
-            .header("content-type", "text/plain")
-            .body(body.to_string());
-        for (k, v) in headers {
-            rb = rb.header(*k, *v);
-        }
-        let resp = rb.send().await.expect("request");
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let text = resp.text().await.unwrap();
-        let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        (status, v, headers)
+        self.post_raw(
+            &format!("/hooks/{source}"),
+            body.as_bytes(),
+            Some("text/plain"),
+            headers,
+        )
+        .await
     }
 
     pub async fn api_get(&self, path: &str) -> (u16, Value) {
@@ -291,6 +284,16 @@ impl Drop for TestServer {
         }
     }
 }
+
+/// (symbol, last price) for the six configured instruments.
+pub const MARKETS: [(&str, f64); 6] = [
+    ("ES1!", 6000.0),
+    ("MES1!", 6000.0),
+    ("NQ1!", 21000.0),
+    ("MNQ1!", 21000.0),
+    ("CL1!", 70.0),
+    ("GC1!", 2600.0),
+];
 
 /// A TradingView strategy alert as the README tells users to configure it.
 pub fn tv_alert(ticker: &str, timenow: &str, position: &str, size: i64, price: f64) -> Value {
@@ -448,6 +451,35 @@ impl TestServer {
         let text = resp.text().await.unwrap();
         let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
         (status, v, headers)
+    }
+
+    /// POST `body` as JSON to `/hooks/signals`, signed with Standard Webhooks headers under [`SW_SECRET`]
+    /// (`webhook-id` = `msg_id`, `webhook-timestamp` = `ts`).
+    pub async fn post_signal_sw(
+        &self,
+        body: &str,
+        msg_id: &str,
+        ts: i64,
+    ) -> (u16, Value, reqwest::header::HeaderMap) {
+        let h = sw_headers(SW_SECRET, msg_id, ts, body);
+        self.post_raw(
+            "/hooks/signals",
+            body.as_bytes(),
+            Some("application/json"),
+            &hdrs(&h),
+        )
+        .await
+    }
+
+    /// POST `body` as JSON to `/hooks/github-style`, signed (`X-Hub-Signature-256`) under [`GH_SECRET`].
+    pub async fn post_signal_gh(&self, body: &str) -> (u16, Value, reqwest::header::HeaderMap) {
+        self.post_raw(
+            "/hooks/github-style",
+            body.as_bytes(),
+            Some("application/json"),
+            &[("X-Hub-Signature-256", &gh_signature(body))],
+        )
+        .await
     }
 
     /// Records in the journal (from `/healthz`).
