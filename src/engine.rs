@@ -64,6 +64,14 @@ impl Waiters {
         rx
     }
 
+    /// Is anyone waiting for alert `alert_id`?
+    pub fn has(&self, alert_id: &str) -> bool {
+        self.map
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(alert_id)
+    }
+
     pub fn notify(&self, rec: &AlertRecord) {
         if !rec.is_final() {
             return;
@@ -100,20 +108,35 @@ pub struct Engine {
     pub metrics: Arc<Metrics>,
 }
 
+/// How soon an execution write must reach the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    /// On disk before the engine goes on (and before anyone is told).
+    Wait,
+    /// On disk within [`SOON`], without holding the lane: for a final state nobody is waiting for. Under
+    /// load it shares the next acknowledgement's flush instead of paying one of its own.
+    Soon,
+    /// Not asked for: a later write of the same lane, or start-up recovery, covers it.
+    Later,
+}
+
+/// The longest a final state nobody waits for stays in memory only. A crash inside it turns an executed
+/// alert into `unknown` (checked by hand), never into a second execution.
+const SOON: Duration = Duration::from_millis(5);
+
 impl Engine {
     /// Applies `f` to the job's execution, makes it durable, wakes whoever waits, and returns the execution
     /// as stored.
     async fn record(&self, job: &ExecJob, f: impl Fn(&mut Execution)) -> Option<Execution> {
-        self.record_with(job, true, f).await
+        self.record_with(job, Durability::Wait, f).await
     }
 
-    /// Like `record`; with `durable` false the write is not waited to disk (only where recovery can rebuild
-    /// it). Whichever write comes first also stores the alert's acknowledgement time (no extra write on the
-    /// hot path).
+    /// Like `record`, with the given durability. Whichever write comes first also stores the alert's
+    /// acknowledgement time (no extra write on the hot path).
     async fn record_with(
         &self,
         job: &ExecJob,
-        durable: bool,
+        durability: Durability,
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
         let (id, index, ack_us) = (job.alert_id.as_str(), job.index, job.ack_us);
@@ -141,10 +164,14 @@ impl Engine {
                 return None;
             }
         };
-        if durable {
-            if let Err(e) = self.journal.sync().await {
-                tracing::error!(alert_id = id, error = %e, "cannot make execution state durable");
+        match durability {
+            Durability::Wait => {
+                if let Err(e) = self.journal.sync().await {
+                    tracing::error!(alert_id = id, error = %e, "cannot make execution state durable");
+                }
             }
+            Durability::Soon => self.journal.flush_within(SOON),
+            Durability::Later => {}
         }
         if updated.is_final() {
             self.metrics.alert_final(&updated);
@@ -221,9 +248,16 @@ impl Worker<ExecJob> for Engine {
                 return Self::finish(job, exec);
             }
 
-            // Durable *before* sending: after a crash, `executing` means "may have reached the broker".
+            // Durable *before* sending: after a crash, `executing` means "may have reached the broker". A
+            // backend in the journal's own log (paper) writes after this mark, so a crash that loses the
+            // mark loses the call too: no need to wait for the disk.
             let req = request.clone();
-            self.record(&job, |e| {
+            let mark = if executor.shares_journal_log() {
+                Durability::Later
+            } else {
+                Durability::Wait
+            };
+            self.record_with(&job, mark, |e| {
                 e.status = Status::Executing;
                 e.executor = Some(name.clone());
                 e.started_at_ms.get_or_insert_with(now_ms);
@@ -274,8 +308,15 @@ impl Worker<ExecJob> for Engine {
             )),
             other => other,
         };
+        // Someone waiting for this outcome (a synchronous API call, `Prefer: wait`) hears it only once it is
+        // on disk; otherwise the lane moves on and the flush follows within `SOON`.
+        let done = if job.reply.is_some() || self.waiters.has(&id) {
+            Durability::Wait
+        } else {
+            Durability::Soon
+        };
         let exec = self
-            .record(&job, |e| {
+            .record_with(&job, done, |e| {
                 e.attempts.push(last_attempt.clone());
                 e.finished_at_ms = Some(now_ms());
                 match &result {
@@ -318,7 +359,7 @@ impl Worker<ExecJob> for Engine {
         // Not waited to disk: the newer alert's own writes follow this one in the log, and if a crash loses
         // it, start-up recovery supersedes the older alert again (its lane saw a newer one start).
         let exec = self
-            .record_with(&job, false, |e| {
+            .record_with(&job, Durability::Later, |e| {
                 e.status = Status::Superseded;
                 e.superseded_by = Some(by.clone());
             })

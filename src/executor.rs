@@ -65,6 +65,13 @@ pub trait Executor: Send + Sync + 'static {
     /// One attempt at a validated CancelAndBracket request: cancel, wait, place.
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError>;
 
+    /// Does the backend keep its state in the relay's own journal database? Its writes then follow the
+    /// relay's in the same log, and a crash that loses the `executing` mark loses the call's effects too, so
+    /// the engine need not wait for that mark to reach the disk before calling. False for anything remote.
+    fn shares_journal_log(&self) -> bool {
+        false
+    }
+
     /// Is the backend usable right now (for `/readyz`)? `Err` says why not.
     async fn ready(&self) -> Result<(), String> {
         Ok(())

@@ -4,6 +4,11 @@
 //! queued so far, flushes the database once, and wakes them all. A waiter queued while a flush is running
 //! is served by the next flush, which starts after its insert: so when `sync` returns, that writer's record is
 //! on disk. Under load, one flush covers many records; idle, a lone writer pays one flush.
+//!
+//! A write nobody waits for (an execution's final state when no caller is waiting) asks for a flush
+//! *within* a short delay instead ([`GroupCommit::flush_within`]): it rides along with the next
+//! acknowledgement's flush, or gets its own when the delay runs out, so it costs no flush of its own under
+//! load.
 
 use std::sync::mpsc;
 use std::thread;
@@ -26,8 +31,14 @@ fn spacing(previous_batch: usize) -> Duration {
 
 type Waiter = oneshot::Sender<Result<(), String>>;
 
+/// A request to the flusher: a writer waiting now, or a flush wanted by a deadline with nobody waiting.
+enum Request {
+    Now(Waiter),
+    By(Instant),
+}
+
 pub struct GroupCommit {
-    tx: Option<mpsc::Sender<Waiter>>,
+    tx: Option<mpsc::Sender<Request>>,
     thread: Option<thread::JoinHandle<()>>,
 }
 
@@ -35,22 +46,50 @@ impl GroupCommit {
     /// Starts the flusher thread for `db`. Dropping the `GroupCommit` stops the thread and waits for it, so
     /// the database is released (sled locks it per process until every handle is gone).
     pub fn start(db: sled::Db) -> GroupCommit {
-        let (tx, rx) = mpsc::channel::<Waiter>();
+        let (tx, rx) = mpsc::channel::<Request>();
         let thread = thread::Builder::new()
             .name("journal-flush".into())
             .spawn(move || {
                 let mut last_start = Instant::now();
                 let mut last_batch = 0usize;
-                while let Ok(first) = rx.recv() {
+                let mut waiters: Vec<Waiter> = Vec::new();
+                // The earliest deadline of the deferred requests taken so far.
+                let mut due: Option<Instant> = None;
+                loop {
+                    let next = match due {
+                        None => rx.recv().map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+                        Some(d) => rx.recv_timeout(d.saturating_duration_since(Instant::now())),
+                    };
+                    let stopping = match next {
+                        Ok(r) => {
+                            take(r, &mut waiters, &mut due);
+                            false
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => false,
+                        Err(mpsc::RecvTimeoutError::Disconnected) => true,
+                    };
+                    for r in rx.try_iter() {
+                        take(r, &mut waiters, &mut due);
+                    }
+                    if stopping && waiters.is_empty() && due.is_none() {
+                        break;
+                    }
+                    // Only deferred requests, not yet due: keep collecting.
+                    if !stopping && waiters.is_empty() && due.is_some_and(|d| d > Instant::now()) {
+                        continue;
+                    }
                     let gap = spacing(last_batch);
                     let since = last_start.elapsed();
-                    if since < gap {
+                    if since < gap && !stopping {
                         thread::sleep(gap - since);
+                        // Writers that arrived during the pause wrote before the flush starts.
+                        for r in rx.try_iter() {
+                            take(r, &mut waiters, &mut due);
+                        }
                     }
                     last_start = Instant::now();
-                    let mut batch = vec![first];
-                    batch.extend(rx.try_iter());
-                    last_batch = batch.len();
+                    last_batch = waiters.len().max(1);
+                    due = None;
                     let result = db
                         .flush()
                         .map(|_| ())
@@ -58,8 +97,11 @@ impl GroupCommit {
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "journal flush failed");
                     }
-                    for w in batch {
+                    for w in waiters.drain(..) {
                         let _ = w.send(result.clone());
+                    }
+                    if stopping {
+                        break;
                     }
                 }
             })
@@ -76,10 +118,28 @@ impl GroupCommit {
         self.tx
             .as_ref()
             .ok_or_else(|| "journal flusher has stopped".to_string())?
-            .send(tx)
+            .send(Request::Now(tx))
             .map_err(|_| "journal flusher has stopped".to_string())?;
         rx.await
             .map_err(|_| "journal flusher has stopped".to_string())?
+    }
+}
+
+impl GroupCommit {
+    /// Asks for everything written so far to be on disk within `delay`, without waiting for it. The flush
+    /// that serves the next waiting writer serves this too; a failure is logged by the flusher.
+    pub fn flush_within(&self, delay: Duration) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Request::By(Instant::now() + delay));
+        }
+    }
+}
+
+/// Files a request: a waiter joins the next flush, a deadline moves the next flush earlier if it is sooner.
+fn take(r: Request, waiters: &mut Vec<Waiter>, due: &mut Option<Instant>) {
+    match r {
+        Request::Now(w) => waiters.push(w),
+        Request::By(d) => *due = Some(due.map_or(d, |old| old.min(d))),
     }
 }
 
@@ -129,5 +189,29 @@ mod tests {
         }
         let db = sled::Config::new().path(&path).open().unwrap();
         assert_eq!(db.len(), 100);
+    }
+
+    /// A deferred request gets its flush by the deadline with nobody waiting: afterwards there is nothing
+    /// left to flush. The control write, with no request, is still dirty after the same pause.
+    #[test]
+    fn a_deferred_request_is_flushed_by_its_deadline() {
+        let dir = tempfile::tempdir().unwrap();
+        // No background flushing by sled itself: only the group commit flushes here.
+        let db = sled::Config::new()
+            .path(dir.path().join("db"))
+            .flush_every_ms(None)
+            .open()
+            .unwrap();
+        let commit = GroupCommit::start(db.clone());
+        db.flush().unwrap();
+
+        db.insert(b"control", &b"v"[..]).unwrap();
+        thread::sleep(Duration::from_millis(50));
+        assert!(db.flush().unwrap() > 0, "the control write was still dirty");
+
+        db.insert(b"deferred", &b"v"[..]).unwrap();
+        commit.flush_within(Duration::from_millis(5));
+        thread::sleep(Duration::from_millis(50));
+        assert_eq!(db.flush().unwrap(), 0, "the deferred flush did not happen");
     }
 }

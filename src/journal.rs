@@ -169,6 +169,12 @@ impl Journal {
         self.commit.sync().await.map_err(JournalError::Storage)
     }
 
+    /// Asks for everything written so far to be on disk within `delay`, without waiting: for writes nobody
+    /// is waiting on. Under load it rides along with the next acknowledgement's flush.
+    pub fn flush_within(&self, delay: Duration) {
+        self.commit.flush_within(delay);
+    }
+
     /// Stores a record that claims no idempotency key (rejections, skips without key...).
     pub fn insert(&self, rec: &AlertRecord) -> Result<(), JournalError> {
         if self

@@ -228,6 +228,11 @@ impl Executor for PaperBroker {
         "paper"
     }
 
+    /// The relay opens the paper account on a tree of the journal's database: one sled log for both.
+    fn shares_journal_log(&self) -> bool {
+        true
+    }
+
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
         PaperBroker::cancel_and_bracket(self, req)
             .await
