@@ -20,6 +20,8 @@ use crate::sequencer::{LaneKey, Sequenced, Worker};
 /// One request of one alert, waiting for its turn in its lane.
 pub struct ExecJob {
     pub alert_id: String,
+    /// The alert's source (for metrics).
+    pub source: String,
     /// When the alert was received (wall clock): the age limit counts from here.
     pub received_at_ms: u64,
     pub index: usize,
@@ -140,18 +142,18 @@ impl Engine {
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
         let (id, index, ack_us) = (job.alert_id.as_str(), job.index, job.ack_us);
-        let updated = match self.journal.update(id, |rec| {
-            if let Some(e) = rec.executions.get_mut(index) {
+        let updated = match self.journal.update(id, |st| {
+            if let Some(e) = st.executions.get_mut(index) {
                 f(e);
             }
             if let Some(us) = ack_us {
-                rec.timings.ack_us.get_or_insert(us);
+                st.timings.ack_us.get_or_insert(us);
             }
-            if rec.status.is_terminal() || rec.executions.iter().all(|e| e.status.is_terminal()) {
-                rec.timings.completed_at_ms.get_or_insert_with(now_ms);
+            if st.status.is_terminal() || st.executions.iter().all(|e| e.status.is_terminal()) {
+                st.timings.completed_at_ms.get_or_insert_with(now_ms);
             }
         }) {
-            Ok(Some(rec)) => rec,
+            Ok(Some(st)) => st,
             Ok(None) => {
                 tracing::error!(
                     alert_id = id,
@@ -174,9 +176,17 @@ impl Engine {
             Durability::Later => {}
         }
         if updated.is_final() {
-            self.metrics.alert_final(&updated);
+            self.metrics
+                .alert_status(&job.source, updated.status.as_str());
+            // Whoever waits gets the whole record (read back only then).
+            if self.waiters.has(id) {
+                match self.journal.get(id) {
+                    Ok(Some(rec)) => self.waiters.notify(&rec),
+                    Ok(None) => {}
+                    Err(e) => tracing::error!(alert_id = id, error = %e, "cannot read back a finished alert"),
+                }
+            }
         }
-        self.waiters.notify(&updated);
         updated.executions.get(index).cloned()
     }
 

@@ -1,7 +1,9 @@
 //! The durable journal (sled): one record per authenticated alert, and the idempotency keys that make a
 //! repeated delivery return the original record instead of trading twice.
 //!
-//! Trees: `alerts` (id → record JSON; ids are ULIDs, so key order is arrival order), `idem`
+//! Trees: `alerts` (id → record JSON as first stored; ids are ULIDs, so key order is arrival order),
+//! `alert_state` (id → the record's changing part, [`RecordState`], once it has changed: an execution step
+//! rewrites a few hundred bytes, not the body), `idem`
 //! (`source \0 key` → claim JSON), `idem_by_time` (the same claims by age, so pruning stops at the first
 //! live one), `meta` (small settings such as the kill switch).
 //! A key is *claimed* with compare-and-swap before its record is written, so of fifty identical deliveries
@@ -16,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::JournalConfig;
 use crate::group_commit::GroupCommit;
-use crate::record::{AlertRecord, Status};
+use crate::record::{AlertRecord, RecordState, Status};
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
@@ -76,6 +78,8 @@ impl ListFilter {
 pub struct Journal {
     db: sled::Db,
     alerts: sled::Tree,
+    /// id → [`RecordState`], overriding the state stored in `alerts` once the record has changed.
+    state: sled::Tree,
     idem: sled::Tree,
     /// `claimed-at (big-endian ms) ++ claim key` → (): lets pruning stop at the first live claim instead of
     /// walking every key.
@@ -127,6 +131,9 @@ impl Journal {
         let alerts = db
             .open_tree("alerts")
             .map_err(|e| open_err(e.to_string()))?;
+        let state = db
+            .open_tree("alert_state")
+            .map_err(|e| open_err(e.to_string()))?;
         let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
         let idem_by_time = db
             .open_tree("idem_by_time")
@@ -139,6 +146,7 @@ impl Journal {
         Ok(Journal {
             db,
             alerts,
+            state,
             idem,
             idem_by_time,
             meta,
@@ -277,43 +285,55 @@ impl Journal {
 
     pub fn get(&self, id: &str) -> Result<Option<AlertRecord>, JournalError> {
         match self.alerts.get(id.as_bytes())? {
-            Some(raw) => Ok(Some(decode(id, &raw)?)),
+            Some(raw) => Ok(Some(self.merged(id, &raw)?)),
             None => Ok(None),
         }
     }
 
-    /// Atomically applies `f` to the record `id` (the closure may run more than once under contention) and
-    /// returns the new record.
+    /// The record stored as `raw` under `id`, with its current state.
+    fn merged(&self, id: &str, raw: &[u8]) -> Result<AlertRecord, JournalError> {
+        let mut rec = decode(id, raw)?;
+        if let Some(st) = self.state.get(id.as_bytes())? {
+            rec.set_state(decode_state(id, &st)?);
+        }
+        Ok(rec)
+    }
+
+    /// Atomically applies `f` to the state of record `id` (the closure may run more than once under
+    /// contention), refreshes its status, and returns the new state; `None` when there is no such record.
+    /// Only the state is rewritten: the body and the rest of the record stay as first stored.
     pub fn update(
         &self,
         id: &str,
-        f: impl Fn(&mut AlertRecord),
-    ) -> Result<Option<AlertRecord>, JournalError> {
+        f: impl Fn(&mut RecordState),
+    ) -> Result<Option<RecordState>, JournalError> {
         let mut failure: Option<JournalError> = None;
-        // The record as last produced by the closure (sled may retry it): returned without decoding the
+        // The state as last produced by the closure (sled may retry it): returned without decoding the
         // stored bytes a second time.
-        let mut produced: Option<AlertRecord> = None;
-        let out = self.alerts.update_and_fetch(id.as_bytes(), |old| {
-            let old = old?;
+        let mut produced: Option<RecordState> = None;
+        let out = self.state.update_and_fetch(id.as_bytes(), |old| {
             failure = None;
-            match decode(id, old) {
-                Ok(mut rec) => {
-                    f(&mut rec);
-                    rec.refresh_status();
-                    match encode(&rec) {
-                        Ok(v) => {
-                            produced = Some(rec);
-                            Some(v)
-                        }
-                        Err(e) => {
-                            failure = Some(e);
-                            Some(old.to_vec())
-                        }
-                    }
-                }
+            let current = match old {
+                Some(raw) => decode_state(id, raw),
+                // First change: the state is read out of the record itself (the body is skipped).
+                None => match self.alerts.get(id.as_bytes()) {
+                    Ok(Some(raw)) => decode_state(id, &raw),
+                    Ok(None) => return None,
+                    Err(e) => Err(e.into()),
+                },
+            };
+            let result = current.and_then(|mut st| {
+                f(&mut st);
+                st.refresh_status();
+                let v = encode_state(&st)?;
+                produced = Some(st);
+                Ok(v)
+            });
+            match result {
+                Ok(v) => Some(v),
                 Err(e) => {
                     failure = Some(e);
-                    Some(old.to_vec())
+                    old.map(<[u8]>::to_vec)
                 }
             }
         })?;
@@ -330,7 +350,7 @@ impl Journal {
         for item in self.alerts.iter().rev() {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&k).to_string();
-            let rec = decode(&id, &v)?;
+            let rec = self.merged(&id, &v)?;
             // Newest first: past `since`, nothing older can match.
             if filter.since_ms.is_some_and(|s| rec.received_at_ms < s) {
                 break;
@@ -350,7 +370,7 @@ impl Journal {
     pub fn for_each(&self, mut f: impl FnMut(AlertRecord)) -> Result<(), JournalError> {
         for item in self.alerts.iter() {
             let (k, v) = item?;
-            f(decode(&String::from_utf8_lossy(&k), &v)?);
+            f(self.merged(&String::from_utf8_lossy(&k), &v)?);
         }
         Ok(())
     }
@@ -418,7 +438,7 @@ impl Journal {
                 break;
             }
             let id = String::from_utf8_lossy(&k).to_string();
-            let rec = decode(&id, &v).ok();
+            let rec = self.merged(&id, &v).ok();
             if rec.as_ref().is_some_and(|r| !r.is_final()) {
                 continue;
             }
@@ -427,6 +447,7 @@ impl Journal {
                 .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
                 .is_ok()
             {
+                self.state.remove(&k)?;
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 removed += 1;
                 excess = excess.saturating_sub(1);
@@ -548,6 +569,15 @@ fn claim_key(source: &str, key: &str) -> Vec<u8> {
 
 fn encode(rec: &AlertRecord) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(rec).map_err(|e| JournalError::Storage(e.to_string()))
+}
+
+fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
+    serde_json::to_vec(st).map_err(|e| JournalError::Storage(e.to_string()))
+}
+
+/// A state as stored on its own, or read out of a whole record.
+fn decode_state(id: &str, raw: &[u8]) -> Result<RecordState, JournalError> {
+    serde_json::from_slice(raw).map_err(|e| JournalError::Corrupt(id.to_string(), e.to_string()))
 }
 
 fn decode(id: &str, raw: &[u8]) -> Result<AlertRecord, JournalError> {
@@ -690,6 +720,61 @@ mod tests {
         );
         assert!(j.find_key("tv", "old", "aa").unwrap().is_none());
         assert_eq!(j.idem_by_time.len(), 1, "the index follows the claims");
+    }
+
+    /// An update rewrites only the small state entry: the record as first stored (body included) is left
+    /// byte for byte, reads merge the two, the state survives a reopen, and pruning removes both.
+    #[tokio::test]
+    async fn updates_rewrite_the_state_only_and_reads_merge_it() {
+        use crate::domain::{Action, BracketRequest};
+        use crate::record::Execution;
+        let dir = tempfile::tempdir().unwrap();
+        let id;
+        let stored;
+        {
+            let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+            let mut r = rec(&j, Some("k"), "aa");
+            r.body = json!({"ticker": "ES1!", "pad": "x".repeat(2000)});
+            r.executions = vec![Execution::new(BracketRequest {
+                account: "Sim101".into(),
+                instrument: "ES 12-26".into(),
+                action: Action::Buy,
+                quantity: 1,
+                take_profit: Some(6010.0),
+                stop_loss: Some(5990.0),
+                oco_id: None,
+                cancel_delay_ms: None,
+            })];
+            id = r.id.clone();
+            j.admit(r).await.unwrap();
+            stored = j.alerts.get(&id).unwrap().unwrap();
+            assert!(j.state.get(&id).unwrap().is_none(), "no state before a change");
+
+            let st = j
+                .update(&id, |st| {
+                    st.executions[0].status = Status::Executed;
+                    st.timings.ack_us = Some(7);
+                })
+                .unwrap()
+                .unwrap();
+            assert_eq!(st.status, Status::Executed, "status refreshed from executions");
+            assert_eq!(j.alerts.get(&id).unwrap().unwrap(), stored, "record untouched");
+            let small = j.state.get(&id).unwrap().unwrap();
+            assert!(small.len() < 400, "state is {} bytes", small.len());
+            assert!(j.update("01NOSUCHRECORD", |_| {}).unwrap().is_none());
+            assert!(j.state.get("01NOSUCHRECORD").unwrap().is_none());
+            j.flush_now().unwrap();
+        }
+        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let got = j.get(&id).unwrap().unwrap();
+        assert_eq!(got.status, Status::Executed);
+        assert_eq!(got.executions[0].status, Status::Executed);
+        assert_eq!(got.timings.ack_us, Some(7));
+        assert_eq!(got.body["ticker"], "ES1!");
+        let listed = j.list(&ListFilter::default()).unwrap();
+        assert_eq!(listed[0].status, Status::Executed);
+        assert_eq!(j.prune_records(Duration::from_secs(3600), 0).unwrap(), 1);
+        assert!(j.alerts.is_empty() && j.state.is_empty());
     }
 
     #[tokio::test]

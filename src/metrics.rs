@@ -6,7 +6,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::record::AlertRecord;
 
 /// Latency bucket bounds, in seconds.
 const BUCKETS: [f64; 14] = [
@@ -72,10 +71,6 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .entry((source.to_string(), status.to_string()))
             .or_default() += 1;
-    }
-
-    pub fn alert_final(&self, rec: &AlertRecord) {
-        self.alert_status(&rec.source, rec.status.as_str());
     }
 
     pub fn rejected(&self, reason: &str) {

@@ -200,6 +200,53 @@ impl AlertRecord {
         }
     }
 
+    /// Derives the alert's status from its executions (see [`RecordState::refresh_status`]).
+    pub fn refresh_status(&mut self) {
+        let mut st = self.take_state();
+        st.refresh_status();
+        self.set_state(st);
+    }
+
+    pub fn is_final(&self) -> bool {
+        self.status.is_terminal()
+    }
+
+    /// Moves the changing part out (the record keeps its status; executions and reason are left empty).
+    pub fn take_state(&mut self) -> RecordState {
+        RecordState {
+            status: self.status,
+            reason: self.reason.take(),
+            executions: std::mem::take(&mut self.executions),
+            timings: std::mem::take(&mut self.timings),
+        }
+    }
+
+    /// Puts the changing part in, replacing what was there.
+    pub fn set_state(&mut self, st: RecordState) {
+        self.status = st.status;
+        self.reason = st.reason;
+        self.executions = st.executions;
+        self.timings = st.timings;
+    }
+}
+
+/// The part of a record that changes after it is stored: status, reason, executions and timings. The
+/// journal keeps it apart from the rest (the body above all), so an execution step rewrites a few hundred
+/// bytes instead of the whole record. Its JSON field names are the record's, so it also reads straight out of
+/// a whole record, skipping the rest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RecordState {
+    pub status: Status,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default)]
+    pub executions: Vec<Execution>,
+    #[serde(default)]
+    pub timings: Timings,
+}
+
+impl RecordState {
     /// Derives the alert's status from its executions: in progress while any runs, otherwise the most
     /// alarming outcome (unknown before failed before rejected ... before superseded).
     pub fn refresh_status(&mut self) {
@@ -295,6 +342,35 @@ mod tests {
         r.refresh_status();
         assert_eq!(r.status, Status::Failed);
         assert_eq!(r.reason.as_deref(), Some("boom"));
+    }
+
+    /// The journal reads a record's state straight out of the whole record's JSON, and writes it on its own.
+    #[test]
+    fn state_reads_out_of_a_whole_record_and_back_in() {
+        let mut r = AlertRecord::received(
+            "01X".into(),
+            "tv",
+            serde_json::json!({"ticker": "ES1!", "nested": {"a": [1, 2, {"b": null}]}}),
+            Some("json".into()),
+        );
+        r.executions = vec![exec(Status::Executed), exec(Status::Failed)];
+        r.executions[1].error = Some("no".into());
+        r.timings.ack_us = Some(42);
+        r.refresh_status();
+        assert_eq!(r.status, Status::Failed);
+        assert_eq!(r.reason.as_deref(), Some("no"));
+        let whole = serde_json::to_vec(&r).unwrap();
+        let st: RecordState = serde_json::from_slice(&whole).unwrap();
+        assert_eq!(st.status, Status::Failed);
+        assert_eq!(st.executions, r.executions);
+        assert_eq!(st.timings.ack_us, Some(42));
+
+        let mut back = r.clone();
+        let taken = back.take_state();
+        assert!(back.executions.is_empty() && back.reason.is_none());
+        assert_eq!(taken, st);
+        back.set_state(taken);
+        assert_eq!(back, r);
     }
 
     #[test]

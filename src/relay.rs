@@ -522,6 +522,7 @@ impl Relay {
             }
             self.sequencer.submit(ExecJob {
                 alert_id: rec.id.clone(),
+                source: rec.source.clone(),
                 received_at_ms: rec.received_at_ms,
                 index,
                 request: e.request.clone(),
@@ -785,7 +786,7 @@ impl Relay {
                 for e in &mut r.executions {
                     let newer = newest_started
                         .get(&e.request.lane())
-                        .filter(|n| n.as_str() > r.id.as_str());
+                        .filter(|n| n.as_str() > rec.id.as_str());
                     match e.status {
                         Status::Executing => {
                             e.status = Status::Unknown;
@@ -806,7 +807,12 @@ impl Relay {
                     }
                 }
             })?;
-            let Some(r) = updated else { continue };
+            if updated.is_none() {
+                continue;
+            }
+            let Some(r) = self.journal.get(&rec.id)? else {
+                continue;
+            };
             let newly_unknown = rec
                 .executions
                 .iter()
