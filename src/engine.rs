@@ -183,7 +183,9 @@ impl Engine {
                 match self.journal.get(id) {
                     Ok(Some(rec)) => self.waiters.notify(&rec),
                     Ok(None) => {}
-                    Err(e) => tracing::error!(alert_id = id, error = %e, "cannot read back a finished alert"),
+                    Err(e) => {
+                        tracing::error!(alert_id = id, error = %e, "cannot read back a finished alert")
+                    }
                 }
             }
         }

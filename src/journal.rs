@@ -748,7 +748,10 @@ mod tests {
             id = r.id.clone();
             j.admit(r).await.unwrap();
             stored = j.alerts.get(&id).unwrap().unwrap();
-            assert!(j.state.get(&id).unwrap().is_none(), "no state before a change");
+            assert!(
+                j.state.get(&id).unwrap().is_none(),
+                "no state before a change"
+            );
 
             let st = j
                 .update(&id, |st| {
@@ -757,8 +760,16 @@ mod tests {
                 })
                 .unwrap()
                 .unwrap();
-            assert_eq!(st.status, Status::Executed, "status refreshed from executions");
-            assert_eq!(j.alerts.get(&id).unwrap().unwrap(), stored, "record untouched");
+            assert_eq!(
+                st.status,
+                Status::Executed,
+                "status refreshed from executions"
+            );
+            assert_eq!(
+                j.alerts.get(&id).unwrap().unwrap(),
+                stored,
+                "record untouched"
+            );
             let small = j.state.get(&id).unwrap().unwrap();
             assert!(small.len() < 400, "state is {} bytes", small.len());
             assert!(j.update("01NOSUCHRECORD", |_| {}).unwrap().is_none());
