@@ -213,11 +213,16 @@ impl PaperBroker {
         &self,
         req: &BracketRequest,
     ) -> Result<BracketOutcome, PaperError> {
-        let ticket = self.bracket_begin(req)?;
         let delay = req.cancel_delay_ms.unwrap_or(self.config.cancel_delay_ms);
-        if delay > 0 {
-            tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        if delay == 0 {
+            // No window between the phases: one operation, one batch written.
+            return self.with_book(|book, now| {
+                let ticket = book.bracket_begin(req, now)?;
+                book.bracket_finish(ticket, now)
+            });
         }
+        let ticket = self.bracket_begin(req)?;
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
         self.bracket_finish(ticket)
     }
 }

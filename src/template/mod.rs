@@ -72,6 +72,9 @@ const RESERVED: &[&str] = &["alert", "source", "account"];
 /// The variable each compiled expression template assigns its result to.
 const RESULT_VAR: &str = "__value";
 
+/// The function a group calls where a field's value is undefined, to fail on that field's line.
+const UNDEFINED_FN: &str = "__undefined";
+
 /// Why templates failed to load or an alert failed to render. Every message names the template (and the
 /// file or field where there is one) and the cause.
 #[derive(Debug, thiserror::Error)]
@@ -166,7 +169,8 @@ struct Spec {
     description: String,
     key: Option<Field>,
     when: Option<Field>,
-    vars: Vec<(Arc<str>, Field)>,
+    /// Every var, in file order, evaluated in one run.
+    vars: Group,
     accounts: Option<Accounts>,
     requests: Vec<RequestSpec>,
 }
@@ -179,7 +183,21 @@ enum Accounts {
 struct RequestSpec {
     /// Position in `[[requests]]`; `None` for `[request]`.
     index: Option<usize>,
-    fields: Vec<(&'static str, Field)>,
+    /// The request field each member of `group` sets, in order.
+    keys: Vec<&'static str>,
+    /// Every field of the table, evaluated in one run per account.
+    group: Group,
+}
+
+/// Several expressions compiled into one template, one `{% set %}` per expression, each starting on its
+/// own line: one render evaluates them all (a render costs a minijinja `State`, so twelve fields in one
+/// template cost one instead of twelve). An error is pinned to its field by the line it occurred on; a
+/// field whose value is undefined fails on its own line, before a later field can use it.
+struct Group {
+    /// The name of the combined template in the environment (absent when there are no fields).
+    compiled: Option<String>,
+    /// (name it is set to, the field, its first line in the combined template).
+    members: Vec<(Arc<str>, Field, usize)>,
 }
 
 /// One compiled expression (or, for `key`, template string).
@@ -239,6 +257,12 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
         functions::register(&mut env, &instruments);
+        env.add_function(UNDEFINED_FN, || -> Result<Value, minijinja::Error> {
+            Err(minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                "undefined value",
+            ))
+        });
 
         let mut specs = BTreeMap::new();
         for (name, (file, text)) in sources {
@@ -312,9 +336,8 @@ impl Templates {
                 });
             }
         }
-        for (var, field) in &spec.vars {
-            let value = r.eval(field, &scope.to_value(), None)?;
-            scope.vars.push((var.clone(), value));
+        for (var, value) in r.eval_group(&spec.vars, &scope.to_value(), None)? {
+            scope.vars.push((var, value));
         }
         let accounts = match &spec.accounts {
             None => None,
@@ -338,8 +361,10 @@ impl Templates {
                 if let Some(a) = &account {
                     args.insert("account".to_string(), Json::from(a.as_str()));
                 }
-                for (key, field) in &req.fields {
-                    let value = r.eval(field, &ctx, account.as_deref())?;
+                let values = r.eval_group(&req.group, &ctx, account.as_deref())?;
+                for ((key, (_, value)), (_, field, _)) in
+                    req.keys.iter().zip(values).zip(&req.group.members)
+                {
                     let json = serde_json::to_value(&value)
                         .map_err(|e| r.error(field, account.as_deref(), e.to_string()))?;
                     args.insert(key.to_string(), json);
@@ -452,15 +477,17 @@ impl Compiler<'_> {
         let mut vars = Vec::new();
         for (name, value) in parsed.vars {
             let label = format!("vars.{name}");
-            if !valid_var_name(&name) || RESERVED.contains(&name.as_str()) {
+            if !valid_var_name(&name) || RESERVED.contains(&name.as_str()) || name.starts_with("__")
+            {
                 return Err(self.invalid(
                     &label,
-                    "a var name must be an identifier (letters, digits, '_') other than alert, source and account",
+                    "a var name must be an identifier (letters, digits, '_') other than alert, source and account, not starting with '__'",
                 ));
             }
             let expr = self.expression_text(&label, &value)?;
             vars.push((Arc::from(name.as_str()), self.expression(&label, expr)?));
         }
+        let vars = self.group("vars", vars)?;
 
         let accounts = match parsed.accounts {
             None => None,
@@ -529,7 +556,18 @@ impl Compiler<'_> {
                 let expr = self.expression_text(&field_label, &value)?;
                 fields.push((*known, self.expression(&field_label, expr)?));
             }
-            requests.push(RequestSpec { index, fields });
+            let label = match index {
+                None => "request".to_string(),
+                Some(i) => format!("requests[{i}]"),
+            };
+            let keys = fields.iter().map(|(k, _)| *k).collect();
+            let members = fields
+                .into_iter()
+                .enumerate()
+                .map(|(i, (_, field))| (Arc::from(format!("__r{i}").as_str()), field))
+                .collect();
+            let group = self.group(&label, members)?;
+            requests.push(RequestSpec { index, keys, group });
         }
 
         Ok(Spec {
@@ -564,6 +602,41 @@ impl Compiler<'_> {
         }
         let wrapped = format!("{{% set {RESULT_VAR} = ({expr}) %}}");
         self.add(label, expr, wrapped)
+    }
+
+    /// Compiles already checked expression fields into one [`Group`] template, each set to its name.
+    fn group(
+        &mut self,
+        label: &str,
+        fields: Vec<(Arc<str>, Field)>,
+    ) -> Result<Group, TemplateError> {
+        if fields.is_empty() {
+            return Ok(Group {
+                compiled: None,
+                members: Vec::new(),
+            });
+        }
+        let mut text = String::new();
+        let mut members = Vec::new();
+        let mut line = 1;
+        for (name, field) in fields {
+            let set = format!(
+                "{{% set {name} = ({expr}) %}}{{% if {name} is undefined %}}{{{{ {UNDEFINED_FN}() }}}}{{% endif %}}\n",
+                expr = field.source
+            );
+            members.push((name, field, line));
+            line += set.matches('\n').count();
+            text.push_str(&set);
+        }
+        let compiled = format!("{}/{label}#group", self.template);
+        if let Err(e) = self.env.add_template_owned(compiled.clone(), text) {
+            // Each expression compiled on its own: only a clash between them can land here.
+            return Err(self.invalid(label, &cause(&e)));
+        }
+        Ok(Group {
+            compiled: Some(compiled),
+            members,
+        })
     }
 
     /// Compiles a template string (`{{ ticker }}-{{ timenow }}`).
@@ -633,6 +706,55 @@ impl Renderer<'_> {
             return Err(self.error(field, account, "undefined value".to_string()));
         }
         Ok(value)
+    }
+
+    /// Evaluates every member of a group in one run: (name, value) in order.
+    fn eval_group(
+        &self,
+        group: &Group,
+        ctx: &Value,
+        account: Option<&str>,
+    ) -> Result<Vec<(Arc<str>, Value)>, TemplateError> {
+        let Some(compiled) = &group.compiled else {
+            return Ok(Vec::new());
+        };
+        let captured = self
+            .env
+            .get_template(compiled)
+            .and_then(|t| t.render_captured(ctx));
+        let captured = match captured {
+            Ok(c) => c,
+            Err(e) => {
+                // The member whose lines hold the error (the last one starting at or before it).
+                let line = e.line().unwrap_or(1);
+                let field = group
+                    .members
+                    .iter()
+                    .take_while(|(_, _, first)| *first <= line)
+                    .last()
+                    .or(group.members.first())
+                    .map(|(_, f, _)| f);
+                return Err(match field {
+                    Some(f) => self.error(f, account, cause(&e)),
+                    None => TemplateError::Render {
+                        template: self.template.to_string(),
+                        field: compiled.clone(),
+                        expr: String::new(),
+                        account: account.map(str::to_string),
+                        cause: cause(&e),
+                    },
+                });
+            }
+        };
+        let state = captured.state();
+        group
+            .members
+            .iter()
+            .map(|(name, field, _)| match state.lookup(name) {
+                Some(v) if !v.is_undefined() => Ok((name.clone(), v)),
+                _ => Err(self.error(field, account, "undefined value".to_string())),
+            })
+            .collect()
     }
 
     fn render_string(

@@ -694,6 +694,10 @@ fn load_errors_name_the_file_and_field() {
             "field 'vars.account': a var name",
         ),
         (
+            "[vars]\n__r0 = \"1\"\n[request]\nquantity = 1\n",
+            "field 'vars.__r0': a var name",
+        ),
+        (
             "[request]\nquantity = [1]\n",
             "field 'quantity': must be a string holding an expression",
         ),
@@ -754,4 +758,52 @@ stopLoss = 1
             .unwrap(),
     );
     assert_eq!(reqs[0].account, "Acc-src|field|no|d");
+}
+
+/// Vars and request fields are evaluated as one template each: an error or an undefined value is still
+/// pinned to its own field, also after a multi-line expression, and a later field sees the earlier vars.
+#[test]
+fn grouped_fields_keep_their_own_errors() {
+    let file = r#"
+accounts = ["Acc"]
+[vars]
+a = "alert.n | int"
+b = """(a +
+  1)"""
+c = "alert.c"
+d = "b * 2"
+[request]
+instrument = "'ES1!'"
+action = "'Buy'"
+quantity = "d"
+stopLoss = """(1 +
+  1)"""
+takeProfit = "alert.tp"
+"#;
+    let t = with_files(&[("g.toml", file)]).unwrap();
+    let (_, reqs) = requests(
+        t.render("g", &obj(json!({"n": "1", "c": 0, "tp": 5})), "s")
+            .unwrap(),
+    );
+    assert_eq!(reqs[0].quantity, 4, "d = (1 + 1) * 2");
+    assert_eq!(reqs[0].take_profit, Some(5.0));
+
+    let err = |alert: Json| t.render("g", &obj(alert), "s").unwrap_err().to_string();
+    // Undefined in the third var, after a two-line one: named as vars.c, not as d, which uses b.
+    assert_eq!(
+        err(json!({"n": "1", "tp": 5})),
+        "template 'g', field 'vars.c' (alert.c): undefined value"
+    );
+    // A failing filter in the first var.
+    assert!(
+        err(json!({"n": "x", "c": 0, "tp": 5}))
+            .starts_with("template 'g', field 'vars.a' (alert.n | int):"),
+        "{}",
+        err(json!({"n": "x", "c": 0, "tp": 5}))
+    );
+    // The last request field, after a multi-line one, for its account.
+    assert_eq!(
+        err(json!({"n": "1", "c": 0})),
+        "template 'g', field 'takeProfit' (alert.tp) for account 'Acc': undefined value"
+    );
 }
