@@ -140,6 +140,7 @@ impl Journal {
             .map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
+        check_format(&meta).map_err(open_err)?;
         let commit = GroupCommit::start(db.clone());
         // One walk at start-up; kept up to date from here on.
         let count = alerts.len();
@@ -461,6 +462,7 @@ impl Journal {
                 }
             }
         }
+        self.sweep_orphan_states()?;
         if within_window > 0 {
             tracing::warn!(
                 pruned = within_window,
@@ -468,6 +470,24 @@ impl Journal {
             );
         }
         Ok(removed)
+    }
+
+    /// Removes states left without their record: pruning removes the record first (so a crash in between
+    /// can never bring a finished record back as `accepted`), then its state. States older than the oldest
+    /// record are the only place such leftovers can be.
+    fn sweep_orphan_states(&self) -> Result<(), JournalError> {
+        let oldest = self.alerts.first()?.map(|(k, _)| k);
+        let orphans = match &oldest {
+            Some(k) => self.state.range(..k.clone()),
+            None => self.state.range::<&[u8], _>(..),
+        };
+        for item in orphans {
+            let (k, _) = item?;
+            if !self.alerts.contains_key(&k)? {
+                self.state.remove(&k)?;
+            }
+        }
+        Ok(())
     }
 
     /// Removes the idempotency claim of a pruned record, if the claim is still its own: a claim whose record
@@ -512,6 +532,30 @@ impl Journal {
     pub fn flush_now(&self) -> Result<(), JournalError> {
         self.db.flush()?;
         Ok(())
+    }
+}
+
+/// The journal's layout: 2 = records with their changing part in `alert_state`. A journal without the mark
+/// was written before (every record whole), which this version reads as it is.
+const FORMAT: u32 = 2;
+const FORMAT_KEY: &str = "journal_format";
+
+/// Refuses a journal written by a newer layout (reading it would miss what that layout keeps elsewhere),
+/// and marks an older or new one with this layout.
+fn check_format(meta: &sled::Tree) -> Result<(), String> {
+    let found = meta
+        .get(FORMAT_KEY)
+        .map_err(|e| e.to_string())?
+        .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u32>().ok());
+    match found {
+        Some(f) if f > FORMAT => Err(format!(
+            "the journal is in format {f}, written by a newer alert-relay; this version reads format {FORMAT}: run the newer version"
+        )),
+        Some(f) if f == FORMAT => Ok(()),
+        _ => meta
+            .insert(FORMAT_KEY, FORMAT.to_string().as_bytes())
+            .map(|_| ())
+            .map_err(|e| e.to_string()),
     }
 }
 
@@ -784,6 +828,10 @@ mod tests {
         assert_eq!(got.body["ticker"], "ES1!");
         let listed = j.list(&ListFilter::default()).unwrap();
         assert_eq!(listed[0].status, Status::Executed);
+        // A state left behind by a crash between the two removals of an earlier pruning goes too.
+        j.state
+            .insert("00000000000000000000000000", &b"{}"[..])
+            .unwrap();
         assert_eq!(j.prune_records(Duration::from_secs(3600), 0).unwrap(), 1);
         assert!(j.alerts.is_empty() && j.state.is_empty());
     }
@@ -852,6 +900,25 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(updated.reason.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn a_journal_of_a_newer_format_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+            assert_eq!(j.meta_get(FORMAT_KEY).unwrap().as_deref(), Some("2"));
+            j.meta_set(FORMAT_KEY, "3").unwrap();
+            j.flush_now().unwrap();
+        }
+        let e = Journal::open(dir.path(), Duration::from_secs(60))
+            .err()
+            .expect("a newer format must not open")
+            .to_string();
+        assert!(
+            e.contains("format 3, written by a newer alert-relay"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -107,12 +107,8 @@ impl Relay {
         let api_tokens = resolve_api_tokens(cfg, &data_dir, &mut notes)?;
 
         let journal = Arc::new(Journal::open_configured(&data_dir, &cfg.journal)?);
-        let paper_tree = journal
-            .db()
-            .open_tree("paper")
-            .map_err(|e| anyhow::anyhow!("cannot open the paper account store: {e}"))?;
-        let paper = PaperBroker::open(
-            paper_tree,
+        let paper = PaperBroker::open_beside_journal(
+            &journal,
             cfg.paper.clone(),
             instruments.clone(),
             Arc::new(SystemClock),
@@ -609,6 +605,9 @@ impl Relay {
                         })?,
                     }
                 };
+                // The final state may be an instant old and not yet flushed (nobody was waiting for it
+                // when it was written): on disk before anyone is told.
+                self.journal.sync().await?;
                 let exec = rec
                     .executions
                     .first()

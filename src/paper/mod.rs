@@ -46,6 +46,8 @@ use book::Book;
 
 pub struct PaperBroker {
     tree: sled::Tree,
+    /// The tree is in the relay's journal database (see [`PaperBroker::open_beside_journal`]).
+    in_journal_db: bool,
     config: PaperConfig,
     instruments: Arc<Instruments>,
     clock: Arc<dyn Clock>,
@@ -69,6 +71,16 @@ impl PaperBroker {
         instruments: Arc<Instruments>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<PaperBroker>, PaperError> {
+        Self::open_tree(tree, false, config, instruments, clock)
+    }
+
+    fn open_tree(
+        tree: sled::Tree,
+        in_journal_db: bool,
+        config: PaperConfig,
+        instruments: Arc<Instruments>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<PaperBroker>, PaperError> {
         let initial_quotes = config.validate(&instruments)?;
         let mut book = Book::new(
             instruments.clone(),
@@ -79,6 +91,7 @@ impl PaperBroker {
         store::load(&tree, &mut book)?;
         let broker = PaperBroker {
             tree,
+            in_journal_db,
             config,
             instruments,
             clock,
@@ -93,6 +106,18 @@ impl PaperBroker {
             Ok(())
         })?;
         Ok(Arc::new(broker))
+    }
+
+    /// Opens the broker on the `paper` tree of the journal's own database, so its writes share the journal's
+    /// log (see [`Executor::shares_journal_log`]).
+    pub fn open_beside_journal(
+        journal: &crate::journal::Journal,
+        config: PaperConfig,
+        instruments: Arc<Instruments>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<PaperBroker>, PaperError> {
+        let tree = journal.db().open_tree("paper")?;
+        Self::open_tree(tree, true, config, instruments, clock)
     }
 
     /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed.
@@ -233,9 +258,9 @@ impl Executor for PaperBroker {
         "paper"
     }
 
-    /// The relay opens the paper account on a tree of the journal's database: one sled log for both.
+    /// True when opened with [`PaperBroker::open_beside_journal`]: one sled log for both.
     fn shares_journal_log(&self) -> bool {
-        true
+        self.in_journal_db
     }
 
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {

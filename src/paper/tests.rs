@@ -1078,3 +1078,23 @@ fn only_the_newest_finished_orders_are_kept() {
     // Pruning forgets orders, never positions.
     assert_eq!(qty(&b, SIM, ES), 5);
 }
+
+/// Only a broker opened in the journal's own database tells the engine its writes share the journal's log
+/// (which lets the engine skip waiting for the `executing` mark); one on any other tree does not.
+#[test]
+fn only_a_broker_beside_the_journal_shares_its_log() {
+    let (b, _) = open();
+    assert!(!b.shares_journal_log());
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal =
+        crate::journal::Journal::open(dir.path(), std::time::Duration::from_secs(60)).unwrap();
+    let b = PaperBroker::open_beside_journal(
+        &journal,
+        config(),
+        instruments(),
+        Arc::new(ManualClock::default()),
+    )
+    .unwrap();
+    assert!(b.shares_journal_log());
+}

@@ -428,6 +428,16 @@ fn valid_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
+/// Can `name` be assigned with `{% set %}`? Reserved words (`true`, `none`, `loop`, `self`...) cannot, and
+/// an expression using them would get the built-in meaning anyway.
+fn settable(name: &str) -> bool {
+    let text = format!("{{% set {name} = 1 %}}{{{{ {name} }}}}");
+    let env = Environment::new();
+    env.template_from_str(&text)
+        .and_then(|t| t.render(()))
+        .is_ok_and(|out| out == "1")
+}
+
 /// The accounts an `accounts` expression yielded: a list of names, or one string of comma-separated names.
 fn account_list(value: &Value) -> Result<Vec<String>, String> {
     let names: Vec<String> = if let Some(s) = value.as_str() {
@@ -482,6 +492,12 @@ impl Compiler<'_> {
                 return Err(self.invalid(
                     &label,
                     "a var name must be an identifier (letters, digits, '_') other than alert, source and account, not starting with '__'",
+                ));
+            }
+            if !settable(&name) {
+                return Err(self.invalid(
+                    &label,
+                    "this name is a reserved word in expressions (true, false, none, loop, self...) and cannot name a var",
                 ));
             }
             let expr = self.expression_text(&label, &value)?;

@@ -698,6 +698,14 @@ fn load_errors_name_the_file_and_field() {
             "field 'vars.__r0': a var name",
         ),
         (
+            "[vars]\nloop = \"1\"\n[request]\nquantity = 1\n",
+            "field 'vars.loop': this name is a reserved word",
+        ),
+        (
+            "[vars]\nnone = \"1\"\n[request]\nquantity = 1\n",
+            "field 'vars.none': this name is a reserved word",
+        ),
+        (
             "[request]\nquantity = [1]\n",
             "field 'quantity': must be a string holding an expression",
         ),
