@@ -19,9 +19,12 @@
 //!
 //! Each expression is stored as a one-line minijinja template (`{% set __value = (expr) %}`) in a single
 //! shared `Environment`: the environment owns the compiled code, so `Templates` needs neither self-references
-//! nor leaked memory, and a render is a lookup plus a VM run.
+//! nor leaked memory, and a render is a lookup plus a VM run. The vars, and each request table, are also
+//! compiled together into one template ([`group`]), which is what renders: four renders per alert
+//! instead of one per field.
 
 mod functions;
+mod group;
 #[cfg(test)]
 mod tests;
 
@@ -37,6 +40,7 @@ use serde_json::{Map as JsonMap, Value as Json};
 
 use crate::domain::{BracketRequest, RequestError};
 use crate::instruments::Instruments;
+use group::Group;
 
 /// The templates shipped with alert-relay, embedded at build time.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -71,9 +75,6 @@ const RESERVED: &[&str] = &["alert", "source", "account"];
 
 /// The variable each compiled expression template assigns its result to.
 const RESULT_VAR: &str = "__value";
-
-/// The function a group calls where a field's value is undefined, to fail on that field's line.
-const UNDEFINED_FN: &str = "__undefined";
 
 /// Why templates failed to load or an alert failed to render. Every message names the template (and the
 /// file or field where there is one) and the cause.
@@ -189,17 +190,6 @@ struct RequestSpec {
     group: Group,
 }
 
-/// Several expressions compiled into one template, one `{% set %}` per expression, each starting on its
-/// own line: one render evaluates them all (a render costs a minijinja `State`, so twelve fields in one
-/// template cost one instead of twelve). An error is pinned to its field by the line it occurred on; a
-/// field whose value is undefined fails on its own line, before a later field can use it.
-struct Group {
-    /// The name of the combined template in the environment (absent when there are no fields).
-    compiled: Option<String>,
-    /// (name it is set to, the field, its first line in the combined template).
-    members: Vec<(Arc<str>, Field, usize)>,
-}
-
 /// One compiled expression (or, for `key`, template string).
 struct Field {
     /// Where it sits in the file: `when`, `vars.entry`, `takeProfit`, `requests[1].stopLoss`.
@@ -257,12 +247,7 @@ impl Templates {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_auto_escape_callback(|_| AutoEscape::None);
         functions::register(&mut env, &instruments);
-        env.add_function(UNDEFINED_FN, || -> Result<Value, minijinja::Error> {
-            Err(minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                "undefined value",
-            ))
-        });
+        group::register(&mut env);
 
         let mut specs = BTreeMap::new();
         for (name, (file, text)) in sources {
@@ -362,8 +347,8 @@ impl Templates {
                     args.insert("account".to_string(), Json::from(a.as_str()));
                 }
                 let values = r.eval_group(&req.group, &ctx, account.as_deref())?;
-                for ((key, (_, value)), (_, field, _)) in
-                    req.keys.iter().zip(values).zip(&req.group.members)
+                for ((key, (_, value)), field) in
+                    req.keys.iter().zip(values).zip(req.group.fields())
                 {
                     let json = serde_json::to_value(&value)
                         .map_err(|e| r.error(field, account.as_deref(), e.to_string()))?;
@@ -428,16 +413,6 @@ fn valid_var_name(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }
 
-/// Can `name` be assigned with `{% set %}`? Reserved words (`true`, `none`, `loop`, `self`...) cannot, and
-/// an expression using them would get the built-in meaning anyway.
-fn settable(name: &str) -> bool {
-    let text = format!("{{% set {name} = 1 %}}{{{{ {name} }}}}");
-    let env = Environment::new();
-    env.template_from_str(&text)
-        .and_then(|t| t.render(()))
-        .is_ok_and(|out| out == "1")
-}
-
 /// The accounts an `accounts` expression yielded: a list of names, or one string of comma-separated names.
 fn account_list(value: &Value) -> Result<Vec<String>, String> {
     let names: Vec<String> = if let Some(s) = value.as_str() {
@@ -494,7 +469,7 @@ impl Compiler<'_> {
                     "a var name must be an identifier (letters, digits, '_') other than alert, source and account, not starting with '__'",
                 ));
             }
-            if !settable(&name) {
+            if !group::settable(&name) {
                 return Err(self.invalid(
                     &label,
                     "this name is a reserved word in expressions (true, false, none, loop, self...) and cannot name a var",
@@ -620,39 +595,14 @@ impl Compiler<'_> {
         self.add(label, expr, wrapped)
     }
 
-    /// Compiles already checked expression fields into one [`Group`] template, each set to its name.
+    /// Compiles already checked expression fields into one [`Group`], each set to its name.
     fn group(
         &mut self,
         label: &str,
         fields: Vec<(Arc<str>, Field)>,
     ) -> Result<Group, TemplateError> {
-        if fields.is_empty() {
-            return Ok(Group {
-                compiled: None,
-                members: Vec::new(),
-            });
-        }
-        let mut text = String::new();
-        let mut members = Vec::new();
-        let mut line = 1;
-        for (name, field) in fields {
-            let set = format!(
-                "{{% set {name} = ({expr}) %}}{{% if {name} is undefined %}}{{{{ {UNDEFINED_FN}() }}}}{{% endif %}}\n",
-                expr = field.source
-            );
-            members.push((name, field, line));
-            line += set.matches('\n').count();
-            text.push_str(&set);
-        }
-        let compiled = format!("{}/{label}#group", self.template);
-        if let Err(e) = self.env.add_template_owned(compiled.clone(), text) {
-            // Each expression compiled on its own: only a clash between them can land here.
-            return Err(self.invalid(label, &cause(&e)));
-        }
-        Ok(Group {
-            compiled: Some(compiled),
-            members,
-        })
+        let name = format!("{}/{label}#group", self.template);
+        Group::compile(self.env, name, fields).map_err(|e| self.invalid(label, &cause(&e)))
     }
 
     /// Compiles a template string (`{{ ticker }}-{{ timenow }}`).
@@ -724,53 +674,29 @@ impl Renderer<'_> {
         Ok(value)
     }
 
-    /// Evaluates every member of a group in one run: (name, value) in order.
+    /// Evaluates every field of a group in one render: (name, value) in order.
     fn eval_group(
         &self,
         group: &Group,
         ctx: &Value,
         account: Option<&str>,
     ) -> Result<Vec<(Arc<str>, Value)>, TemplateError> {
-        let Some(compiled) = &group.compiled else {
-            return Ok(Vec::new());
-        };
-        let captured = self
-            .env
-            .get_template(compiled)
-            .and_then(|t| t.render_captured(ctx));
-        let captured = match captured {
-            Ok(c) => c,
-            Err(e) => {
-                // The member whose lines hold the error (the last one starting at or before it).
-                let line = e.line().unwrap_or(1);
-                let field = group
-                    .members
-                    .iter()
-                    .take_while(|(_, _, first)| *first <= line)
-                    .last()
-                    .or(group.members.first())
-                    .map(|(_, f, _)| f);
-                return Err(match field {
-                    Some(f) => self.error(f, account, cause(&e)),
-                    None => TemplateError::Render {
-                        template: self.template.to_string(),
-                        field: compiled.clone(),
-                        expr: String::new(),
-                        account: account.map(str::to_string),
-                        cause: cause(&e),
-                    },
-                });
+        group.eval(self.env, ctx).map_err(|failure| match failure {
+            group::Failure::Undefined(field) => {
+                self.error(field, account, "undefined value".to_string())
             }
-        };
-        let state = captured.state();
-        group
-            .members
-            .iter()
-            .map(|(name, field, _)| match state.lookup(name) {
-                Some(v) if !v.is_undefined() => Ok((name.clone(), v)),
-                _ => Err(self.error(field, account, "undefined value".to_string())),
-            })
-            .collect()
+            group::Failure::Error {
+                field: Some(field),
+                error,
+            } => self.error(field, account, cause(&error)),
+            group::Failure::Error { field: None, error } => TemplateError::Render {
+                template: self.template.to_string(),
+                field: String::new(),
+                expr: String::new(),
+                account: account.map(str::to_string),
+                cause: cause(&error),
+            },
+        })
     }
 
     fn render_string(
