@@ -187,7 +187,18 @@ mod tests {
                 w.unwrap();
             }
         }
-        let db = sled::Config::new().path(&path).open().unwrap();
+        // The flush thread is joined, so our handles are gone; sled itself releases the file lock from a
+        // background thread shortly after.
+        let db = (0..200)
+            .find_map(|_| match sled::Config::new().path(&path).open() {
+                Ok(db) => Some(db),
+                Err(e) if e.to_string().contains("could not acquire lock") => {
+                    thread::sleep(Duration::from_millis(10));
+                    None
+                }
+                Err(e) => panic!("{e}"),
+            })
+            .expect("the database lock was never released");
         assert_eq!(db.len(), 100);
     }
 

@@ -675,6 +675,22 @@ mod tests {
     use super::*;
     use crate::record::Timings;
 
+    /// Opens the journal in `dir` again after a handle was dropped in this process: sled releases its file
+    /// lock from a background thread shortly after the drop, so the first attempts may find it still held.
+    fn reopen(dir: &Path, window: Duration) -> Result<Journal, JournalError> {
+        for _ in 0..200 {
+            match Journal::open(dir, window) {
+                Err(JournalError::Open { cause, .. })
+                    if cause.contains("could not acquire lock") =>
+                {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                other => return other,
+            }
+        }
+        Journal::open(dir, window)
+    }
+
     fn rec(j: &Journal, key: Option<&str>, sha: &str) -> AlertRecord {
         AlertRecord {
             id: j.next_id(),
@@ -820,7 +836,7 @@ mod tests {
             assert!(j.state.get("01NOSUCHRECORD").unwrap().is_none());
             j.flush_now().unwrap();
         }
-        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let j = reopen(dir.path(), Duration::from_secs(60)).unwrap();
         let got = j.get(&id).unwrap().unwrap();
         assert_eq!(got.status, Status::Executed);
         assert_eq!(got.executions[0].status, Status::Executed);
@@ -885,7 +901,7 @@ mod tests {
             j.sync().await.unwrap();
             ids
         };
-        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let j = reopen(dir.path(), Duration::from_secs(60)).unwrap();
         let listed: Vec<String> = j
             .list(&ListFilter::default())
             .unwrap()
@@ -911,7 +927,7 @@ mod tests {
             j.meta_set(FORMAT_KEY, "3").unwrap();
             j.flush_now().unwrap();
         }
-        let e = Journal::open(dir.path(), Duration::from_secs(60))
+        let e = reopen(dir.path(), Duration::from_secs(60))
             .err()
             .expect("a newer format must not open")
             .to_string();
@@ -927,7 +943,7 @@ mod tests {
         drop(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
         assert!(dir.path().join(IDENTITY_FILE).exists());
         // Opens again fine.
-        drop(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
+        drop(reopen(dir.path(), Duration::from_secs(60)).unwrap());
         // The database disappears (or sled recovers it to nothing): refuse, don't start over empty.
         std::fs::remove_dir_all(dir.path().join("journal")).unwrap();
         let e = Journal::open(dir.path(), Duration::from_secs(60))

@@ -105,8 +105,13 @@ impl<J: Sequenced, W: Worker<J>> Sequencer<J, W> {
             start
         };
         for (job, by) in superseded {
-            let worker = self.worker.clone();
-            tokio::spawn(async move { worker.superseded(job, by).await });
+            // Counted as active until recorded, so `idle` (shutdown) waits for the mark too.
+            self.active.send_modify(|n| *n += 1);
+            let me = self.clone();
+            tokio::spawn(async move {
+                me.worker.superseded(job, by).await;
+                me.active.send_modify(|n| *n -= 1);
+            });
         }
         if start {
             self.active.send_modify(|n| *n += 1);
@@ -145,7 +150,7 @@ impl<J: Sequenced, W: Worker<J>> Sequencer<J, W> {
             .collect()
     }
 
-    /// Waits until no lane is running (shutdown).
+    /// Waits until no lane is running and every superseded mark is recorded (shutdown).
     pub async fn idle(&self) {
         let mut rx = self.active.subscribe();
         let _ = rx.wait_for(|n| *n == 0).await;
@@ -252,6 +257,35 @@ mod tests {
         let ev = log.events.lock().unwrap().clone();
         let pos = |s: &str| ev.iter().position(|e| e == s).unwrap();
         assert!(pos("end 01") < pos("start 03"));
+    }
+
+    /// A worker whose superseded marks take a while: `idle` must wait for them as well as for the lanes.
+    struct SlowMarks(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl Worker<J> for SlowMarks {
+        async fn run(&self, job: J) {
+            self.0.lock().unwrap().push(format!("ran {}", job.id));
+        }
+        async fn superseded(&self, job: J, _by: String) {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            self.0
+                .lock()
+                .unwrap()
+                .push(format!("superseded {}", job.id));
+        }
+    }
+
+    #[tokio::test]
+    async fn idle_waits_for_superseded_marks() {
+        let w = Arc::new(SlowMarks(Mutex::new(Vec::new())));
+        let seq = Sequencer::new(w.clone());
+        seq.submit(job("09", "ES", true));
+        seq.submit(job("08", "ES", true)); // older than the one queued: superseded at once
+        seq.idle().await;
+        let ev = w.0.lock().unwrap().clone();
+        assert!(ev.contains(&"superseded 08".to_string()), "{ev:?}");
+        assert!(ev.contains(&"ran 09".to_string()), "{ev:?}");
     }
 
     #[tokio::test]
