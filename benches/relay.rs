@@ -7,7 +7,8 @@
 //!     cargo bench --bench relay -- --mode rate --rate 1000 --rate-alerts 10000
 //!
 //! Options (each also as an environment variable, e.g. `RELAY_BENCH_ALERTS=20000`):
-//!   --mode all|saturate|relay|bare|rate   what to run (default all = bare + relay saturation + fixed rate)
+//!   --mode all|saturate|relay|bare|rate|render   what to run (default all = bare + relay saturation + fixed
+//!                       rate; render = the template step alone, `--alerts` renders timed in this process)
 //!   --alerts N          alerts per saturation run (default 20000)
 //!   --concurrency C     requests in flight in saturation runs (default 64)
 //!   --rate R            alerts/s in the fixed-rate run (default 1000)
@@ -152,8 +153,8 @@ fn parse_opts() -> Opts {
         }
         i += 1;
     }
-    if !["all", "saturate", "relay", "bare", "rate", "soak"].contains(&o.mode.as_str()) {
-        die("--mode: all, saturate, relay, bare, rate or soak");
+    if !["all", "saturate", "relay", "bare", "rate", "soak", "render"].contains(&o.mode.as_str()) {
+        die("--mode: all, saturate, relay, bare, rate, soak or render");
     }
     o
 }
@@ -1201,6 +1202,40 @@ fn verdict(ok: bool) -> &'static str {
     }
 }
 
+/// `--mode render`: the template step alone, in this process: `--alerts` renders of the bench's alerts
+/// through the shipped `tradingview-strategy` template and config, timed as one loop.
+fn render(opts: &Opts, gen: &AlertGen) {
+    let cfg = alert_relay::config::Config::parse(
+        alert_relay::config::EMBEDDED_CONFIG,
+        "embedded",
+        std::env::temp_dir(),
+    )
+    .expect("shipped config parses");
+    let instruments = Arc::new(cfg.instruments().expect("shipped instruments"));
+    let templates =
+        alert_relay::relay::load_templates(&cfg, &instruments).expect("shipped templates load");
+    let alerts: Vec<serde_json::Map<String, Value>> = (0..SYMBOLS.len() * 2)
+        .map(|i| serde_json::from_slice(&gen.body(i).0).expect("bench alert is JSON"))
+        .collect();
+    let n = opts.alerts.max(1);
+    let start = Instant::now();
+    for i in 0..n {
+        std::hint::black_box(
+            templates
+                .render(
+                    "tradingview-strategy",
+                    &alerts[i % alerts.len()],
+                    "tradingview",
+                )
+                .expect("bench alert renders"),
+        );
+    }
+    let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+    println!(
+        "template render (tradingview-strategy, shipped config): {n} renders, {us:.2} µs/render"
+    );
+}
+
 fn orchestrate(opts: &Opts) {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
@@ -1243,6 +1278,10 @@ fn orchestrate(opts: &Opts) {
 
     if opts.mode == "soak" {
         soak(opts, &rt, &client, &gen);
+        return;
+    }
+    if opts.mode == "render" {
+        render(opts, &gen);
         return;
     }
 

@@ -122,8 +122,9 @@ enum Durability {
     Later,
 }
 
-/// The longest a final state nobody waits for stays in memory only. A crash inside it turns an executed
-/// alert into `unknown` (checked by hand), never into a second execution.
+/// The longest a final state nobody waits for stays in memory only. A crash inside it leaves a CrossTrade
+/// execution `unknown` (checked by hand, never re-sent); on paper, whose orders share the journal's log, it
+/// may instead roll the orders back with it, and the alert runs once more at start-up.
 const SOON: Duration = Duration::from_millis(5);
 
 impl Engine {

@@ -123,9 +123,7 @@ impl GroupCommit {
         rx.await
             .map_err(|_| "journal flusher has stopped".to_string())?
     }
-}
 
-impl GroupCommit {
     /// Asks for everything written so far to be on disk within `delay`, without waiting for it. The flush
     /// that serves the next waiting writer serves this too; a failure is logged by the flusher.
     pub fn flush_within(&self, delay: Duration) {

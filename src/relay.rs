@@ -806,17 +806,15 @@ impl Relay {
                     }
                 }
             })?;
-            if updated.is_none() {
-                continue;
-            }
-            let Some(r) = self.journal.get(&rec.id)? else {
-                continue;
-            };
+            let Some(state) = updated else { continue };
             let newly_unknown = rec
                 .executions
                 .iter()
                 .filter(|e| e.status == Status::Executing)
                 .count();
+            // The record as walked above, with the state just written: no second read.
+            let mut r = rec;
+            r.set_state(state);
             self.unknown.fetch_add(newly_unknown, Ordering::SeqCst);
             match r.status {
                 Status::Unknown => {

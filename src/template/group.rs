@@ -44,9 +44,9 @@ pub(super) struct Group {
 
 /// Why a group did not evaluate.
 pub(super) enum Failure<'a> {
-    /// minijinja failed, on this field when the error's line says which.
+    /// minijinja failed on this field (the one whose lines hold the error).
     Error {
-        field: Option<&'a Field>,
+        field: &'a Field,
         error: minijinja::Error,
     },
     /// This field's value is undefined.
@@ -104,16 +104,18 @@ impl Group {
             .get_template(compiled)
             .and_then(|t| t.render_captured(ctx))
             .map_err(|error| {
-                // The member whose lines hold the error: the last one starting at or before it.
+                // The member whose lines hold the error: the last one starting at or before it. A group
+                // is compiled only with members, so there is always a first one.
                 let line = error.line().unwrap_or(1);
-                let field = self
+                let at = self
                     .members
                     .iter()
-                    .take_while(|(_, _, first)| *first <= line)
-                    .last()
-                    .or(self.members.first())
-                    .map(|(_, f, _)| f);
-                Failure::Error { field, error }
+                    .rposition(|(_, _, first)| *first <= line)
+                    .unwrap_or(0);
+                Failure::Error {
+                    field: &self.members[at].1,
+                    error,
+                }
             })?;
         let state = captured.state();
         self.members

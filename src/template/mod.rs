@@ -168,8 +168,8 @@ impl fmt::Debug for Templates {
 /// One compiled template.
 struct Spec {
     description: String,
-    key: Option<Field>,
-    when: Option<Field>,
+    key: Option<Compiled>,
+    when: Option<Compiled>,
     /// Every var, in file order, evaluated in one run.
     vars: Group,
     accounts: Option<Accounts>,
@@ -178,7 +178,7 @@ struct Spec {
 
 enum Accounts {
     Fixed(Vec<String>),
-    Expr(Field),
+    Expr(Compiled),
 }
 
 struct RequestSpec {
@@ -190,14 +190,19 @@ struct RequestSpec {
     group: Group,
 }
 
-/// One compiled expression (or, for `key`, template string).
+/// One field of a template file: an expression (or, for `key`, a template string), checked at load.
 struct Field {
     /// Where it sits in the file: `when`, `vars.entry`, `takeProfit`, `requests[1].stopLoss`.
     label: String,
     /// The text as written, for error messages.
     source: String,
+}
+
+/// A field rendered on its own (`key`, `when`, `accounts`); vars and request fields render in a [`Group`].
+struct Compiled {
+    field: Field,
     /// The name of its compiled template in the environment.
-    compiled: String,
+    name: String,
 }
 
 /// The file format, before compiling.
@@ -316,7 +321,7 @@ impl Templates {
         if let Some(when) = &spec.when {
             if !r.eval(when, &scope.to_value(), None)?.is_true() {
                 return Ok(Rendered::Skipped {
-                    reason: format!("when condition is false: {}", when.source),
+                    reason: format!("when condition is false: {}", when.field.source),
                     key,
                 });
             }
@@ -329,7 +334,7 @@ impl Templates {
             Some(Accounts::Fixed(list)) => Some(list.clone()),
             Some(Accounts::Expr(field)) => {
                 let value = r.eval(field, &scope.to_value(), None)?;
-                Some(account_list(&value).map_err(|cause| r.error(field, None, cause))?)
+                Some(account_list(&value).map_err(|cause| r.error(&field.field, None, cause))?)
             }
         };
 
@@ -476,7 +481,7 @@ impl Compiler<'_> {
                 ));
             }
             let expr = self.expression_text(&label, &value)?;
-            vars.push((Arc::from(name.as_str()), self.expression(&label, expr)?));
+            vars.push((Arc::from(name.as_str()), self.checked(&label, expr)?));
         }
         let vars = self.group("vars", vars)?;
 
@@ -545,7 +550,7 @@ impl Compiler<'_> {
                     ));
                 };
                 let expr = self.expression_text(&field_label, &value)?;
-                fields.push((*known, self.expression(&field_label, expr)?));
+                fields.push((*known, self.checked(&field_label, expr)?));
             }
             let label = match index {
                 None => "request".to_string(),
@@ -582,17 +587,26 @@ impl Compiler<'_> {
         }
     }
 
-    /// Compiles an expression as `{% set __value = (expr) %}`, after checking that it parses on its own as
-    /// one expression (so text like `x %}...` cannot escape the wrapper).
-    fn expression(&mut self, label: &str, expr: String) -> Result<Field, TemplateError> {
+    /// Checks that `expr` parses on its own as one expression (so text like `x %}...` cannot escape the
+    /// template it is compiled into: its own wrapper, or a [`Group`]).
+    fn checked(&self, label: &str, expr: String) -> Result<Field, TemplateError> {
         if expr.trim().is_empty() {
             return Err(self.invalid(label, "empty expression"));
         }
         if let Err(e) = self.env.compile_expression(&expr) {
             return Err(self.compile_error(label, &expr, &e));
         }
-        let wrapped = format!("{{% set {RESULT_VAR} = ({expr}) %}}");
-        self.add(label, expr, wrapped)
+        Ok(Field {
+            label: label.to_string(),
+            source: expr,
+        })
+    }
+
+    /// Compiles a checked expression on its own, as `{% set __value = (expr) %}`.
+    fn expression(&mut self, label: &str, expr: String) -> Result<Compiled, TemplateError> {
+        let field = self.checked(label, expr)?;
+        let wrapped = format!("{{% set {RESULT_VAR} = ({}) %}}", field.source);
+        self.add(field, wrapped)
     }
 
     /// Compiles already checked expression fields into one [`Group`], each set to its name.
@@ -606,26 +620,21 @@ impl Compiler<'_> {
     }
 
     /// Compiles a template string (`{{ ticker }}-{{ timenow }}`).
-    fn template_string(&mut self, label: &str, text: String) -> Result<Field, TemplateError> {
+    fn template_string(&mut self, label: &str, text: String) -> Result<Compiled, TemplateError> {
         let compiled = text.clone();
-        self.add(label, text, compiled)
+        let field = Field {
+            label: label.to_string(),
+            source: text,
+        };
+        self.add(field, compiled)
     }
 
-    fn add(
-        &mut self,
-        label: &str,
-        source: String,
-        compiled_text: String,
-    ) -> Result<Field, TemplateError> {
-        let compiled = format!("{}/{label}", self.template);
-        if let Err(e) = self.env.add_template_owned(compiled.clone(), compiled_text) {
-            return Err(self.compile_error(label, &source, &e));
+    fn add(&mut self, field: Field, compiled_text: String) -> Result<Compiled, TemplateError> {
+        let name = format!("{}/{}", self.template, field.label);
+        if let Err(e) = self.env.add_template_owned(name.clone(), compiled_text) {
+            return Err(self.compile_error(&field.label, &field.source, &e));
         }
-        Ok(Field {
-            label: label.to_string(),
-            source,
-            compiled,
-        })
+        Ok(Compiled { field, name })
     }
 
     fn compile_error(&self, label: &str, expr: &str, e: &minijinja::Error) -> TemplateError {
@@ -658,13 +667,14 @@ impl Renderer<'_> {
     /// Evaluates an expression field; an undefined result is an error.
     fn eval(
         &self,
-        field: &Field,
+        compiled: &Compiled,
         ctx: &Value,
         account: Option<&str>,
     ) -> Result<Value, TemplateError> {
+        let field = &compiled.field;
         let value = self
             .env
-            .get_template(&field.compiled)
+            .get_template(&compiled.name)
             .and_then(|t| t.render_captured(ctx))
             .map(|c| c.state().lookup(RESULT_VAR).unwrap_or_default())
             .map_err(|e| self.error(field, account, cause(&e)))?;
@@ -685,30 +695,20 @@ impl Renderer<'_> {
             group::Failure::Undefined(field) => {
                 self.error(field, account, "undefined value".to_string())
             }
-            group::Failure::Error {
-                field: Some(field),
-                error,
-            } => self.error(field, account, cause(&error)),
-            group::Failure::Error { field: None, error } => TemplateError::Render {
-                template: self.template.to_string(),
-                field: String::new(),
-                expr: String::new(),
-                account: account.map(str::to_string),
-                cause: cause(&error),
-            },
+            group::Failure::Error { field, error } => self.error(field, account, cause(&error)),
         })
     }
 
     fn render_string(
         &self,
-        field: &Field,
+        compiled: &Compiled,
         ctx: &Value,
         account: Option<&str>,
     ) -> Result<String, TemplateError> {
         self.env
-            .get_template(&field.compiled)
+            .get_template(&compiled.name)
             .and_then(|t| t.render(ctx))
-            .map_err(|e| self.error(field, account, cause(&e)))
+            .map_err(|e| self.error(&compiled.field, account, cause(&e)))
     }
 
     fn error(&self, field: &Field, account: Option<&str>, cause: String) -> TemplateError {
