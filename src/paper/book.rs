@@ -36,7 +36,7 @@ impl AccountBook {
     }
 }
 
-/// What a mutation changed, so the store writes exactly that (one batch per operation).
+/// What a mutation changed, so the store writes exactly that (one log entry per operation).
 #[derive(Debug, Default)]
 pub(super) struct Touched {
     pub(super) orders: BTreeSet<(String, OrderId)>,

@@ -55,7 +55,7 @@ impl PaperConfig {
             ));
         }
         for (i, a) in self.accounts.iter().enumerate() {
-            // Account names become part of storage keys (`o/{account}/{orderId}`), hence no '/'.
+            // Account names are a path segment of the API (`/v1/api/accounts/{account}/...`), hence no '/'.
             if a.trim().is_empty() || a.trim() != a || a.contains('/') {
                 return Err(bad(
                     "accounts",

@@ -6,7 +6,7 @@
 //!   cancels, flatten);
 //! - `bracket`: CancelAndBracket as two synchronous phases around the cancel window;
 //! - `order`, `position`: the records and the `PlaceOrder` request;
-//! - `store`: one sled batch per operation, reloaded on open;
+//! - `store`: one log entry per operation over a periodic snapshot, reloaded on open;
 //! - `clock`, `config`, `error`: time source, `[paper]` config section, refusals.
 //!
 //! All state sits behind one `std::sync::Mutex`. Operations are short and synchronous; the only wait,
@@ -43,15 +43,22 @@ pub use order::{Order, OrderState, OrderType, PlaceOrder};
 pub use position::{MarketPosition, Position};
 
 use book::Book;
+use store::{Snapshot, Store};
+
+/// The book and the log that persists it, under one lock so entries are written in the order the
+/// operations happened.
+struct Venue {
+    book: Book,
+    store: Store,
+}
 
 pub struct PaperBroker {
-    tree: sled::Tree,
     /// The tree is in the relay's journal database (see [`PaperBroker::open_beside_journal`]).
     in_journal_db: bool,
     config: PaperConfig,
     instruments: Arc<Instruments>,
     clock: Arc<dyn Clock>,
-    book: Mutex<Book>,
+    venue: Mutex<Venue>,
 }
 
 impl std::fmt::Debug for PaperBroker {
@@ -71,7 +78,14 @@ impl PaperBroker {
         instruments: Arc<Instruments>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<PaperBroker>, PaperError> {
-        Self::open_tree(tree, false, config, instruments, clock)
+        Self::open_tree(
+            tree,
+            false,
+            config,
+            instruments,
+            clock,
+            store::SNAPSHOT_EVERY,
+        )
     }
 
     fn open_tree(
@@ -80,6 +94,7 @@ impl PaperBroker {
         config: PaperConfig,
         instruments: Arc<Instruments>,
         clock: Arc<dyn Clock>,
+        snapshot_every: u64,
     ) -> Result<Arc<PaperBroker>, PaperError> {
         let initial_quotes = config.validate(&instruments)?;
         let mut book = Book::new(
@@ -88,14 +103,13 @@ impl PaperBroker {
             config.cancel_latency_ms,
             config.max_terminal_orders,
         );
-        store::load(&tree, &mut book)?;
+        let store = Store::open(tree, &mut book, snapshot_every)?;
         let broker = PaperBroker {
-            tree,
             in_journal_db,
             config,
             instruments,
             clock,
-            book: Mutex::new(book),
+            venue: Mutex::new(Venue { book, store }),
         };
         broker.with_book(|book, now| {
             for (instrument, price) in initial_quotes {
@@ -117,23 +131,63 @@ impl PaperBroker {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<PaperBroker>, PaperError> {
         let tree = journal.db().open_tree("paper")?;
-        Self::open_tree(tree, true, config, instruments, clock)
+        Self::open_tree(
+            tree,
+            true,
+            config,
+            instruments,
+            clock,
+            store::SNAPSHOT_EVERY,
+        )
     }
 
-    /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed.
+    /// [`PaperBroker::open`] with a snapshot every `snapshot_every` log entries, so tests can cross several.
+    #[cfg(test)]
+    pub(crate) fn open_snapshotting_every(
+        tree: sled::Tree,
+        config: PaperConfig,
+        instruments: Arc<Instruments>,
+        clock: Arc<dyn Clock>,
+        snapshot_every: u64,
+    ) -> Result<Arc<PaperBroker>, PaperError> {
+        Self::open_tree(tree, false, config, instruments, clock, snapshot_every)
+    }
+
+    /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed (and, when
+    /// one is due, write a snapshot once the lock is released).
     fn with_book<T>(
         &self,
         op: impl FnOnce(&mut Book, u64) -> Result<T, PaperError>,
     ) -> Result<T, PaperError> {
-        // A panic while holding the lock leaves at worst one half-applied simulated operation; keep
-        // serving rather than failing every later call.
-        let mut book = self.book.lock().unwrap_or_else(PoisonError::into_inner);
-        let now = self.clock.now_ms();
-        book.settle(now);
-        let result = op(&mut book, now);
-        book.settle(now);
-        store::commit(&self.tree, &mut book)?;
+        let (result, snapshot) = {
+            // A panic while holding the lock leaves at worst one half-applied simulated operation; keep
+            // serving rather than failing every later call.
+            let mut guard = self.venue.lock().unwrap_or_else(PoisonError::into_inner);
+            let Venue { book, store } = &mut *guard;
+            let now = self.clock.now_ms();
+            book.settle(now);
+            let result = op(book, now);
+            book.settle(now);
+            (result, store.commit(book)?)
+        };
+        if let Some(snapshot) = snapshot {
+            self.write_snapshot(snapshot);
+        }
         result
+    }
+
+    /// A failed snapshot loses nothing (the log it would have replaced stays): it is logged, and the next
+    /// operation tries again.
+    fn write_snapshot(&self, snapshot: Snapshot) {
+        let written = snapshot.write();
+        if let Err(e) = &written {
+            tracing::warn!(error = %e, "paper account: cannot write a snapshot; keeping the log");
+        }
+        self.venue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .store
+            .snapshot_written(&written);
     }
 
     pub fn config(&self) -> &PaperConfig {
@@ -240,7 +294,7 @@ impl PaperBroker {
     ) -> Result<BracketOutcome, PaperError> {
         let delay = req.cancel_delay_ms.unwrap_or(self.config.cancel_delay_ms);
         if delay == 0 {
-            // No window between the phases: one operation, one batch written.
+            // No window between the phases: one operation, one log entry written.
             return self.with_book(|book, now| {
                 let ticket = book.bracket_begin(req, now)?;
                 book.bracket_finish(ticket, now)

@@ -12,6 +12,9 @@
 //! 4. The position always equals the signed sum of the fills of its account and instrument (and a flat
 //!    position has no average price).
 //! 5. A refused CancelAndBracket (begin error) changes no order.
+//! 6. What is stored rebuilds the same venue: after the sequence, a broker opened on the same tree (with a
+//!    snapshot every few operations, so the sequence crosses several) shows the same orders, positions
+//!    and last prices.
 
 use std::sync::Arc;
 
@@ -132,7 +135,11 @@ fn op() -> impl Strategy<Value = Op> {
     ]
 }
 
+/// Log entries between snapshots in the harness: small, so random sequences cross several.
+const SNAPSHOT_EVERY: u64 = 7;
+
 struct Harness {
+    tree: sled::Tree,
     broker: Arc<PaperBroker>,
     clock: Arc<ManualClock>,
     ids: Vec<(String, OrderId)>,
@@ -149,14 +156,17 @@ impl Harness {
             max_terminal_orders: usize::MAX,
             ..PaperConfig::default()
         };
-        let broker = PaperBroker::open(
-            db.open_tree("paper").unwrap(),
+        let tree = db.open_tree("paper").unwrap();
+        let broker = PaperBroker::open_snapshotting_every(
+            tree.clone(),
             config,
             instruments(),
             clock.clone(),
+            SNAPSHOT_EVERY,
         )
         .unwrap();
         Harness {
+            tree,
             broker,
             clock,
             ids: Vec::new(),
@@ -374,6 +384,32 @@ impl Harness {
         Ok(())
     }
 
+    /// Invariant 6.
+    fn check_reopen(&self) -> Result<(), TestCaseError> {
+        let again = PaperBroker::open_snapshotting_every(
+            self.tree.clone(),
+            self.broker.config().clone(),
+            instruments(),
+            self.clock.clone(),
+            SNAPSHOT_EVERY,
+        )
+        .unwrap();
+        for account in ACCOUNTS {
+            prop_assert_eq!(
+                again.orders(account).unwrap(),
+                self.broker.orders(account).unwrap()
+            );
+            prop_assert_eq!(
+                again.positions(account).unwrap(),
+                self.broker.positions(account).unwrap()
+            );
+        }
+        for (name, _) in INSTRUMENTS {
+            prop_assert_eq!(again.quote(name).ok(), self.broker.quote(name).ok());
+        }
+        Ok(())
+    }
+
     /// Invariant 4.
     fn check_positions(&self) -> Result<(), TestCaseError> {
         for account in ACCOUNTS {
@@ -410,5 +446,6 @@ proptest! {
         for op in ops {
             h.run(op)?;
         }
+        h.check_reopen()?;
     }
 }

@@ -1083,10 +1083,16 @@ fn only_the_newest_finished_orders_are_kept() {
         .collect();
     assert_eq!(kept, vec![early.order_id, ids[3].clone(), ids[4].clone()]);
     assert_eq!(b.orders(OTHER).unwrap().len(), 1);
-    assert_eq!(tree.scan_prefix("o/Sim101/").count(), 3);
-    assert_eq!(tree.scan_prefix("o/").count(), 4);
     // Pruning forgets orders, never positions.
     assert_eq!(qty(&b, SIM, ES), 5);
+    // The pruned orders are gone from disk too.
+    let cfg = PaperConfig {
+        max_terminal_orders: 3,
+        ..config()
+    };
+    let again = PaperBroker::open(tree, cfg, instruments(), clock).unwrap();
+    assert_eq!(again.orders(SIM).unwrap(), b.orders(SIM).unwrap());
+    assert_eq!(again.orders(OTHER).unwrap().len(), 1);
 }
 
 /// Only a broker opened in the journal's own database tells the engine its writes share the journal's log
@@ -1107,4 +1113,209 @@ fn only_a_broker_beside_the_journal_shares_its_log() {
     )
     .unwrap();
     assert!(b.shares_journal_log());
+}
+
+/// Everything a reopened broker shows, to compare with the broker that wrote it.
+fn venue(b: &PaperBroker) -> (Vec<Order>, Vec<Position>, Vec<Option<f64>>) {
+    let mut orders = b.orders(SIM).unwrap();
+    orders.extend(b.orders(OTHER).unwrap());
+    let mut positions = b.positions(SIM).unwrap();
+    positions.extend(b.positions(OTHER).unwrap());
+    let quotes = [ES, NQ]
+        .iter()
+        .map(|i| b.quote(i).ok().map(|q| q.last_price))
+        .collect();
+    (orders, positions, quotes)
+}
+
+fn log_entries(tree: &sled::Tree) -> usize {
+    tree.scan_prefix(b"l").count()
+}
+
+/// A day of trading in miniature: quotes, brackets, cancels, fills and pruning, on both accounts.
+fn trade(b: &PaperBroker, clock: &ManualClock, rounds: u32) {
+    b.set_quote(ES, 4500.0).unwrap();
+    b.set_quote(NQ, 16000.0).unwrap();
+    for i in 0..rounds {
+        let account = if i % 2 == 0 { SIM } else { OTHER };
+        clock.advance(7);
+        b.place_order(account, &order(Action::Buy, OrderType::Market, 1, None))
+            .unwrap();
+        let req = BracketRequest {
+            account: account.into(),
+            ..bracket(Action::Buy, 3, Some(4510.0), Some(4490.0))
+        };
+        let ticket = b.bracket_begin(&req).unwrap();
+        b.bracket_finish(ticket).unwrap();
+        let nq = b
+            .place_order(
+                account,
+                &PlaceOrder {
+                    instrument: NQ.into(),
+                    ..order(Action::Buy, OrderType::Limit, 1, Some(15990.0))
+                },
+            )
+            .unwrap();
+        if i % 3 == 0 {
+            b.cancel_order(account, &nq.order_id).unwrap();
+        }
+        let tick = if i % 4 == 0 { 0.25 } else { -0.25 };
+        b.set_quote(ES, 4500.0 + tick).unwrap();
+    }
+}
+
+#[test]
+fn state_survives_snapshots_and_the_log_after_them() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("paper").unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let cfg = PaperConfig {
+        max_terminal_orders: 20,
+        ..config()
+    };
+    let open = |every| {
+        PaperBroker::open_snapshotting_every(
+            tree.clone(),
+            cfg.clone(),
+            instruments(),
+            clock.clone(),
+            every,
+        )
+        .unwrap()
+    };
+    let b = open(5);
+    trade(&b, &clock, 40);
+    // Several snapshots were taken, and each removed the entries it replaced.
+    assert!(tree.get(b"S").unwrap().is_some());
+    assert!(log_entries(&tree) < 5, "{} entries", log_entries(&tree));
+    let before = venue(&b);
+    assert!(before.0.len() > 30, "{} orders", before.0.len());
+    assert!(before
+        .0
+        .iter()
+        .any(|o| o.state == OrderState::CancelPending));
+
+    let again = open(5);
+    assert_eq!(venue(&again), before);
+    // Sequence numbers continue after the loaded ones.
+    let next = again
+        .place_order(SIM, &order(Action::Buy, OrderType::Limit, 1, Some(4400.0)))
+        .unwrap();
+    assert!(before.0.iter().all(|o| o.sequence < next.sequence));
+
+    // With no snapshot at all, the log alone rebuilds the same venue.
+    let db2 = sled::Config::new().temporary(true).open().unwrap();
+    let tree2 = db2.open_tree("paper").unwrap();
+    let clock2 = Arc::new(ManualClock::default());
+    let open2 = || {
+        PaperBroker::open_snapshotting_every(
+            tree2.clone(),
+            cfg.clone(),
+            instruments(),
+            clock2.clone(),
+            u64::MAX,
+        )
+        .unwrap()
+    };
+    let c = open2();
+    trade(&c, &clock2, 40);
+    assert!(tree2.get(b"S").unwrap().is_none());
+    assert!(log_entries(&tree2) > 100);
+    assert_eq!(venue(&open2()), venue(&c));
+}
+
+#[test]
+fn leftovers_of_an_interrupted_snapshot_are_skipped_and_then_removed() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("paper").unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let open = || {
+        PaperBroker::open_snapshotting_every(
+            tree.clone(),
+            config(),
+            instruments(),
+            clock.clone(),
+            4,
+        )
+        .unwrap()
+    };
+    let b = open();
+    trade(&b, &clock, 6);
+    let before = venue(&b);
+    // A crash while writing the next generation: its chunk is stored, its header is not. And a crash just
+    // after a header: an entry it covers is still there. Neither is even decoded.
+    let mut orphan_chunk = vec![b'c'];
+    orphan_chunk.extend(u64::MAX.to_be_bytes());
+    orphan_chunk.extend(0u32.to_be_bytes());
+    tree.insert(&orphan_chunk, &b"not json"[..]).unwrap();
+    let mut covered = vec![b'l'];
+    covered.extend(0u64.to_be_bytes());
+    tree.insert(&covered, &b"not json"[..]).unwrap();
+    let again = open();
+    assert_eq!(venue(&again), before);
+    // The next snapshot removes both.
+    trade(&again, &clock, 3);
+    assert!(tree.get(&orphan_chunk).unwrap().is_none());
+    assert!(tree.get(&covered).unwrap().is_none());
+    assert_eq!(venue(&open()), venue(&again));
+}
+
+#[test]
+fn a_tree_in_the_old_one_key_per_order_layout_is_converted() {
+    let (b, clock) = open();
+    trade(&b, &clock, 5);
+    let before = venue(&b);
+    // The layout written before the log: o/{account}/{id}, p/{account}/{instrument}, q/{instrument}.
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("paper").unwrap();
+    for o in &before.0 {
+        let key = format!("o/{}/{}", o.account, o.order_id);
+        tree.insert(key, serde_json::to_vec(o).unwrap()).unwrap();
+    }
+    for p in &before.1 {
+        let key = format!("p/{}/{}", p.account, p.instrument);
+        tree.insert(key, serde_json::to_vec(p).unwrap()).unwrap();
+    }
+    for (i, q) in [ES, NQ].iter().zip(&before.2) {
+        let price = q.unwrap();
+        tree.insert(format!("q/{i}"), serde_json::to_vec(&price).unwrap())
+            .unwrap();
+    }
+    let open = || PaperBroker::open(tree.clone(), config(), instruments(), clock.clone()).unwrap();
+    assert_eq!(venue(&open()), before);
+    for prefix in ["o/", "p/", "q/"] {
+        assert_eq!(tree.scan_prefix(prefix).count(), 0, "{prefix} keys left");
+    }
+    assert!(tree.get(b"S").unwrap().is_some());
+    assert_eq!(venue(&open()), before);
+}
+
+#[test]
+fn accounts_and_instruments_dropped_from_the_config_survive_snapshots() {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("paper").unwrap();
+    let clock = Arc::new(ManualClock::default());
+    let open = |cfg: PaperConfig| {
+        PaperBroker::open_snapshotting_every(tree.clone(), cfg, instruments(), clock.clone(), 2)
+            .unwrap()
+    };
+    let b = open(config());
+    trade(&b, &clock, 4);
+    let before = venue(&b);
+    assert!(!b.orders(OTHER).unwrap().is_empty());
+    // Without Sim102 for a while, with snapshots taken in the meantime...
+    let only_sim = PaperConfig {
+        accounts: vec![SIM.into()],
+        ..config()
+    };
+    let narrow = open(only_sim);
+    for _ in 0..5 {
+        narrow.set_quote(ES, 4500.0).unwrap();
+        narrow.set_quote(ES, 4500.25).unwrap();
+    }
+    narrow.set_quote(ES, before.2[0].unwrap()).unwrap();
+    // ...and back: Sim102's orders and positions are as it left them.
+    let back = open(config());
+    assert_eq!(back.orders(OTHER).unwrap(), b.orders(OTHER).unwrap());
+    assert_eq!(back.positions(OTHER).unwrap(), b.positions(OTHER).unwrap());
 }
