@@ -58,7 +58,8 @@ pub struct PaperBroker {
     config: PaperConfig,
     instruments: Arc<Instruments>,
     clock: Arc<dyn Clock>,
-    venue: Mutex<Venue>,
+    /// Shared with the task that writes a snapshot.
+    venue: Arc<Mutex<Venue>>,
 }
 
 impl std::fmt::Debug for PaperBroker {
@@ -109,7 +110,7 @@ impl PaperBroker {
             config,
             instruments,
             clock,
-            venue: Mutex::new(Venue { book, store }),
+            venue: Arc::new(Mutex::new(Venue { book, store })),
         };
         broker.with_book(|book, now| {
             for (instrument, price) in initial_quotes {
@@ -176,18 +177,26 @@ impl PaperBroker {
         result
     }
 
-    /// A failed snapshot loses nothing (the log it would have replaced stays): it is logged, and the next
-    /// operation tries again.
+    /// Writes a snapshot off the async workers when there are any (it is hundreds of inserts and
+    /// removes), inline otherwise. A failed snapshot loses nothing (the log it would have replaced stays):
+    /// it is logged, and the next operation tries again.
     fn write_snapshot(&self, snapshot: Snapshot) {
-        let written = snapshot.write();
-        if let Err(e) = &written {
-            tracing::warn!(error = %e, "paper account: cannot write a snapshot; keeping the log");
+        let venue = self.venue.clone();
+        let write = move || {
+            let written = snapshot.write();
+            if let Err(e) = &written {
+                tracing::warn!(error = %e, "paper account: cannot write a snapshot; keeping the log");
+            }
+            venue
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .store
+                .snapshot_written(&written);
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(rt) => drop(rt.spawn_blocking(write)),
+            Err(_) => write(),
         }
-        self.venue
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .store
-            .snapshot_written(&written);
     }
 
     pub fn config(&self) -> &PaperConfig {
