@@ -43,7 +43,7 @@ pub use order::{Order, OrderState, OrderType, PlaceOrder};
 pub use position::{MarketPosition, Position};
 
 use book::Book;
-use store::{Snapshot, Store};
+use store::Store;
 
 /// The book and the log that persists it, under one lock so entries are written in the order the
 /// operations happened.
@@ -58,8 +58,7 @@ pub struct PaperBroker {
     config: PaperConfig,
     instruments: Arc<Instruments>,
     clock: Arc<dyn Clock>,
-    /// Shared with the task that writes a snapshot.
-    venue: Arc<Mutex<Venue>>,
+    venue: Mutex<Venue>,
 }
 
 impl std::fmt::Debug for PaperBroker {
@@ -110,7 +109,7 @@ impl PaperBroker {
             config,
             instruments,
             clock,
-            venue: Arc::new(Mutex::new(Venue { book, store })),
+            venue: Mutex::new(Venue { book, store }),
         };
         broker.with_book(|book, now| {
             for (instrument, price) in initial_quotes {
@@ -154,49 +153,21 @@ impl PaperBroker {
         Self::open_tree(tree, false, config, instruments, clock, snapshot_every)
     }
 
-    /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed (and, when
-    /// one is due, write a snapshot once the lock is released).
+    /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed.
     fn with_book<T>(
         &self,
         op: impl FnOnce(&mut Book, u64) -> Result<T, PaperError>,
     ) -> Result<T, PaperError> {
-        let (result, snapshot) = {
-            // A panic while holding the lock leaves at worst one half-applied simulated operation; keep
-            // serving rather than failing every later call.
-            let mut guard = self.venue.lock().unwrap_or_else(PoisonError::into_inner);
-            let Venue { book, store } = &mut *guard;
-            let now = self.clock.now_ms();
-            book.settle(now);
-            let result = op(book, now);
-            book.settle(now);
-            (result, store.commit(book)?)
-        };
-        if let Some(snapshot) = snapshot {
-            self.write_snapshot(snapshot);
-        }
+        // A panic while holding the lock leaves at worst one half-applied simulated operation; keep
+        // serving rather than failing every later call.
+        let mut guard = self.venue.lock().unwrap_or_else(PoisonError::into_inner);
+        let Venue { book, store } = &mut *guard;
+        let now = self.clock.now_ms();
+        book.settle(now);
+        let result = op(book, now);
+        book.settle(now);
+        store.commit(book)?;
         result
-    }
-
-    /// Writes a snapshot off the async workers when there are any (it is hundreds of inserts and
-    /// removes), inline otherwise. A failed snapshot loses nothing (the log it would have replaced stays):
-    /// it is logged, and the next operation tries again.
-    fn write_snapshot(&self, snapshot: Snapshot) {
-        let venue = self.venue.clone();
-        let write = move || {
-            let written = snapshot.write();
-            if let Err(e) = &written {
-                tracing::warn!(error = %e, "paper account: cannot write a snapshot; keeping the log");
-            }
-            venue
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .store
-                .snapshot_written(&written);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(write)),
-            Err(_) => write(),
-        }
     }
 
     pub fn config(&self) -> &PaperConfig {

@@ -1,19 +1,23 @@
-//! Persistence of the paper venue in one sled tree: a log of operations over a snapshot.
+//! Persistence of the paper venue in one sled tree: a log of operations over a periodic snapshot, laid
+//! out so that after warm-up every write overwrites a key that already exists. Inserting fresh keys and
+//! removing old ones makes sled split and merge nodes, and a merge into a node holding large values
+//! rewrites all of it; overwriting in place does neither.
 //!
-//! - `l` + entry number (8 bytes, big-endian): one [`Entry`] per operation that changed anything: the
-//!   orders it created or changed (whole), the orders it pruned, the positions and last prices it moved.
-//!   One insert per operation, so a crash never leaves half an operation on disk, and every insert lands
-//!   at the end of the tree (no batch, so no global write lock in sled either).
+//! - `l` + slot (4 bytes, big-endian), `2 × SNAPSHOT_EVERY` slots (the ring): one [`Entry`] per operation
+//!   that changed anything, entry `n` in slot `n % ring`, its value the entry number (8 bytes) then the entry as JSON: the orders
+//!   the operation created or changed (whole), the orders it pruned, the positions and last prices it
+//!   moved. One insert per operation, so a crash never leaves half an operation on disk.
 //! - `S`: the snapshot [`Header`]: its generation, the last entry it includes, its chunk count, the
 //!   positions and last prices.
-//! - `c` + generation (8 bytes) + chunk index (4 bytes): the snapshot's orders, [`CHUNK_ORDERS`] per value,
-//!   so no value comes near sled's blob threshold.
+//! - `c` + parity (1 byte) + chunk index (4 bytes): the snapshot's orders, [`CHUNK_ORDERS`] per value.
+//!   Generation `g` uses parity `g % 2`, so a new snapshot overwrites the one before the current one and a
+//!   crash while writing it leaves the current one whole.
 //!
-//! Every `snapshot_every` entries the venue is written out as a new generation (outside the venue's lock,
-//! chunks first, then the header that points at them), and the entries and chunks it replaces are removed.
-//! A crash at any point leaves either the old header with all its entries, or the new one; leftovers
-//! (entries the snapshot covers, chunks of another generation) are skipped on load and removed by the next
-//! snapshot. Opening replays the entries after the snapshot.
+//! Every [`SNAPSHOT_EVERY`] entries the venue is written out as the next generation: chunks, then the header
+//! that makes them current. Only then may the slots of the entries it includes be overwritten, which is
+//! why the ring is twice as long: a snapshot that fails is retried by every later operation, and only
+//! once the ring is full does an operation fail rather than overwrite an entry no snapshot includes. Opening reads the snapshot, then replays the entries after it, in order;
+//! a gap among them is reported as corruption, never skipped.
 //!
 //! There is no flush per operation: the tree shares the journal's log (see
 //! [`super::PaperBroker::open_beside_journal`]), whose flushes carry it.
@@ -40,31 +44,33 @@ use super::order::Order;
 use super::position::{MarketPosition, Position};
 
 /// Entries between snapshots. Replaying this many on open takes milliseconds; the snapshot itself
-/// (every order the venue keeps) costs about as much disk as a hundred entries.
+/// (every order the venue keeps) costs about as much disk as a few hundred entries.
 pub(super) const SNAPSHOT_EVERY: u64 = 4096;
 
-/// Orders per snapshot chunk (about 350 bytes each as JSON).
-const CHUNK_ORDERS: usize = 128;
+/// Orders per snapshot chunk (about 350 bytes each as JSON). Values stay a few KB, so a node of sixteen
+/// of them stays far below sled's blob threshold.
+const CHUNK_ORDERS: usize = 8;
 
 const HEADER_KEY: &[u8] = b"S";
 const ENTRY_PREFIX: u8 = b'l';
 const CHUNK_PREFIX: u8 = b'c';
 const LEGACY_PREFIXES: [&str; 3] = ["o/", "p/", "q/"];
 
-fn entry_key(n: u64) -> [u8; 9] {
-    let mut k = [ENTRY_PREFIX; 9];
-    k[1..].copy_from_slice(&n.to_be_bytes());
+fn slot_key(n: u64, ring: u64) -> [u8; 5] {
+    let mut k = [ENTRY_PREFIX; 5];
+    k[1..].copy_from_slice(&((n % ring) as u32).to_be_bytes());
     k
 }
 
-fn entry_number(key: &[u8]) -> Option<u64> {
-    Some(u64::from_be_bytes(key.get(1..9)?.try_into().ok()?))
+/// The entry number stored at the front of a slot's value.
+fn entry_number(value: &[u8]) -> Option<u64> {
+    Some(u64::from_be_bytes(value.get(..8)?.try_into().ok()?))
 }
 
-fn chunk_key(generation: u64, index: u32) -> [u8; 13] {
-    let mut k = [CHUNK_PREFIX; 13];
-    k[1..9].copy_from_slice(&generation.to_be_bytes());
-    k[9..].copy_from_slice(&index.to_be_bytes());
+fn chunk_key(generation: u64, index: u32) -> [u8; 6] {
+    let mut k = [CHUNK_PREFIX; 6];
+    k[1] = (generation % 2) as u8;
+    k[2..].copy_from_slice(&index.to_be_bytes());
     k
 }
 
@@ -189,34 +195,30 @@ struct Dormant {
     quotes: BTreeMap<String, f64>,
 }
 
-/// The log's position and the snapshot in progress, kept under the venue's lock with the book.
+/// The log's position, kept under the venue's lock with the book.
 pub(super) struct Store {
     tree: sled::Tree,
     /// The last entry written.
     last: u64,
-    /// The last entry the newest snapshot includes.
+    /// The last entry the current snapshot includes.
     upto: u64,
+    /// The current snapshot's generation (0: none yet).
     generation: u64,
     snapshot_every: u64,
-    snapshotting: bool,
+    ring: u64,
     dormant: Dormant,
-}
-
-/// A snapshot taken under the lock, written after it is released.
-pub(super) struct Snapshot {
-    tree: sled::Tree,
-    header: Header,
-    orders: Vec<Order>,
 }
 
 impl Store {
     /// Loads the persisted state into a fresh book (converting the old layout if that is what the tree
-    /// holds) and returns the store that continues the log.
+    /// holds) and returns the store that continues the log. `snapshot_every` is [`SNAPSHOT_EVERY`] except
+    /// in tests; the ring is twice as long.
     pub(super) fn open(
         tree: sled::Tree,
         book: &mut Book,
         snapshot_every: u64,
     ) -> Result<Store, PaperError> {
+        let snapshot_every = snapshot_every.clamp(1, u64::from(u32::MAX) / 2);
         let mut stored = Stored::default();
         let header: Option<Header> = match tree.get(HEADER_KEY)? {
             Some(raw) => Some(decode(HEADER_KEY, &raw)?),
@@ -237,17 +239,31 @@ impl Store {
                 (0, 0)
             }
         };
-        let mut last = upto;
+        // The entries after the snapshot, in order and without a gap.
+        let mut entries = Vec::new();
         for item in tree.scan_prefix([ENTRY_PREFIX]) {
             let (key, value) = item?;
-            let n = entry_number(&key).ok_or_else(|| PaperError::CorruptRecord {
+            let n = entry_number(&value).ok_or_else(|| PaperError::CorruptRecord {
                 key: String::from_utf8_lossy(&key).into_owned(),
-                problem: "not a log entry key".to_string(),
+                problem: "a log slot without an entry number".to_string(),
             })?;
-            if n <= upto {
-                continue;
+            if n > upto {
+                entries.push((n, key, value));
             }
-            stored.apply(decode(&key, &value)?);
+        }
+        entries.sort_by_key(|(n, _, _)| *n);
+        let mut last = upto;
+        for (n, key, value) in entries {
+            if n != last + 1 {
+                return Err(PaperError::CorruptRecord {
+                    key: String::from_utf8_lossy(&key).into_owned(),
+                    problem: format!(
+                        "log entry {} is missing (the snapshot includes entries up to {upto}, the next stored one is {n})",
+                        last + 1
+                    ),
+                });
+            }
+            stored.apply(decode(&key, &value[8..])?);
             last = n;
         }
 
@@ -286,16 +302,14 @@ impl Store {
             last,
             upto,
             generation,
-            snapshot_every: snapshot_every.max(1),
-            snapshotting: false,
+            snapshot_every,
+            ring: 2 * snapshot_every,
             dormant,
         };
         if legacy {
             if header.is_none() {
                 // Convert: the snapshot holds everything, then the old keys can go.
-                store.take_snapshot(book).write()?;
-                store.upto = store.last;
-                store.generation += 1;
+                store.snapshot(book)?;
             }
             for prefix in LEGACY_PREFIXES {
                 for key in store.tree.scan_prefix(prefix).keys() {
@@ -306,12 +320,17 @@ impl Store {
         Ok(store)
     }
 
-    /// Appends what the last operation touched as one entry and clears the record of it. Returns a
-    /// snapshot to write (after releasing the lock) when one is due.
-    pub(super) fn commit(&mut self, book: &mut Book) -> Result<Option<Snapshot>, PaperError> {
+    /// Appends what the last operation touched as one entry and clears the record of it; writes a
+    /// snapshot when one is due.
+    pub(super) fn commit(&mut self, book: &mut Book) -> Result<(), PaperError> {
         let touched = std::mem::take(&mut book.touched);
         if touched.orders.is_empty() && touched.positions.is_empty() && touched.quotes.is_empty() {
-            return Ok(None);
+            return Ok(());
+        }
+        let n = self.last + 1;
+        if n > self.upto + self.ring {
+            // Only after snapshots kept failing: the slot still holds an entry no snapshot includes.
+            self.snapshot(book)?;
         }
         let mut entry = Entry::default();
         for (account, id) in &touched.orders {
@@ -338,25 +357,55 @@ impl Store {
                     .push((Cow::Borrowed(instrument.as_str()), *price));
             }
         }
-        let n = self.last + 1;
-        self.tree.insert(entry_key(n), encode(&entry)?)?;
+        let mut value = n.to_be_bytes().to_vec();
+        serde_json::to_writer(&mut value, &entry)
+            .map_err(|e| PaperError::Storage(format!("cannot encode a record: {e}")))?;
+        self.tree.insert(slot_key(n, self.ring), value)?;
         self.last = n;
-        if self.snapshotting || self.last - self.upto < self.snapshot_every {
-            return Ok(None);
+        if self.last - self.upto >= self.snapshot_every {
+            // The operation itself is stored: a failed snapshot is retried by the next one, and only
+            // fails operations once the ring is full.
+            if let Err(e) = self.snapshot(book) {
+                tracing::warn!(error = %e, "paper account: cannot write a snapshot; keeping the log");
+            }
         }
-        self.snapshotting = true;
-        Ok(Some(self.take_snapshot(book)))
+        Ok(())
     }
 
-    /// The whole venue as of the last entry, for a new generation.
-    fn take_snapshot(&self, book: &Book) -> Snapshot {
-        let mut orders: Vec<Order> = book
+    /// Writes the whole venue as of the last entry as the next generation: its chunks (over those of
+    /// the generation before the current one), then the header that makes them current.
+    fn snapshot(&mut self, book: &Book) -> Result<(), PaperError> {
+        let generation = self.generation + 1;
+        let orders = book
             .accounts
             .values()
             .flat_map(|a| a.live.values().chain(a.done.values()))
-            .cloned()
-            .collect();
-        orders.extend(self.dormant.orders.iter().cloned());
+            .chain(&self.dormant.orders);
+        let mut chunks = 0u32;
+        let mut chunk: Vec<&Order> = Vec::with_capacity(CHUNK_ORDERS);
+        for order in orders {
+            chunk.push(order);
+            if chunk.len() == CHUNK_ORDERS {
+                self.tree
+                    .insert(chunk_key(generation, chunks), encode(&chunk)?)?;
+                chunks += 1;
+                chunk.clear();
+            }
+        }
+        if !chunk.is_empty() {
+            self.tree
+                .insert(chunk_key(generation, chunks), encode(&chunk)?)?;
+            chunks += 1;
+        }
+        // Chunks of this parity beyond the new count belong to an older generation nothing points at.
+        let stale = chunk_key(generation, chunks);
+        for key in self
+            .tree
+            .range(stale..=chunk_key(generation, u32::MAX))
+            .keys()
+        {
+            self.tree.remove(key?)?;
+        }
         let mut positions: Vec<Position> = book
             .accounts
             .values()
@@ -366,51 +415,17 @@ impl Store {
         positions.extend(self.dormant.positions.iter().cloned());
         let mut quotes = self.dormant.quotes.clone();
         quotes.extend(book.quotes.iter().map(|(k, v)| (k.clone(), *v)));
-        Snapshot {
-            tree: self.tree.clone(),
-            header: Header {
-                generation: self.generation + 1,
-                upto: self.last,
-                chunks: orders.len().div_ceil(CHUNK_ORDERS) as u32,
-                next_sequence: book.next_sequence,
-                positions,
-                quotes,
-            },
-            orders,
-        }
-    }
-
-    /// Records how writing the snapshot `commit` handed out went.
-    pub(super) fn snapshot_written(&mut self, written: &Result<(u64, u64), PaperError>) {
-        self.snapshotting = false;
-        if let Ok((generation, upto)) = written {
-            self.generation = *generation;
-            self.upto = *upto;
-        }
-    }
-}
-
-impl Snapshot {
-    /// Writes the chunks, then the header that makes them current, then removes what they replace.
-    /// Returns the new generation and the last entry it includes.
-    pub(super) fn write(self) -> Result<(u64, u64), PaperError> {
-        let Header {
-            generation, upto, ..
-        } = self.header;
-        for (index, chunk) in self.orders.chunks(CHUNK_ORDERS).enumerate() {
-            self.tree
-                .insert(chunk_key(generation, index as u32), encode(&chunk)?)?;
-        }
-        self.tree.insert(HEADER_KEY, encode(&self.header)?)?;
-        for key in self.tree.range(entry_key(0)..=entry_key(upto)).keys() {
-            self.tree.remove(key?)?;
-        }
-        for key in self.tree.scan_prefix([CHUNK_PREFIX]).keys() {
-            let key = key?;
-            if key.get(1..9) != Some(&generation.to_be_bytes()[..]) {
-                self.tree.remove(key)?;
-            }
-        }
-        Ok((generation, upto))
+        let header = Header {
+            generation,
+            upto: self.last,
+            chunks,
+            next_sequence: book.next_sequence,
+            positions,
+            quotes,
+        };
+        self.tree.insert(HEADER_KEY, encode(&header)?)?;
+        self.generation = generation;
+        self.upto = self.last;
+        Ok(())
     }
 }

@@ -1185,9 +1185,9 @@ fn state_survives_snapshots_and_the_log_after_them() {
     };
     let b = open(5);
     trade(&b, &clock, 40);
-    // Several snapshots were taken, and each removed the entries it replaced.
-    assert!(tree.get(b"S").unwrap().is_some());
-    assert!(log_entries(&tree) < 5, "{} entries", log_entries(&tree));
+    // Several snapshots were taken, and the log stayed within its ring of 2 × 5 slots.
+    assert!(header(&tree)["generation"].as_u64().unwrap() > 10);
+    assert_eq!(log_entries(&tree), 10);
     let before = venue(&b);
     assert!(before.0.len() > 30, "{} orders", before.0.len());
     assert!(before
@@ -1224,8 +1224,20 @@ fn state_survives_snapshots_and_the_log_after_them() {
     assert_eq!(venue(&open2()), venue(&c));
 }
 
+fn header(tree: &sled::Tree) -> Value {
+    serde_json::from_slice(&tree.get(b"S").unwrap().expect("a snapshot header")).unwrap()
+}
+
+/// The slot key and the value stored there, for log entry `n` in a ring of `ring` slots.
+fn slot(tree: &sled::Tree, n: u64, ring: u64) -> (Vec<u8>, Option<sled::IVec>) {
+    let mut key = vec![b'l'];
+    key.extend(((n % ring) as u32).to_be_bytes());
+    let value = tree.get(&key).unwrap();
+    (key, value)
+}
+
 #[test]
-fn leftovers_of_an_interrupted_snapshot_are_skipped_and_then_removed() {
+fn leftovers_of_an_interrupted_snapshot_are_skipped_and_a_gap_in_the_log_is_refused() {
     let db = sled::Config::new().temporary(true).open().unwrap();
     let tree = db.open_tree("paper").unwrap();
     let clock = Arc::new(ManualClock::default());
@@ -1237,27 +1249,62 @@ fn leftovers_of_an_interrupted_snapshot_are_skipped_and_then_removed() {
             clock.clone(),
             4,
         )
-        .unwrap()
     };
-    let b = open();
+    let b = open().unwrap();
     trade(&b, &clock, 6);
+    let h = header(&tree);
+    let (generation, upto) = (
+        h["generation"].as_u64().unwrap(),
+        h["upto"].as_u64().unwrap(),
+    );
+    // Two operations after the snapshot, so the log has entries past it (4 per snapshot).
+    b.set_quote(NQ, 16000.25).unwrap();
+    b.set_quote(NQ, 16000.5).unwrap();
+    assert_eq!(header(&tree)["upto"].as_u64().unwrap(), upto);
     let before = venue(&b);
-    // A crash while writing the next generation: its chunk is stored, its header is not. And a crash just
-    // after a header: an entry it covers is still there. Neither is even decoded.
-    let mut orphan_chunk = vec![b'c'];
-    orphan_chunk.extend(u64::MAX.to_be_bytes());
-    orphan_chunk.extend(0u32.to_be_bytes());
+
+    // A crash while writing the next generation: a chunk of the other parity that no header names. And
+    // an entry the snapshot already includes, unreadable. Neither is even decoded.
+    let mut orphan_chunk = vec![b'c', ((generation + 1) % 2) as u8];
+    orphan_chunk.extend(999u32.to_be_bytes());
     tree.insert(&orphan_chunk, &b"not json"[..]).unwrap();
-    let mut covered = vec![b'l'];
-    covered.extend(0u64.to_be_bytes());
-    tree.insert(&covered, &b"not json"[..]).unwrap();
-    let again = open();
+    let (covered, _) = slot(&tree, upto, 8);
+    let mut junk = upto.to_be_bytes().to_vec();
+    junk.extend(b"not json");
+    tree.insert(&covered, junk).unwrap();
+    let again = open().unwrap();
     assert_eq!(venue(&again), before);
-    // The next snapshot removes both.
-    trade(&again, &clock, 3);
+    // The next snapshot, of that parity, removes the orphan chunk.
+    trade(&again, &clock, 2);
+    assert!(header(&tree)["generation"].as_u64().unwrap() > generation);
     assert!(tree.get(&orphan_chunk).unwrap().is_none());
-    assert!(tree.get(&covered).unwrap().is_none());
-    assert_eq!(venue(&open()), venue(&again));
+    let after = venue(&again);
+    // From here on the reopened broker is the only one writing.
+    let again = open().unwrap();
+    assert_eq!(venue(&again), after);
+
+    // An entry after the snapshot that is not there: refused, naming it, rather than skipped. It needs
+    // two entries past the snapshot, so that one is missing before the other.
+    let mut price = 16000.75;
+    let upto = loop {
+        again.set_quote(NQ, price).unwrap();
+        price += 0.25;
+        let upto = header(&tree)["upto"].as_u64().unwrap();
+        if slot(&tree, upto + 2, 8)
+            .1
+            .is_some_and(|v| v[..8] == (upto + 2).to_be_bytes())
+        {
+            break upto;
+        }
+    };
+    let (missing, value) = slot(&tree, upto + 1, 8);
+    assert_eq!(value.unwrap()[..8], (upto + 1).to_be_bytes());
+    tree.remove(&missing).unwrap();
+    let err = open().unwrap_err().to_string();
+    assert!(
+        err.contains(&format!("log entry {} is missing", upto + 1)),
+        "{err}"
+    );
 }
 
 #[test]
