@@ -406,6 +406,8 @@ async fn relay_report(
     let mut exec_ms = Vec::new();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut measured = 0u64;
+    // After the drain every record should be final; the first few that are not are shown whole.
+    let mut unfinished: Vec<Value> = Vec::new();
     relay
         .journal
         .for_each(|rec| {
@@ -414,6 +416,9 @@ async fn relay_report(
             }
             measured += 1;
             *statuses.entry(rec.status.as_str().to_string()).or_default() += 1;
+            if !rec.is_final() && unfinished.len() < 3 {
+                unfinished.push(serde_json::to_value(&rec).unwrap_or_default());
+            }
             if let Some(a) = rec.timings.ack_us {
                 ack_us.push(a);
             }
@@ -445,6 +450,7 @@ async fn relay_report(
         "records": records,
         "measured": measured,
         "statuses": statuses,
+        "unfinished": unfinished,
         "executionErrors": errors,
         "serverAckUs": pcts(&ack_us),
         "e2eMs": pcts(&e2e_ms),
@@ -1155,6 +1161,12 @@ fn print_server(r: &Value, measured_alerts: usize) {
         r["statuses"],
         g(&["drainMs"])
     );
+    if let Some(recs) = r["unfinished"].as_array().filter(|a| !a.is_empty()) {
+        println!("    NOT FINAL after the drain (first {}):", recs.len());
+        for rec in recs {
+            println!("      {rec}");
+        }
+    }
     if let Some(errs) = r["executionErrors"].as_array().filter(|a| !a.is_empty()) {
         for e in errs {
             println!(
