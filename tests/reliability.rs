@@ -37,8 +37,9 @@ fn signal_for(round: usize, n: usize) -> String {
 async fn sigkill_rounds_on_paper_lose_nothing_and_execute_once() {
     const ROUNDS: usize = 3;
     const PER_ROUND: usize = 100;
+    // A snapshot of the paper accounts every 5 operations, so kills also land inside snapshots.
     let mut s = TestServer::spawn(&format!(
-        "[paper]\naccounts = [{}]\n[sources.github-style]\nrate_limit = {{ per_second = 100000, burst = 100000 }}\n",
+        "[paper]\naccounts = [{}]\nsnapshot_every = 5\n[sources.github-style]\nrate_limit = {{ per_second = 100000, burst = 100000 }}\n",
         paper_accounts()
     ));
     let mut acked_all: Vec<String> = Vec::new();

@@ -9,6 +9,9 @@ use crate::instruments::{on_tick_grid, Instruments};
 
 use super::error::PaperError;
 
+/// The largest `snapshot_every`: the log keeps twice as many entries, replayed on open.
+pub const MAX_SNAPSHOT_EVERY: u64 = 1_000_000;
+
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PaperConfig {
@@ -21,6 +24,9 @@ pub struct PaperConfig {
     /// Finished (filled/cancelled/rejected) orders kept per account; older ones are dropped so days of
     /// alerts do not grow memory and disk without bound.
     pub max_terminal_orders: usize,
+    /// Operations between two snapshots of the whole account on disk (each operation is one log entry;
+    /// opening replays the entries after the last snapshot).
+    pub snapshot_every: u64,
     /// Last prices to start from, by instrument name or TradingView symbol; used only for instruments
     /// that have never been quoted.
     pub initial_quotes: BTreeMap<String, f64>,
@@ -33,6 +39,7 @@ impl Default for PaperConfig {
             cancel_delay_ms: 100,
             cancel_latency_ms: 50,
             max_terminal_orders: 1000,
+            snapshot_every: super::store::SNAPSHOT_EVERY,
             initial_quotes: BTreeMap::new(),
         }
     }
@@ -74,6 +81,15 @@ impl PaperConfig {
                 format!(
                     "must be at most {MAX_CANCEL_DELAY_MS}, got {}",
                     self.cancel_delay_ms
+                ),
+            ));
+        }
+        if !(1..=MAX_SNAPSHOT_EVERY).contains(&self.snapshot_every) {
+            return Err(bad(
+                "snapshot_every",
+                format!(
+                    "must be between 1 and {MAX_SNAPSHOT_EVERY} operations, got {}",
+                    self.snapshot_every
                 ),
             ));
         }

@@ -78,14 +78,7 @@ impl PaperBroker {
         instruments: Arc<Instruments>,
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<PaperBroker>, PaperError> {
-        Self::open_tree(
-            tree,
-            false,
-            config,
-            instruments,
-            clock,
-            store::SNAPSHOT_EVERY,
-        )
+        Self::open_tree(tree, false, config, instruments, clock)
     }
 
     fn open_tree(
@@ -94,7 +87,6 @@ impl PaperBroker {
         config: PaperConfig,
         instruments: Arc<Instruments>,
         clock: Arc<dyn Clock>,
-        snapshot_every: u64,
     ) -> Result<Arc<PaperBroker>, PaperError> {
         let initial_quotes = config.validate(&instruments)?;
         let mut book = Book::new(
@@ -103,7 +95,7 @@ impl PaperBroker {
             config.cancel_latency_ms,
             config.max_terminal_orders,
         );
-        let store = Store::open(tree, &mut book, snapshot_every)?;
+        let store = Store::open(tree, &mut book, config.snapshot_every)?;
         let broker = PaperBroker {
             in_journal_db,
             config,
@@ -131,26 +123,7 @@ impl PaperBroker {
         clock: Arc<dyn Clock>,
     ) -> Result<Arc<PaperBroker>, PaperError> {
         let tree = journal.db().open_tree("paper")?;
-        Self::open_tree(
-            tree,
-            true,
-            config,
-            instruments,
-            clock,
-            store::SNAPSHOT_EVERY,
-        )
-    }
-
-    /// [`PaperBroker::open`] with a snapshot every `snapshot_every` log entries, so tests can cross several.
-    #[cfg(test)]
-    pub(crate) fn open_snapshotting_every(
-        tree: sled::Tree,
-        config: PaperConfig,
-        instruments: Arc<Instruments>,
-        clock: Arc<dyn Clock>,
-        snapshot_every: u64,
-    ) -> Result<Arc<PaperBroker>, PaperError> {
-        Self::open_tree(tree, false, config, instruments, clock, snapshot_every)
+        Self::open_tree(tree, true, config, instruments, clock)
     }
 
     /// Runs one operation: settle what is due, apply `op`, settle again, persist what changed.

@@ -157,12 +157,14 @@ impl Harness {
             ..PaperConfig::default()
         };
         let tree = db.open_tree("paper").unwrap();
-        let broker = PaperBroker::open_snapshotting_every(
+        let broker = PaperBroker::open(
             tree.clone(),
-            config,
+            PaperConfig {
+                snapshot_every: SNAPSHOT_EVERY,
+                ..config
+            },
             instruments(),
             clock.clone(),
-            SNAPSHOT_EVERY,
         )
         .unwrap();
         Harness {
@@ -386,12 +388,14 @@ impl Harness {
 
     /// Invariant 6.
     fn check_reopen(&self) -> Result<(), TestCaseError> {
-        let again = PaperBroker::open_snapshotting_every(
+        let again = PaperBroker::open(
             self.tree.clone(),
-            self.broker.config().clone(),
+            PaperConfig {
+                snapshot_every: SNAPSHOT_EVERY,
+                ..self.broker.config().clone()
+            },
             instruments(),
             self.clock.clone(),
-            SNAPSHOT_EVERY,
         )
         .unwrap();
         for account in ACCOUNTS {

@@ -43,8 +43,9 @@ use super::error::PaperError;
 use super::order::Order;
 use super::position::{MarketPosition, Position};
 
-/// Entries between snapshots. Replaying this many on open takes milliseconds; the snapshot itself
-/// (every order the venue keeps) costs about as much disk as a few hundred entries.
+/// Entries between snapshots by default (`paper.snapshot_every`). Replaying this many on open takes
+/// milliseconds; the snapshot itself (every order the venue keeps) costs about as much disk as a few
+/// hundred entries.
 pub(super) const SNAPSHOT_EVERY: u64 = 4096;
 
 /// Orders per snapshot chunk (about 350 bytes each as JSON). Values stay a few KB, so a node of sixteen
@@ -211,14 +212,14 @@ pub(super) struct Store {
 
 impl Store {
     /// Loads the persisted state into a fresh book (converting the old layout if that is what the tree
-    /// holds) and returns the store that continues the log. `snapshot_every` is [`SNAPSHOT_EVERY`] except
-    /// in tests; the ring is twice as long.
+    /// holds) and returns the store that continues the log, with a snapshot every `snapshot_every`
+    /// entries (validated by the config); the ring is twice as long.
     pub(super) fn open(
         tree: sled::Tree,
         book: &mut Book,
         snapshot_every: u64,
     ) -> Result<Store, PaperError> {
-        let snapshot_every = snapshot_every.clamp(1, u64::from(u32::MAX) / 2);
+        let snapshot_every = snapshot_every.clamp(1, super::config::MAX_SNAPSHOT_EVERY);
         let mut stored = Stored::default();
         let header: Option<Header> = match tree.get(HEADER_KEY)? {
             Some(raw) => Some(decode(HEADER_KEY, &raw)?),

@@ -970,6 +970,15 @@ fn config_defaults_and_validation() {
         ..config()
     })
     .contains("tick grid"));
+    assert_eq!(config().snapshot_every, 4096);
+    let e = bad(PaperConfig {
+        snapshot_every: 0,
+        ..config()
+    });
+    assert!(
+        e.starts_with("paper.snapshot_every: must be between 1 and 1000000"),
+        "{e}"
+    );
 }
 
 fn config_from_json(v: Value) -> PaperConfig {
@@ -1174,12 +1183,14 @@ fn state_survives_snapshots_and_the_log_after_them() {
         ..config()
     };
     let open = |every| {
-        PaperBroker::open_snapshotting_every(
+        PaperBroker::open(
             tree.clone(),
-            cfg.clone(),
+            PaperConfig {
+                snapshot_every: every,
+                ..cfg.clone()
+            },
             instruments(),
             clock.clone(),
-            every,
         )
         .unwrap()
     };
@@ -1208,12 +1219,14 @@ fn state_survives_snapshots_and_the_log_after_them() {
     let tree2 = db2.open_tree("paper").unwrap();
     let clock2 = Arc::new(ManualClock::default());
     let open2 = || {
-        PaperBroker::open_snapshotting_every(
+        PaperBroker::open(
             tree2.clone(),
-            cfg.clone(),
+            PaperConfig {
+                snapshot_every: config::MAX_SNAPSHOT_EVERY,
+                ..cfg.clone()
+            },
             instruments(),
             clock2.clone(),
-            u64::MAX,
         )
         .unwrap()
     };
@@ -1242,12 +1255,14 @@ fn leftovers_of_an_interrupted_snapshot_are_skipped_and_a_gap_in_the_log_is_refu
     let tree = db.open_tree("paper").unwrap();
     let clock = Arc::new(ManualClock::default());
     let open = || {
-        PaperBroker::open_snapshotting_every(
+        PaperBroker::open(
             tree.clone(),
-            config(),
+            PaperConfig {
+                snapshot_every: 4,
+                ..config()
+            },
             instruments(),
             clock.clone(),
-            4,
         )
     };
     let b = open().unwrap();
@@ -1343,8 +1358,16 @@ fn accounts_and_instruments_dropped_from_the_config_survive_snapshots() {
     let tree = db.open_tree("paper").unwrap();
     let clock = Arc::new(ManualClock::default());
     let open = |cfg: PaperConfig| {
-        PaperBroker::open_snapshotting_every(tree.clone(), cfg, instruments(), clock.clone(), 2)
-            .unwrap()
+        PaperBroker::open(
+            tree.clone(),
+            PaperConfig {
+                snapshot_every: 2,
+                ..cfg
+            },
+            instruments(),
+            clock.clone(),
+        )
+        .unwrap()
     };
     let b = open(config());
     trade(&b, &clock, 4);
