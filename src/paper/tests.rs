@@ -43,15 +43,20 @@ pub(super) fn config() -> PaperConfig {
 }
 
 pub(super) fn open_with(config: PaperConfig) -> (Arc<PaperBroker>, Arc<ManualClock>) {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("paper").unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let (_db, tree, clock) = scratch_tree();
     let broker = PaperBroker::open(tree, config, instruments(), clock.clone()).unwrap();
     (broker, clock)
 }
 
 fn open() -> (Arc<PaperBroker>, Arc<ManualClock>) {
     open_with(config())
+}
+
+/// A temporary database (kept alive by the caller), its `paper` tree and a manual clock.
+fn scratch_tree() -> (sled::Db, sled::Tree, Arc<ManualClock>) {
+    let db = sled::Config::new().temporary(true).open().unwrap();
+    let tree = db.open_tree("paper").unwrap();
+    (db, tree, Arc::new(ManualClock::default()))
 }
 
 pub(super) fn order(
@@ -1058,9 +1063,7 @@ fn state_survives_reopening_the_same_tree() {
 
 #[test]
 fn only_the_newest_finished_orders_are_kept() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("paper").unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let (_db, tree, clock) = scratch_tree();
     let cfg = PaperConfig {
         max_terminal_orders: 3,
         ..config()
@@ -1175,9 +1178,7 @@ fn trade(b: &PaperBroker, clock: &ManualClock, rounds: u32) {
 
 #[test]
 fn state_survives_snapshots_and_the_log_after_them() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("paper").unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let (_db, tree, clock) = scratch_tree();
     let cfg = PaperConfig {
         max_terminal_orders: 20,
         ..config()
@@ -1215,9 +1216,7 @@ fn state_survives_snapshots_and_the_log_after_them() {
     assert!(before.0.iter().all(|o| o.sequence < next.sequence));
 
     // With no snapshot at all, the log alone rebuilds the same venue.
-    let db2 = sled::Config::new().temporary(true).open().unwrap();
-    let tree2 = db2.open_tree("paper").unwrap();
-    let clock2 = Arc::new(ManualClock::default());
+    let (_db2, tree2, clock2) = scratch_tree();
     let open2 = || {
         PaperBroker::open(
             tree2.clone(),
@@ -1251,9 +1250,7 @@ fn slot(tree: &sled::Tree, n: u64, ring: u64) -> (Vec<u8>, Option<sled::IVec>) {
 
 #[test]
 fn leftovers_of_an_interrupted_snapshot_are_skipped_and_a_gap_in_the_log_is_refused() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("paper").unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let (_db, tree, clock) = scratch_tree();
     let open = || {
         PaperBroker::open(
             tree.clone(),
@@ -1328,8 +1325,7 @@ fn a_tree_in_the_old_one_key_per_order_layout_is_converted() {
     trade(&b, &clock, 5);
     let before = venue(&b);
     // The layout written before the log: o/{account}/{id}, p/{account}/{instrument}, q/{instrument}.
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("paper").unwrap();
+    let (_db, tree, _) = scratch_tree();
     for o in &before.0 {
         let key = format!("o/{}/{}", o.account, o.order_id);
         tree.insert(key, serde_json::to_vec(o).unwrap()).unwrap();
@@ -1354,9 +1350,7 @@ fn a_tree_in_the_old_one_key_per_order_layout_is_converted() {
 
 #[test]
 fn accounts_and_instruments_dropped_from_the_config_survive_snapshots() {
-    let db = sled::Config::new().temporary(true).open().unwrap();
-    let tree = db.open_tree("paper").unwrap();
-    let clock = Arc::new(ManualClock::default());
+    let (_db, tree, clock) = scratch_tree();
     let open = |cfg: PaperConfig| {
         PaperBroker::open(
             tree.clone(),
