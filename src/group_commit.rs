@@ -187,16 +187,8 @@ mod tests {
         }
         // The flush thread is joined, so our handles are gone; sled itself releases the file lock from a
         // background thread shortly after.
-        let db = (0..200)
-            .find_map(|_| match sled::Config::new().path(&path).open() {
-                Ok(db) => Some(db),
-                Err(e) if e.to_string().contains("could not acquire lock") => {
-                    thread::sleep(Duration::from_millis(10));
-                    None
-                }
-                Err(e) => panic!("{e}"),
-            })
-            .expect("the database lock was never released");
+        let db = crate::test_support::retry_while_locked(|| sled::Config::new().path(&path).open())
+            .unwrap();
         assert_eq!(db.len(), 100);
     }
 

@@ -675,20 +675,9 @@ mod tests {
     use super::*;
     use crate::record::Timings;
 
-    /// Opens the journal in `dir` again after a handle was dropped in this process: sled releases its file
-    /// lock from a background thread shortly after the drop, so the first attempts may find it still held.
+    /// Opens the journal in `dir` again after a handle was dropped in this process.
     fn reopen(dir: &Path, window: Duration) -> Result<Journal, JournalError> {
-        for _ in 0..200 {
-            match Journal::open(dir, window) {
-                Err(JournalError::Open { cause, .. })
-                    if cause.contains("could not acquire lock") =>
-                {
-                    std::thread::sleep(Duration::from_millis(10))
-                }
-                other => return other,
-            }
-        }
-        Journal::open(dir, window)
+        crate::test_support::retry_while_locked(|| Journal::open(dir, window))
     }
 
     fn rec(j: &Journal, key: Option<&str>, sha: &str) -> AlertRecord {

@@ -19,6 +19,7 @@
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
 //!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
 //! - [`inspect`]: `alerts list|show|export` and `replay` from the command line, on the journal or via the running server.
+//! - `test_support` (tests only): helpers shared by the unit tests.
 #![forbid(unsafe_code)]
 
 pub mod api;
@@ -45,5 +46,7 @@ pub mod secret;
 pub mod sequencer;
 pub mod source;
 pub mod template;
+#[cfg(test)]
+pub(crate) mod test_support;
 pub mod verify;
 pub mod web;

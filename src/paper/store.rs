@@ -103,7 +103,14 @@ struct Header {
 }
 
 fn encode<T: Serialize>(v: &T) -> Result<Vec<u8>, PaperError> {
-    serde_json::to_vec(v).map_err(|e| PaperError::Storage(format!("cannot encode a record: {e}")))
+    encode_after(Vec::new(), v)
+}
+
+/// `v` as JSON after the bytes already in `buf`.
+fn encode_after<T: Serialize>(mut buf: Vec<u8>, v: &T) -> Result<Vec<u8>, PaperError> {
+    serde_json::to_writer(&mut buf, v)
+        .map_err(|e| PaperError::Storage(format!("cannot encode a record: {e}")))?;
+    Ok(buf)
 }
 
 fn decode<T: DeserializeOwned>(key: &[u8], raw: &[u8]) -> Result<T, PaperError> {
@@ -123,19 +130,25 @@ struct Stored {
 }
 
 impl Stored {
+    fn put_order(&mut self, order: Order) {
+        self.orders
+            .insert((order.account.clone(), order.order_id.clone()), order);
+    }
+
+    fn put_position(&mut self, p: Position) {
+        self.positions
+            .insert((p.account.clone(), p.instrument.clone()), p);
+    }
+
     fn apply(&mut self, entry: Entry<'_>) {
         for order in entry.orders {
-            let order = order.into_owned();
-            self.orders
-                .insert((order.account.clone(), order.order_id.clone()), order);
+            self.put_order(order.into_owned());
         }
         for (account, id) in entry.removed {
             self.orders.remove(&(account.into_owned(), id.into_owned()));
         }
         for p in entry.positions {
-            let p = p.into_owned();
-            self.positions
-                .insert((p.account.clone(), p.instrument.clone()), p);
+            self.put_position(p.into_owned());
         }
         for (instrument, price) in entry.quotes {
             self.quotes.insert(instrument.into_owned(), price);
@@ -146,15 +159,11 @@ impl Stored {
     fn load_legacy(&mut self, tree: &sled::Tree) -> Result<(), PaperError> {
         for item in tree.scan_prefix("o/") {
             let (key, value) = item?;
-            let order: Order = decode(&key, &value)?;
-            self.orders
-                .insert((order.account.clone(), order.order_id.clone()), order);
+            self.put_order(decode(&key, &value)?);
         }
         for item in tree.scan_prefix("p/") {
             let (key, value) = item?;
-            let p: Position = decode(&key, &value)?;
-            self.positions
-                .insert((p.account.clone(), p.instrument.clone()), p);
+            self.put_position(decode(&key, &value)?);
         }
         for item in tree.scan_prefix("q/") {
             let (key, value) = item?;
@@ -165,7 +174,7 @@ impl Stored {
         Ok(())
     }
 
-    fn load_snapshot(&mut self, tree: &sled::Tree, header: &Header) -> Result<(), PaperError> {
+    fn load_snapshot(&mut self, tree: &sled::Tree, header: Header) -> Result<(), PaperError> {
         for index in 0..header.chunks {
             let key = chunk_key(header.generation, index);
             let raw = tree.get(key)?.ok_or_else(|| PaperError::CorruptRecord {
@@ -173,18 +182,50 @@ impl Stored {
                 problem: "missing: the snapshot header names it but it is not stored".to_string(),
             })?;
             let orders: Vec<Order> = decode(&key, &raw)?;
-            self.apply(Entry {
-                orders: orders.into_iter().map(Cow::Owned).collect(),
-                ..Entry::default()
-            });
+            for order in orders {
+                self.put_order(order);
+            }
         }
-        for p in &header.positions {
-            self.positions
-                .insert((p.account.clone(), p.instrument.clone()), p.clone());
+        for p in header.positions {
+            self.put_position(p);
         }
-        self.quotes.extend(header.quotes.clone());
+        self.quotes.extend(header.quotes);
         self.next_sequence = header.next_sequence;
         Ok(())
+    }
+
+    /// Moves what the config still names into `book` and returns the rest.
+    fn into_book(self, book: &mut Book) -> Dormant {
+        let mut dormant = Dormant::default();
+        book.next_sequence = book.next_sequence.max(self.next_sequence);
+        for (_, order) in self.orders {
+            if book.accounts.contains_key(&order.account)
+                && book.instruments.get(&order.instrument).is_some()
+            {
+                book.insert(order);
+            } else {
+                dormant.orders.push(order);
+            }
+        }
+        for (_, mut p) in self.positions {
+            match book.accounts.get_mut(&p.account) {
+                Some(acct) if book.instruments.get(&p.instrument).is_some() => {
+                    p.market_position = MarketPosition::of(p.quantity);
+                    acct.positions.insert(p.instrument.clone(), p);
+                }
+                _ => dormant.positions.push(p),
+            }
+        }
+        for (instrument, price) in self.quotes {
+            if book.instruments.get(&instrument).is_some() {
+                book.quotes.insert(instrument, price);
+            } else {
+                dormant.quotes.insert(instrument, price);
+            }
+        }
+        // Loading is not a change.
+        book.touched = Default::default();
+        dormant
     }
 }
 
@@ -206,20 +247,18 @@ pub(super) struct Store {
     /// The current snapshot's generation (0: none yet).
     generation: u64,
     snapshot_every: u64,
-    ring: u64,
     dormant: Dormant,
 }
 
 impl Store {
     /// Loads the persisted state into a fresh book (converting the old layout if that is what the tree
     /// holds) and returns the store that continues the log, with a snapshot every `snapshot_every`
-    /// entries (validated by the config); the ring is twice as long.
+    /// entries (at least 1: the config validates it); the ring is twice as long.
     pub(super) fn open(
         tree: sled::Tree,
         book: &mut Book,
         snapshot_every: u64,
     ) -> Result<Store, PaperError> {
-        let snapshot_every = snapshot_every.clamp(1, super::config::MAX_SNAPSHOT_EVERY);
         let mut stored = Stored::default();
         let header: Option<Header> = match tree.get(HEADER_KEY)? {
             Some(raw) => Some(decode(HEADER_KEY, &raw)?),
@@ -228,17 +267,19 @@ impl Store {
         let legacy = LEGACY_PREFIXES
             .iter()
             .any(|p| tree.scan_prefix(p).next().is_some());
-        let (generation, upto) = match &header {
+        // With a header, old-layout keys are leftovers of a conversion that crashed before removing them.
+        let convert = legacy && header.is_none();
+        let (generation, upto) = match header {
             Some(h) => {
+                let at = (h.generation, h.upto);
                 stored.load_snapshot(&tree, h)?;
-                (h.generation, h.upto)
+                at
             }
-            None => {
-                if legacy {
-                    stored.load_legacy(&tree)?;
-                }
+            None if convert => {
+                stored.load_legacy(&tree)?;
                 (0, 0)
             }
+            None => (0, 0),
         };
         // The entries after the snapshot, in order and without a gap.
         let mut entries = Vec::new();
@@ -268,35 +309,7 @@ impl Store {
             last = n;
         }
 
-        let mut dormant = Dormant::default();
-        book.next_sequence = book.next_sequence.max(stored.next_sequence);
-        for (_, order) in stored.orders {
-            if book.accounts.contains_key(&order.account)
-                && book.instruments.get(&order.instrument).is_some()
-            {
-                book.insert(order);
-            } else {
-                dormant.orders.push(order);
-            }
-        }
-        for (_, mut p) in stored.positions {
-            match book.accounts.get_mut(&p.account) {
-                Some(acct) if book.instruments.get(&p.instrument).is_some() => {
-                    p.market_position = MarketPosition::of(p.quantity);
-                    acct.positions.insert(p.instrument.clone(), p);
-                }
-                _ => dormant.positions.push(p),
-            }
-        }
-        for (instrument, price) in stored.quotes {
-            if book.instruments.get(&instrument).is_some() {
-                book.quotes.insert(instrument, price);
-            } else {
-                dormant.quotes.insert(instrument, price);
-            }
-        }
-        // Loading is not a change.
-        book.touched = Default::default();
+        let dormant = stored.into_book(book);
 
         let mut store = Store {
             tree,
@@ -304,12 +317,11 @@ impl Store {
             upto,
             generation,
             snapshot_every,
-            ring: 2 * snapshot_every,
             dormant,
         };
         if legacy {
-            if header.is_none() {
-                // Convert: the snapshot holds everything, then the old keys can go.
+            if convert {
+                // The snapshot holds everything, then the old keys can go.
                 store.snapshot(book)?;
             }
             for prefix in LEGACY_PREFIXES {
@@ -321,6 +333,11 @@ impl Store {
         Ok(store)
     }
 
+    /// Log slots: the entries since the last snapshot, plus as many again for snapshots that fail.
+    fn ring(&self) -> u64 {
+        2 * self.snapshot_every
+    }
+
     /// Appends what the last operation touched as one entry and clears the record of it; writes a
     /// snapshot when one is due.
     pub(super) fn commit(&mut self, book: &mut Book) -> Result<(), PaperError> {
@@ -329,7 +346,7 @@ impl Store {
             return Ok(());
         }
         let n = self.last + 1;
-        if n > self.upto + self.ring {
+        if n > self.upto + self.ring() {
             // Only after snapshots kept failing: the slot still holds an entry no snapshot includes.
             self.snapshot(book)?;
         }
@@ -358,10 +375,8 @@ impl Store {
                     .push((Cow::Borrowed(instrument.as_str()), *price));
             }
         }
-        let mut value = n.to_be_bytes().to_vec();
-        serde_json::to_writer(&mut value, &entry)
-            .map_err(|e| PaperError::Storage(format!("cannot encode a record: {e}")))?;
-        self.tree.insert(slot_key(n, self.ring), value)?;
+        let value = encode_after(n.to_be_bytes().to_vec(), &entry)?;
+        self.tree.insert(slot_key(n, self.ring()), value)?;
         self.last = n;
         if self.last - self.upto >= self.snapshot_every {
             // The operation itself is stored: a failed snapshot is retried by the next one, and only
@@ -377,23 +392,14 @@ impl Store {
     /// the generation before the current one), then the header that makes them current.
     fn snapshot(&mut self, book: &Book) -> Result<(), PaperError> {
         let generation = self.generation + 1;
-        let orders = book
+        let orders: Vec<&Order> = book
             .accounts
             .values()
             .flat_map(|a| a.live.values().chain(a.done.values()))
-            .chain(&self.dormant.orders);
+            .chain(&self.dormant.orders)
+            .collect();
         let mut chunks = 0u32;
-        let mut chunk: Vec<&Order> = Vec::with_capacity(CHUNK_ORDERS);
-        for order in orders {
-            chunk.push(order);
-            if chunk.len() == CHUNK_ORDERS {
-                self.tree
-                    .insert(chunk_key(generation, chunks), encode(&chunk)?)?;
-                chunks += 1;
-                chunk.clear();
-            }
-        }
-        if !chunk.is_empty() {
+        for chunk in orders.chunks(CHUNK_ORDERS) {
             self.tree
                 .insert(chunk_key(generation, chunks), encode(&chunk)?)?;
             chunks += 1;

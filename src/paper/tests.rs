@@ -1026,17 +1026,7 @@ fn state_survives_reopening_the_same_tree() {
         b.cancel_order(SIM, &pending.order_id).unwrap();
         (stop.order_id, pending.order_id)
     };
-    // sled releases its file lock from a background thread shortly after the last handle is dropped.
-    let db = (0..200)
-        .find_map(|_| match sled::open(dir.path()) {
-            Ok(db) => Some(db),
-            Err(e) if e.to_string().contains("could not acquire lock") => {
-                std::thread::sleep(std::time::Duration::from_millis(10));
-                None
-            }
-            Err(e) => panic!("{e}"),
-        })
-        .expect("the database lock was never released");
+    let db = crate::test_support::retry_while_locked(|| sled::open(dir.path())).unwrap();
     let b = PaperBroker::open(
         db.open_tree("paper").unwrap(),
         config(),
