@@ -96,11 +96,20 @@ async fn outbound_limit_rejects_after_max_wait() {
         None,
     )
     .await;
-    let alerts = [("ES1!", 6000.0), ("NQ1!", 21000.0), ("CL1!", 70.0)];
+    // Sent together, so all three ask for the budget within one refill (1 s) even on a slow machine.
+    let body = |t: &str, p: f64| tv_alert(t, "2026-11-27T10:00:00Z", "long", 1, p).to_string();
+    let (es, nq, cl) = (
+        body("ES1!", 6000.0),
+        body("NQ1!", 21000.0),
+        body("CL1!", 70.0),
+    );
+    let acks = tokio::join!(
+        s.post_hook("tradingview", &es, &[]),
+        s.post_hook("tradingview", &nq, &[]),
+        s.post_hook("tradingview", &cl, &[]),
+    );
     let mut ids = Vec::new();
-    for (t, p) in alerts {
-        let body = tv_alert(t, "2026-11-27T10:00:00Z", "long", 1, p).to_string();
-        let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
+    for (st, v, _) in [acks.0, acks.1, acks.2] {
         assert_eq!(st, 202, "{v}");
         ids.push(id(&v));
     }
