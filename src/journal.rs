@@ -439,8 +439,8 @@ impl Journal {
                 break;
             }
             let id = String::from_utf8_lossy(&k).to_string();
-            let rec = self.merged(&id, &v).ok();
-            if rec.as_ref().is_some_and(|r| !r.is_final()) {
+            let rec = self.prune_view(&id, &v);
+            if rec.as_ref().is_some_and(|r| !r.status.is_terminal()) {
                 continue;
             }
             if self
@@ -458,7 +458,7 @@ impl Journal {
                     {
                         within_window += 1;
                     }
-                    self.drop_claim_of(&rec)?;
+                    self.drop_claim_of(&id, &rec.source, rec.idempotency_key.as_deref())?;
                 }
             }
         }
@@ -470,6 +470,16 @@ impl Journal {
             );
         }
         Ok(removed)
+    }
+
+    /// What pruning needs of a record, decoded without building the rest (the body is skipped, not
+    /// parsed into values); the status is the state's when it has one. `None` when either is unreadable.
+    fn prune_view(&self, id: &str, raw: &[u8]) -> Option<PruneView> {
+        let mut view: PruneView = serde_json::from_slice(raw).ok()?;
+        if let Some(st) = self.state.get(id.as_bytes()).ok()? {
+            view.status = serde_json::from_slice::<StatusView>(&st).ok()?.status;
+        }
+        Some(view)
     }
 
     /// Removes states left without their record: pruning removes the record first (so a crash in between
@@ -492,18 +502,18 @@ impl Journal {
 
     /// Removes the idempotency claim of a pruned record, if the claim is still its own: a claim whose record
     /// is gone can no longer answer a repeat, and would only hold memory and disk.
-    fn drop_claim_of(&self, rec: &AlertRecord) -> Result<(), JournalError> {
-        let Some(key) = &rec.idempotency_key else {
+    fn drop_claim_of(&self, id: &str, source: &str, key: Option<&str>) -> Result<(), JournalError> {
+        let Some(key) = key else {
             return Ok(());
         };
-        let k = claim_key(&rec.source, key);
+        let k = claim_key(source, key);
         let Some(raw) = self.idem.get(&k)? else {
             return Ok(());
         };
         let Ok(claim) = serde_json::from_slice::<Claim>(&raw) else {
             return Ok(());
         };
-        if claim.id != rec.id {
+        if claim.id != id {
             return Ok(());
         }
         if self
@@ -620,6 +630,23 @@ fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
 }
 
 /// A state as stored on its own, or read out of a whole record.
+/// The fields of a stored record that pruning reads (see `Journal::prune_view`).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PruneView {
+    source: String,
+    received_at_ms: u64,
+    #[serde(default)]
+    idempotency_key: Option<String>,
+    status: Status,
+}
+
+/// The status of a stored state, the rest skipped.
+#[derive(Deserialize)]
+struct StatusView {
+    status: Status,
+}
+
 fn decode_state(id: &str, raw: &[u8]) -> Result<RecordState, JournalError> {
     serde_json::from_slice(raw).map_err(|e| JournalError::Corrupt(id.to_string(), e.to_string()))
 }
@@ -874,6 +901,17 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);
         assert_eq!(j.record_count(), 1);
+        // The state decides, not the record as first stored: kept while executing, pruned once final.
+        j.update(&ids[0], |st| st.status = Status::Executing)
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 0);
+        j.update(&ids[0], |st| st.status = Status::Executed)
+            .unwrap()
+            .unwrap();
+        assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 1);
+        assert!(j.find_key("tv", "k0", "aa").unwrap().is_none());
+        assert!(j.idem.is_empty() && j.idem_by_time.is_empty());
     }
 
     #[tokio::test]
