@@ -14,7 +14,7 @@ use crate::executor::{ExecError, Executor};
 use crate::journal::{now_ms, Journal};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
-use crate::record::{AlertRecord, Attempt, Execution, Status};
+use crate::record::{AlertRecord, Attempt, Execution, RecordState, Status};
 use crate::sequencer::{LaneKey, Sequenced, Worker};
 
 /// One request of one alert, waiting for its turn in its lane.
@@ -34,6 +34,9 @@ pub struct ExecJob {
     pub received: Instant,
     /// Receipt → durable acknowledgement, stored with the first execution write.
     pub ack_us: Option<u64>,
+    /// The record's state as admitted (shared by its executions): the first write starts from it
+    /// instead of reading the record back (`Journal::update`).
+    pub stored_state: Option<Arc<RecordState>>,
 }
 
 impl Sequenced for ExecJob {
@@ -143,7 +146,7 @@ impl Engine {
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
         let (id, index, ack_us) = (job.alert_id.as_str(), job.index, job.ack_us);
-        let updated = match self.journal.update(id, |st| {
+        let updated = match self.journal.update(id, job.stored_state.as_deref(), |st| {
             if let Some(e) = st.executions.get_mut(index) {
                 f(e);
             }

@@ -4,8 +4,10 @@
 //! Trees: `alerts` (id → record JSON as first stored; ids are ULIDs, so key order is arrival order),
 //! `alert_state` (id → the record's changing part, [`RecordState`], once it has changed: an execution step
 //! rewrites a few hundred bytes, not the body), `idem`
-//! (`source \0 key` → claim JSON), `idem_by_time` (the same claims by age, so pruning stops at the first
-//! live one), `meta` (small settings such as the kill switch).
+//! (`source \0 key` → claim JSON), `meta` (small settings such as the kill switch). A claim goes with its
+//! record when retention prunes it, or at the periodic key pruning once older than the window (a walk of
+//! `idem`, which retention keeps as small as the record count). Journals written before this layout also
+//! have `idem_by_time`, a by-age index of the claims: it is dropped on open.
 //! A key is *claimed* with compare-and-swap before its record is written, so of fifty identical deliveries
 //! racing, exactly one wins; the others find the claim and answer with the winner's record.
 
@@ -83,7 +85,6 @@ pub struct Journal {
     idem: sled::Tree,
     /// `claimed-at (big-endian ms) ++ claim key` → (): lets pruning stop at the first live claim instead of
     /// walking every key.
-    idem_by_time: sled::Tree,
     meta: sled::Tree,
     ids: Mutex<ulid::Generator>,
     /// Number of records, kept here: sled's `len()` walks the whole tree.
@@ -95,6 +96,9 @@ pub struct Journal {
 /// How long a duplicate waits for the record of a claim whose writer is mid-way (claim written, record not
 /// yet): microseconds in practice. Past it, the claim is treated as left over from a crash.
 const CLAIM_SETTLE: Duration = Duration::from_millis(200);
+
+/// Earlier versions kept a by-age index of the claims under this name; it is dropped on open.
+const OLD_AGE_INDEX: &str = "idem_by_time";
 
 impl Journal {
     /// Opens with the default page cache.
@@ -135,8 +139,8 @@ impl Journal {
             .open_tree("alert_state")
             .map_err(|e| open_err(e.to_string()))?;
         let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
-        let idem_by_time = db
-            .open_tree("idem_by_time")
+        // The by-age index of earlier versions: no longer kept (claims are pruned by walking `idem`).
+        db.drop_tree(OLD_AGE_INDEX)
             .map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
@@ -149,7 +153,6 @@ impl Journal {
             alerts,
             state,
             idem,
-            idem_by_time,
             meta,
             ids: Mutex::new(ulid::Generator::new()),
             count: AtomicUsize::new(count),
@@ -232,8 +235,6 @@ impl Journal {
                 .compare_and_swap(&k, expected.clone(), Some(claim.clone()))?
             {
                 Ok(()) => {
-                    self.idem_by_time
-                        .insert(age_key(rec.received_at_ms, &k), &[])?;
                     self.insert(&rec)?;
                     return Ok(Admission::New(rec));
                 }
@@ -303,9 +304,14 @@ impl Journal {
     /// Atomically applies `f` to the state of record `id` (the closure may run more than once under
     /// contention), refreshes its status, and returns the new state; `None` when there is no such record.
     /// Only the state is rewritten: the body and the rest of the record stay as first stored.
+    ///
+    /// `stored` is the state as stored with the record (`AlertRecord::state` of the record as admitted),
+    /// when the caller holds it: the first change then starts from it instead of reading the record back.
+    /// Records are never rewritten once stored, so the two are the same.
     pub fn update(
         &self,
         id: &str,
+        stored: Option<&RecordState>,
         f: impl Fn(&mut RecordState),
     ) -> Result<Option<RecordState>, JournalError> {
         let mut failure: Option<JournalError> = None;
@@ -314,10 +320,11 @@ impl Journal {
         let mut produced: Option<RecordState> = None;
         let out = self.state.update_and_fetch(id.as_bytes(), |old| {
             failure = None;
-            let current = match old {
-                Some(raw) => decode_state(id, raw),
+            let current = match (old, stored) {
+                (Some(raw), _) => decode_state(id, raw),
+                (None, Some(st)) => Ok(st.clone()),
                 // First change: the state is read out of the record itself (the body is skipped).
-                None => match self.alerts.get(id.as_bytes()) {
+                (None, None) => match self.alerts.get(id.as_bytes()) {
                     Ok(Some(raw)) => decode_state(id, &raw),
                     Ok(None) => return None,
                     Err(e) => Err(e.into()),
@@ -385,34 +392,21 @@ impl Journal {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    /// Removes idempotency claims older than the window, oldest first, stopping at the first live one.
-    /// Returns how many were removed.
+    /// Removes idempotency claims older than the window (and unreadable ones); returns how many. A walk of
+    /// all claims: retention removes a record's claim with it, so there are about as many as records kept.
     pub fn prune_keys(&self) -> Result<usize, JournalError> {
-        let cutoff = now_ms().saturating_sub(self.window_ms);
         let mut removed = 0;
-        for item in self.idem_by_time.iter() {
-            let (ik, _) = item?;
-            let at = ik
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if at >= cutoff {
-                break;
+        for item in self.idem.iter() {
+            let (k, v) = item?;
+            // Compare-and-swap: a claim taken over since it was read is live and stays.
+            if self.live_claim(&v).is_none()
+                && self
+                    .idem
+                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                    .is_ok()
+            {
+                removed += 1;
             }
-            let key = &ik[8.min(ik.len())..];
-            // The claim may have been taken over since (a newer index entry then speaks for it).
-            if let Some(v) = self.idem.get(key)? {
-                if self.live_claim(&v).is_none()
-                    && self
-                        .idem
-                        .compare_and_swap(key, Some(&v), None::<&[u8]>)?
-                        .is_ok()
-                {
-                    removed += 1;
-                }
-            }
-            self.idem_by_time.remove(&ik)?;
         }
         Ok(removed)
     }
@@ -516,13 +510,7 @@ impl Journal {
         if claim.id != id {
             return Ok(());
         }
-        if self
-            .idem
-            .compare_and_swap(&k, Some(&raw), None::<&[u8]>)?
-            .is_ok()
-        {
-            self.idem_by_time.remove(age_key(claim.at, &k))?;
-        }
+        let _ = self.idem.compare_and_swap(&k, Some(&raw), None::<&[u8]>)?;
         Ok(())
     }
 
@@ -604,13 +592,6 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
             std::fs::write(&file, format!("{id}\n")).map_err(|e| e.to_string())
         }
     }
-}
-
-/// The `idem_by_time` entry of a claim: its time (big-endian, so the tree sorts by age), then its key.
-fn age_key(at_ms: u64, claim_key: &[u8]) -> Vec<u8> {
-    let mut ik = at_ms.to_be_bytes().to_vec();
-    ik.extend_from_slice(claim_key);
-    ik
 }
 
 fn claim_key(source: &str, key: &str) -> Vec<u8> {
@@ -782,8 +763,65 @@ mod tests {
         assert_eq!(j.prune_keys().unwrap(), 1);
     }
 
+    /// The state the caller holds gives the same first change as reading the record back, and is ignored
+    /// once the state has its own entry.
     #[tokio::test]
-    async fn key_pruning_stops_at_live_claims() {
+    async fn a_held_state_starts_the_first_change_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let mut recs = vec![];
+        for key in ["a", "b"] {
+            let mut r = rec(&j, Some(key), "aa");
+            r.reason = Some("as admitted".into());
+            r.timings.ack_us = Some(3);
+            recs.push(r.clone());
+            j.admit(r).await.unwrap();
+        }
+        let change = |st: &mut RecordState| st.status = Status::Executed;
+        let read_back = j.update(&recs[0].id, None, change).unwrap().unwrap();
+        let held = recs[1].state();
+        let from_held = j.update(&recs[1].id, Some(&held), change).unwrap().unwrap();
+        assert_eq!(read_back, from_held);
+        assert_eq!(from_held.reason.as_deref(), Some("as admitted"));
+        let mut stale = held.clone();
+        stale.reason = Some("stale".into());
+        let next = j
+            .update(&recs[1].id, Some(&stale), |st| st.timings.ack_us = Some(9))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.reason.as_deref(), Some("as admitted"));
+        assert_eq!(next.status, Status::Executed);
+        assert_eq!(j.get(&recs[1].id).unwrap().unwrap().timings.ack_us, Some(9));
+    }
+
+    #[tokio::test]
+    async fn the_old_age_index_is_dropped_on_open_and_claims_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let id = {
+            let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+            let r = rec(&j, Some("k"), "aa");
+            let id = r.id.clone();
+            j.admit(r).await.unwrap();
+            // What an earlier version left beside the claim.
+            let old = j.db.open_tree(OLD_AGE_INDEX).unwrap();
+            old.insert(b"\0\0\0\0\0\0\0\x01tv\0k", &[]).unwrap();
+            j.flush_now().unwrap();
+            id
+        };
+        let j = reopen(dir.path(), Duration::from_secs(60)).unwrap();
+        let names: Vec<_> = j.db.tree_names();
+        assert!(
+            !names.iter().any(|n| n.as_ref() == OLD_AGE_INDEX.as_bytes()),
+            "{names:?}"
+        );
+        match j.admit(rec(&j, Some("k"), "aa")).await.unwrap() {
+            Admission::Duplicate(r) => assert_eq!(r.id, id),
+            other => panic!("expected the original record, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn key_pruning_removes_expired_claims_only() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), Duration::from_millis(60)).unwrap();
         j.admit(rec(&j, Some("old"), "aa")).await.unwrap();
@@ -795,7 +833,8 @@ mod tests {
             "a live claim stays"
         );
         assert!(j.find_key("tv", "old", "aa").unwrap().is_none());
-        assert_eq!(j.idem_by_time.len(), 1, "the index follows the claims");
+        assert_eq!(j.idem.len(), 1);
+        assert_eq!(j.prune_keys().unwrap(), 0, "nothing more to prune");
     }
 
     /// An update rewrites only the small state entry: the record as first stored (body included) is left
@@ -830,7 +869,7 @@ mod tests {
             );
 
             let st = j
-                .update(&id, |st| {
+                .update(&id, None, |st| {
                     st.executions[0].status = Status::Executed;
                     st.timings.ack_us = Some(7);
                 })
@@ -848,7 +887,7 @@ mod tests {
             );
             let small = j.state.get(&id).unwrap().unwrap();
             assert!(small.len() < 400, "state is {} bytes", small.len());
-            assert!(j.update("01NOSUCHRECORD", |_| {}).unwrap().is_none());
+            assert!(j.update("01NOSUCHRECORD", None, |_| {}).unwrap().is_none());
             assert!(j.state.get("01NOSUCHRECORD").unwrap().is_none());
             j.flush_now().unwrap();
         }
@@ -896,22 +935,21 @@ mod tests {
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_some());
         assert!(j.find_key("tv", "k4", "aa").unwrap().is_some());
         assert_eq!(j.idem.len(), 2);
-        assert_eq!(j.idem_by_time.len(), 2);
         // Age: everything finished is older than 0 s.
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);
         assert_eq!(j.record_count(), 1);
         // The state decides, not the record as first stored: kept while executing, pruned once final.
-        j.update(&ids[0], |st| st.status = Status::Executing)
+        j.update(&ids[0], None, |st| st.status = Status::Executing)
             .unwrap()
             .unwrap();
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 0);
-        j.update(&ids[0], |st| st.status = Status::Executed)
+        j.update(&ids[0], None, |st| st.status = Status::Executed)
             .unwrap()
             .unwrap();
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 1);
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_none());
-        assert!(j.idem.is_empty() && j.idem_by_time.is_empty());
+        assert!(j.idem.is_empty());
     }
 
     #[tokio::test]
@@ -939,7 +977,7 @@ mod tests {
         expect.reverse();
         assert_eq!(listed, expect);
         let updated = j
-            .update(&ids[0], |r| r.reason = Some("x".into()))
+            .update(&ids[0], None, |r| r.reason = Some("x".into()))
             .unwrap()
             .unwrap();
         assert_eq!(updated.reason.as_deref(), Some("x"));

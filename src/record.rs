@@ -211,6 +211,16 @@ impl AlertRecord {
         self.status.is_terminal()
     }
 
+    /// A copy of the changing part, as it is stored with the record.
+    pub fn state(&self) -> RecordState {
+        RecordState {
+            status: self.status,
+            reason: self.reason.clone(),
+            executions: self.executions.clone(),
+            timings: self.timings.clone(),
+        }
+    }
+
     /// Moves the changing part out (the record keeps its status; executions and reason are left empty).
     pub fn take_state(&mut self) -> RecordState {
         RecordState {

@@ -512,6 +512,7 @@ impl Relay {
         ack: Option<Duration>,
         mut reply: Option<tokio::sync::oneshot::Sender<Execution>>,
     ) {
+        let stored = Arc::new(rec.state());
         for (index, e) in rec.executions.iter().enumerate() {
             if e.status != Status::Accepted {
                 continue;
@@ -526,6 +527,7 @@ impl Relay {
                 reply: reply.take(),
                 received,
                 ack_us: ack.map(|d| d.as_micros() as u64),
+                stored_state: Some(stored.clone()),
             });
         }
     }
@@ -781,7 +783,7 @@ impl Relay {
         let max_age = self.max_age;
         for rec in open {
             let age = Duration::from_millis(now_ms().saturating_sub(rec.received_at_ms));
-            let updated = self.journal.update(&rec.id, |r| {
+            let updated = self.journal.update(&rec.id, None, |r| {
                 for e in &mut r.executions {
                     let newer = newest_started
                         .get(&e.request.lane())
