@@ -52,6 +52,9 @@ pub(super) struct Book {
     pub(super) quotes: BTreeMap<String, f64>,
     pub(super) next_sequence: u64,
     pub(super) touched: Touched,
+    /// Requested cancels by the time they are confirmed: (due ms, account, sequence). An entry whose
+    /// order filled meanwhile is dropped when due.
+    cancels_due: BTreeSet<(u64, String, u64)>,
 }
 
 /// What a new last price did.
@@ -101,6 +104,7 @@ impl Book {
             quotes: BTreeMap::new(),
             next_sequence: 1,
             touched: Touched::default(),
+            cancels_due: BTreeSet::new(),
         }
     }
 
@@ -163,24 +167,29 @@ impl Book {
 
     /// CancelPending orders whose cancel latency has passed become Cancelled.
     fn confirm_due_cancels(&mut self, now: u64) {
-        let latency = self.cancel_latency_ms;
-        let due: Vec<(String, u64)> = self
-            .accounts
-            .iter()
-            .flat_map(|(name, acct)| {
-                acct.live
-                    .values()
-                    .filter(move |o| {
-                        o.state == OrderState::CancelPending
-                            && o.cancel_requested_at
-                                .is_some_and(|t| t.as_ms().saturating_add(latency) <= now)
-                    })
-                    .map(move |o| (name.clone(), o.sequence))
-            })
-            .collect();
-        for (account, seq) in due {
-            self.finish(&account, seq, OrderState::Cancelled, None, now);
+        while self
+            .cancels_due
+            .first()
+            .is_some_and(|(due, _, _)| *due <= now)
+        {
+            let Some((_, account, seq)) = self.cancels_due.pop_first() else {
+                break;
+            };
+            let pending = self
+                .accounts
+                .get(&account)
+                .and_then(|a| a.live.get(&seq))
+                .is_some_and(|o| o.state == OrderState::CancelPending);
+            if pending {
+                self.finish(&account, seq, OrderState::Cancelled, None, now);
+            }
         }
+    }
+
+    /// Queues the confirmation of a requested cancel.
+    fn cancel_due(&mut self, account: &str, seq: u64, requested_at: u64) {
+        let due = requested_at.saturating_add(self.cancel_latency_ms);
+        self.cancels_due.insert((due, account.to_string(), seq));
     }
 
     /// Moves a live order to a terminal state.
@@ -222,6 +231,7 @@ impl Book {
         self.touched
             .orders
             .insert((account.to_string(), order.order_id.clone()));
+        self.cancel_due(account, seq, now);
         true
     }
 
@@ -420,7 +430,14 @@ impl Book {
                 .insert((order.updated_at.as_ms(), order.sequence));
             acct.done.insert(order.sequence, order);
         } else {
-            acct.live.insert(order.sequence, order);
+            if order.state == OrderState::CancelPending {
+                let requested = order.cancel_requested_at.unwrap_or(order.updated_at);
+                let (account, seq) = (order.account.clone(), order.sequence);
+                acct.live.insert(seq, order);
+                self.cancel_due(&account, seq, requested.as_ms());
+            } else {
+                acct.live.insert(order.sequence, order);
+            }
         }
     }
 
