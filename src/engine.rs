@@ -11,10 +11,10 @@ use tokio::sync::oneshot;
 
 use crate::domain::{BracketRequest, OcoId};
 use crate::executor::{ExecError, Executor};
-use crate::journal::{now_ms, Journal};
+use crate::journal::{now_ms, Journal, KnownState};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
-use crate::record::{AlertRecord, Attempt, Execution, RecordState, Status};
+use crate::record::{AlertRecord, Attempt, Execution, Status};
 use crate::sequencer::{LaneKey, Sequenced, Worker};
 
 /// One request of one alert, waiting for its turn in its lane.
@@ -34,9 +34,9 @@ pub struct ExecJob {
     pub received: Instant,
     /// Receipt → durable acknowledgement, stored with the first execution write.
     pub ack_us: Option<u64>,
-    /// The record's state as admitted (shared by its executions): the first write starts from it
-    /// instead of reading the record back (`Journal::update`).
-    pub stored_state: Option<Arc<RecordState>>,
+    /// The record's state as this execution last wrote it (at first: as admitted), so each write is one
+    /// compare-and-swap instead of a read and a write (`Journal::update_known`).
+    pub known: Mutex<Option<KnownState>>,
 }
 
 impl Sequenced for ExecJob {
@@ -146,17 +146,22 @@ impl Engine {
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
         let (id, index, ack_us) = (job.alert_id.as_str(), job.index, job.ack_us);
-        let updated = match self.journal.update(id, job.stored_state.as_deref(), |st| {
-            if let Some(e) = st.executions.get_mut(index) {
-                f(e);
-            }
-            if let Some(us) = ack_us {
-                st.timings.ack_us.get_or_insert(us);
-            }
-            if st.status.is_terminal() || st.executions.iter().all(|e| e.status.is_terminal()) {
-                st.timings.completed_at_ms.get_or_insert_with(now_ms);
-            }
-        }) {
+        // The guard ends with this block, before any await.
+        let written = {
+            let mut known = job.known.lock().unwrap_or_else(|p| p.into_inner());
+            self.journal.update_known(id, &mut known, |st| {
+                if let Some(e) = st.executions.get_mut(index) {
+                    f(e);
+                }
+                if let Some(us) = ack_us {
+                    st.timings.ack_us.get_or_insert(us);
+                }
+                if st.status.is_terminal() || st.executions.iter().all(|e| e.status.is_terminal()) {
+                    st.timings.completed_at_ms.get_or_insert_with(now_ms);
+                }
+            })
+        };
+        let updated = match written {
             Ok(Some(st)) => st,
             Ok(None) => {
                 tracing::error!(

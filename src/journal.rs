@@ -38,6 +38,22 @@ impl From<sled::Error> for JournalError {
     }
 }
 
+/// A record's state as a writer last saw it (see [`Journal::update_known`]).
+#[derive(Debug, Clone)]
+pub struct KnownState {
+    /// The bytes stored in `alert_state`; `None` while the record has no state entry yet.
+    raw: Option<sled::IVec>,
+    state: RecordState,
+}
+
+impl KnownState {
+    /// The state stored with a record as admitted (`AlertRecord::state`), before any change: records are
+    /// never rewritten once stored, so this is what a first change would read back.
+    pub fn admitted(state: RecordState) -> KnownState {
+        KnownState { raw: None, state }
+    }
+}
+
 /// A claim on an idempotency key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 struct Claim {
@@ -304,27 +320,65 @@ impl Journal {
     /// Atomically applies `f` to the state of record `id` (the closure may run more than once under
     /// contention), refreshes its status, and returns the new state; `None` when there is no such record.
     /// Only the state is rewritten: the body and the rest of the record stay as first stored.
-    ///
-    /// `stored` is the state as stored with the record (`AlertRecord::state` of the record as admitted),
-    /// when the caller holds it: the first change then starts from it instead of reading the record back.
-    /// Records are never rewritten once stored, so the two are the same.
     pub fn update(
         &self,
         id: &str,
-        stored: Option<&RecordState>,
         f: impl Fn(&mut RecordState),
     ) -> Result<Option<RecordState>, JournalError> {
+        Ok(self.update_read(id, f)?.map(|(_, st)| st))
+    }
+
+    /// Like [`update`](Self::update), starting from the state the caller last saw (`known`) without
+    /// reading it back: one compare-and-swap against the bytes it expects. If another writer got there
+    /// first, the stored state is read and `f` applied to it instead. `known` is left holding the new
+    /// state. An execution keeps one of these from its alert's admission to its end.
+    pub fn update_known(
+        &self,
+        id: &str,
+        known: &mut Option<KnownState>,
+        f: impl Fn(&mut RecordState),
+    ) -> Result<Option<RecordState>, JournalError> {
+        if let Some(k) = known.take() {
+            let mut st = k.state;
+            f(&mut st);
+            st.refresh_status();
+            let v = sled::IVec::from(encode_state(&st)?);
+            if self
+                .state
+                .compare_and_swap(id.as_bytes(), k.raw, Some(v.clone()))?
+                .is_ok()
+            {
+                *known = Some(KnownState {
+                    raw: Some(v),
+                    state: st.clone(),
+                });
+                return Ok(Some(st));
+            }
+        }
+        let out = self.update_read(id, f)?;
+        *known = out.clone().map(|(raw, state)| KnownState {
+            raw: Some(raw),
+            state,
+        });
+        Ok(out.map(|(_, st)| st))
+    }
+
+    /// `update`, also returning the bytes stored.
+    fn update_read(
+        &self,
+        id: &str,
+        f: impl Fn(&mut RecordState),
+    ) -> Result<Option<(sled::IVec, RecordState)>, JournalError> {
         let mut failure: Option<JournalError> = None;
         // The state as last produced by the closure (sled may retry it): returned without decoding the
         // stored bytes a second time.
         let mut produced: Option<RecordState> = None;
         let out = self.state.update_and_fetch(id.as_bytes(), |old| {
             failure = None;
-            let current = match (old, stored) {
-                (Some(raw), _) => decode_state(id, raw),
-                (None, Some(st)) => Ok(st.clone()),
+            let current = match old {
+                Some(raw) => decode_state(id, raw),
                 // First change: the state is read out of the record itself (the body is skipped).
-                (None, None) => match self.alerts.get(id.as_bytes()) {
+                None => match self.alerts.get(id.as_bytes()) {
                     Ok(Some(raw)) => decode_state(id, &raw),
                     Ok(None) => return None,
                     Err(e) => Err(e.into()),
@@ -348,7 +402,7 @@ impl Journal {
         if let Some(e) = failure {
             return Err(e);
         }
-        Ok(out.and(produced))
+        Ok(out.zip(produced))
     }
 
     /// Records newest first, filtered.
@@ -763,10 +817,10 @@ mod tests {
         assert_eq!(j.prune_keys().unwrap(), 1);
     }
 
-    /// The state the caller holds gives the same first change as reading the record back, and is ignored
-    /// once the state has its own entry.
+    /// A known state gives the same change as reading the record back; when another writer got there
+    /// first, the stored state is read and the change applied on top of it.
     #[tokio::test]
-    async fn a_held_state_starts_the_first_change_only() {
+    async fn a_known_state_saves_the_read_and_yields_to_other_writers() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
         let mut recs = vec![];
@@ -777,21 +831,45 @@ mod tests {
             recs.push(r.clone());
             j.admit(r).await.unwrap();
         }
-        let change = |st: &mut RecordState| st.status = Status::Executed;
-        let read_back = j.update(&recs[0].id, None, change).unwrap().unwrap();
-        let held = recs[1].state();
-        let from_held = j.update(&recs[1].id, Some(&held), change).unwrap().unwrap();
-        assert_eq!(read_back, from_held);
-        assert_eq!(from_held.reason.as_deref(), Some("as admitted"));
-        let mut stale = held.clone();
-        stale.reason = Some("stale".into());
-        let next = j
-            .update(&recs[1].id, Some(&stale), |st| st.timings.ack_us = Some(9))
+        let (a, b) = (recs[0].id.as_str(), recs[1].id.as_str());
+        let executed = |st: &mut RecordState| st.status = Status::Executed;
+        let read_back = j.update(a, executed).unwrap().unwrap();
+        let mut known = Some(KnownState::admitted(recs[1].state()));
+        let from_known = j.update_known(b, &mut known, executed).unwrap().unwrap();
+        assert_eq!(read_back, from_known);
+        assert_eq!(from_known.reason.as_deref(), Some("as admitted"));
+
+        // Another writer changes b: the next change starts from what it wrote.
+        j.update(b, |st| st.reason = Some("other writer".into()))
             .unwrap()
             .unwrap();
-        assert_eq!(next.reason.as_deref(), Some("as admitted"));
-        assert_eq!(next.status, Status::Executed);
-        assert_eq!(j.get(&recs[1].id).unwrap().unwrap().timings.ack_us, Some(9));
+        let next = j
+            .update_known(b, &mut known, |st| st.timings.ack_us = Some(9))
+            .unwrap()
+            .unwrap();
+        assert_eq!(next.reason.as_deref(), Some("other writer"));
+        assert_eq!(
+            (next.status, next.timings.ack_us),
+            (Status::Executed, Some(9))
+        );
+        // `known` followed: a further change keeps all of it, in the journal too.
+        j.update_known(b, &mut known, |st| st.status = Status::Failed)
+            .unwrap()
+            .unwrap();
+        let stored = j.get(b).unwrap().unwrap();
+        assert_eq!(stored.reason.as_deref(), Some("other writer"));
+        assert_eq!(
+            (stored.status, stored.timings.ack_us),
+            (Status::Failed, Some(9))
+        );
+
+        // A "first" change of a record that already has a state reads that state.
+        let mut stale = Some(KnownState::admitted(recs[0].state()));
+        let r = j
+            .update_known(a, &mut stale, |st| st.timings.ack_us = Some(11))
+            .unwrap()
+            .unwrap();
+        assert_eq!((r.status, r.timings.ack_us), (Status::Executed, Some(11)));
     }
 
     #[tokio::test]
@@ -869,7 +947,7 @@ mod tests {
             );
 
             let st = j
-                .update(&id, None, |st| {
+                .update(&id, |st| {
                     st.executions[0].status = Status::Executed;
                     st.timings.ack_us = Some(7);
                 })
@@ -887,7 +965,7 @@ mod tests {
             );
             let small = j.state.get(&id).unwrap().unwrap();
             assert!(small.len() < 400, "state is {} bytes", small.len());
-            assert!(j.update("01NOSUCHRECORD", None, |_| {}).unwrap().is_none());
+            assert!(j.update("01NOSUCHRECORD", |_| {}).unwrap().is_none());
             assert!(j.state.get("01NOSUCHRECORD").unwrap().is_none());
             j.flush_now().unwrap();
         }
@@ -940,11 +1018,11 @@ mod tests {
         assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);
         assert_eq!(j.record_count(), 1);
         // The state decides, not the record as first stored: kept while executing, pruned once final.
-        j.update(&ids[0], None, |st| st.status = Status::Executing)
+        j.update(&ids[0], |st| st.status = Status::Executing)
             .unwrap()
             .unwrap();
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 0);
-        j.update(&ids[0], None, |st| st.status = Status::Executed)
+        j.update(&ids[0], |st| st.status = Status::Executed)
             .unwrap()
             .unwrap();
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 1);
@@ -977,7 +1055,7 @@ mod tests {
         expect.reverse();
         assert_eq!(listed, expect);
         let updated = j
-            .update(&ids[0], None, |r| r.reason = Some("x".into()))
+            .update(&ids[0], |r| r.reason = Some("x".into()))
             .unwrap()
             .unwrap();
         assert_eq!(updated.reason.as_deref(), Some("x"));

@@ -20,7 +20,7 @@ use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
 use crate::error::RelayError;
 use crate::executor::Executor;
 use crate::instruments::Instruments;
-use crate::journal::{now_ms, Admission, Journal, ListFilter};
+use crate::journal::{now_ms, Admission, Journal, KnownState, ListFilter};
 use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
 use crate::metrics::Metrics;
 use crate::paper::{PaperBroker, SystemClock};
@@ -512,7 +512,7 @@ impl Relay {
         ack: Option<Duration>,
         mut reply: Option<tokio::sync::oneshot::Sender<Execution>>,
     ) {
-        let stored = Arc::new(rec.state());
+        let stored = rec.state();
         for (index, e) in rec.executions.iter().enumerate() {
             if e.status != Status::Accepted {
                 continue;
@@ -527,7 +527,7 @@ impl Relay {
                 reply: reply.take(),
                 received,
                 ack_us: ack.map(|d| d.as_micros() as u64),
-                stored_state: Some(stored.clone()),
+                known: std::sync::Mutex::new(Some(KnownState::admitted(stored.clone()))),
             });
         }
     }
@@ -783,7 +783,7 @@ impl Relay {
         let max_age = self.max_age;
         for rec in open {
             let age = Duration::from_millis(now_ms().saturating_sub(rec.received_at_ms));
-            let updated = self.journal.update(&rec.id, None, |r| {
+            let updated = self.journal.update(&rec.id, |r| {
                 for e in &mut r.executions {
                     let newer = newest_started
                         .get(&e.request.lane())

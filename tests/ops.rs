@@ -196,7 +196,7 @@ async fn restart_never_runs_an_older_bracket_over_a_newer_one() {
         // Put the older one back to `accepted`, as a crash at the wrong moment would have left it.
         let j =
             alert_relay::journal::Journal::open(&s.data_dir(), Duration::from_secs(60)).unwrap();
-        j.update(&older_id, None, |r| {
+        j.update(&older_id, |r| {
             r.status = alert_relay::record::Status::Accepted;
             r.executions[0].status = alert_relay::record::Status::Accepted;
             r.executions[0].outcome = None;
