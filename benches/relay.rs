@@ -23,6 +23,8 @@
 //! `--mode soak` (not part of `all`) drives the relay at `--rate` alerts/s for `--duration` seconds and prints
 //! one line per `--sample` window: server RSS, client ack latency, end-to-end latency, journal size on disk.
 //!     cargo bench --bench relay -- --mode soak --rate 200 --duration 600 --sample 10
+//! Add `--warmup 100000` to start from a journal at its retention bound (100,000 records as shipped), so the
+//! run measures the steady state instead of the journal filling up.
 //!
 //! Each server (the relay, or the bare warp server) runs in a child process of this binary (`--serve`), so
 //! its peak RSS (VmHWM) is its own; the HTTP client (reqwest, keep-alive) runs in this process. Both share
