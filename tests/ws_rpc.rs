@@ -240,7 +240,9 @@ async fn ws_cancel_and_bracket_answers_like_http() {
     ws.send(&frame).await;
     let first = ws.answer("i1").await;
     assert!(first.get("error").is_none(), "{first}");
-    let orders = s.orders("Sim101").await;
+    // Once the cancels it requested are confirmed (50 ms cancel latency), the account stays as it is
+    // unless something executes: a snapshot taken earlier would race that confirmation.
+    let orders = settled_orders(&s, "Sim101").await;
     let mut again = frame.clone();
     again["id"] = json!("i2");
     ws.send(&again).await;
@@ -250,6 +252,22 @@ async fn ws_cancel_and_bracket_answers_like_http() {
         "replay returns the same outcome"
     );
     assert_eq!(s.orders("Sim101").await, orders, "replay executes nothing");
+}
+
+/// The account's orders once none is `CancelPending`.
+async fn settled_orders(s: &TestServer, account: &str) -> Vec<Value> {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let orders = s.orders(account).await;
+        if !orders.iter().any(|o| o["state"] == "CancelPending") {
+            return orders;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "cancels never confirmed: {orders:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
