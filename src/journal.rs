@@ -4,8 +4,9 @@
 //! Trees: `alerts` (id → record JSON as first stored; ids are ULIDs, so key order is arrival order),
 //! `alert_state` (id → the record's changing part, [`RecordState`], once it has changed: an execution step
 //! rewrites a few hundred bytes, not the body), `idem`
-//! (`source \0 key` → claim JSON), `idem_by_time` (the same claims by age, so pruning stops at the first
-//! live one), `meta` (small settings such as the kill switch).
+//! (`source \0 key` → claim JSON), `meta` (small settings such as the kill switch). A claim's age is its
+//! record's: expired claims are found by walking `alerts` in id (arrival) order from where the last walk
+//! stopped, so no index by age is written per alert.
 //! A key is *claimed* with compare-and-swap before its record is written, so of fifty identical deliveries
 //! racing, exactly one wins; the others find the claim and answer with the winner's record.
 
@@ -97,9 +98,11 @@ pub struct Journal {
     /// id → [`RecordState`], overriding the state stored in `alerts` once the record has changed.
     state: sled::Tree,
     idem: sled::Tree,
-    /// `claimed-at (big-endian ms) ++ claim key` → (): lets pruning stop at the first live claim instead of
-    /// walking every key (a walk of every claim costs a passing 20 MB of RSS at 100,000 claims).
-    idem_by_time: sled::Tree,
+    /// The id of the last record whose claim key pruning has dealt with: every claim of a record up to it
+    /// has expired and been removed (or belongs to a newer record). `None` until the first pass, which
+    /// starts at the oldest record. Walking records, not claims, means one pass reads only the records that
+    /// aged out since the last one (a walk of every claim costs a passing 20 MB of RSS at 100,000 claims).
+    keys_pruned_to: Mutex<Option<sled::IVec>>,
     meta: sled::Tree,
     ids: Mutex<ulid::Generator>,
     /// Number of records, kept here: sled's `len()` walks the whole tree.
@@ -151,9 +154,16 @@ impl Journal {
             .open_tree("alert_state")
             .map_err(|e| open_err(e.to_string()))?;
         let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
-        let idem_by_time = db
-            .open_tree("idem_by_time")
-            .map_err(|e| open_err(e.to_string()))?;
+        // Journals written before 2026-11-28 (fifth round) kept an index of claims by age; nothing reads it
+        // now.
+        if db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == OLD_AGE_INDEX.as_bytes())
+        {
+            db.drop_tree(OLD_AGE_INDEX)
+                .map_err(|e| open_err(e.to_string()))?;
+        }
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
         check_format(&meta).map_err(open_err)?;
@@ -165,7 +175,7 @@ impl Journal {
             alerts,
             state,
             idem,
-            idem_by_time,
+            keys_pruned_to: Mutex::new(None),
             meta,
             ids: Mutex::new(ulid::Generator::new()),
             count: AtomicUsize::new(count),
@@ -248,8 +258,6 @@ impl Journal {
                 .compare_and_swap(&k, expected.clone(), Some(claim.clone()))?
             {
                 Ok(()) => {
-                    self.idem_by_time
-                        .insert(age_key(rec.received_at_ms, &k), &[])?;
                     self.insert(&rec)?;
                     return Ok(Admission::New(rec));
                 }
@@ -445,34 +453,37 @@ impl Journal {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    /// Removes idempotency claims older than the window, oldest first, stopping at the first live one.
-    /// Returns how many were removed.
+    /// Removes the idempotency claims that have outlived the window: walks the records in arrival order from
+    /// where the last pass stopped, and stops at the first one still inside the window. A claim that a
+    /// newer record has taken over since is left to that record. Returns how many were removed.
     pub fn prune_keys(&self) -> Result<usize, JournalError> {
         let cutoff = now_ms().saturating_sub(self.window_ms);
+        let mut pruned_to = self
+            .keys_pruned_to
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        let records = match pruned_to.clone() {
+            Some(last) => self
+                .alerts
+                .range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded)),
+            None => self.alerts.range::<&[u8], _>(..),
+        };
         let mut removed = 0;
-        for item in self.idem_by_time.iter() {
-            let (ik, _) = item?;
-            let at = ik
-                .get(..8)
-                .and_then(|b| <[u8; 8]>::try_from(b).ok())
-                .map(u64::from_be_bytes)
-                .unwrap_or(0);
-            if at >= cutoff {
-                break;
-            }
-            let key = &ik[8.min(ik.len())..];
-            // The claim may have been taken over since (a newer index entry then speaks for it).
-            if let Some(v) = self.idem.get(key)? {
-                if self.live_claim(&v).is_none()
-                    && self
-                        .idem
-                        .compare_and_swap(key, Some(&v), None::<&[u8]>)?
-                        .is_ok()
-                {
-                    removed += 1;
+        for item in records {
+            let (k, v) = item?;
+            // An unreadable record has no claim this walk could find; it is passed over.
+            if let Ok(view) = serde_json::from_slice::<KeyView>(&v) {
+                if view.received_at_ms >= cutoff {
+                    break;
+                }
+                if let Some(key) = view.idempotency_key.as_deref() {
+                    let id = String::from_utf8_lossy(&k);
+                    if self.drop_claim_of(&id, &view.source, Some(key), ClaimAge::Expired)? {
+                        removed += 1;
+                    }
                 }
             }
-            self.idem_by_time.remove(&ik)?;
+            *pruned_to = Some(k);
         }
         Ok(removed)
     }
@@ -518,7 +529,12 @@ impl Journal {
                     {
                         within_window += 1;
                     }
-                    self.drop_claim_of(&id, &rec.source, rec.idempotency_key.as_deref())?;
+                    self.drop_claim_of(
+                        &id,
+                        &rec.source,
+                        rec.idempotency_key.as_deref(),
+                        ClaimAge::Any,
+                    )?;
                 }
             }
         }
@@ -560,30 +576,33 @@ impl Journal {
         Ok(())
     }
 
-    /// Removes the idempotency claim of a pruned record, if the claim is still its own: a claim whose record
-    /// is gone can no longer answer a repeat, and would only hold memory and disk.
-    fn drop_claim_of(&self, id: &str, source: &str, key: Option<&str>) -> Result<(), JournalError> {
+    /// Removes the idempotency claim of record `id`, if the claim is still its own (and, with
+    /// [`ClaimAge::Expired`], outside the window): a claim whose record is gone can no longer answer a
+    /// repeat, and would only hold memory and disk. Returns whether it removed one.
+    fn drop_claim_of(
+        &self,
+        id: &str,
+        source: &str,
+        key: Option<&str>,
+        age: ClaimAge,
+    ) -> Result<bool, JournalError> {
         let Some(key) = key else {
-            return Ok(());
+            return Ok(false);
         };
         let k = claim_key(source, key);
         let Some(raw) = self.idem.get(&k)? else {
-            return Ok(());
+            return Ok(false);
         };
         let Ok(claim) = serde_json::from_slice::<Claim>(&raw) else {
-            return Ok(());
+            return Ok(false);
         };
-        if claim.id != id {
-            return Ok(());
+        if claim.id != id || (age == ClaimAge::Expired && self.live_claim(&raw).is_some()) {
+            return Ok(false);
         }
-        if self
+        Ok(self
             .idem
             .compare_and_swap(&k, Some(&raw), None::<&[u8]>)?
-            .is_ok()
-        {
-            self.idem_by_time.remove(age_key(claim.at, &k))?;
-        }
-        Ok(())
+            .is_ok())
     }
 
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, JournalError> {
@@ -666,11 +685,16 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
     }
 }
 
-/// The `idem_by_time` entry of a claim: its time (big-endian, so the tree sorts by age), then its key.
-fn age_key(at_ms: u64, claim_key: &[u8]) -> Vec<u8> {
-    let mut ik = at_ms.to_be_bytes().to_vec();
-    ik.extend_from_slice(claim_key);
-    ik
+/// The tree of claims by age that journals kept before the fifth round (dropped on open).
+const OLD_AGE_INDEX: &str = "idem_by_time";
+
+/// Which claims `Journal::drop_claim_of` may remove.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ClaimAge {
+    /// The record is being pruned: its claim goes whatever its age.
+    Any,
+    /// Only a claim outside the idempotency window.
+    Expired,
 }
 
 fn claim_key(source: &str, key: &str) -> Vec<u8> {
@@ -699,6 +723,16 @@ struct PruneView {
     #[serde(default)]
     idempotency_key: Option<String>,
     status: Status,
+}
+
+/// The fields of a stored record that key pruning reads (the body is skipped).
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct KeyView {
+    source: String,
+    received_at_ms: u64,
+    #[serde(default)]
+    idempotency_key: Option<String>,
 }
 
 /// The status of a stored state, the rest skipped.
@@ -910,7 +944,65 @@ mod tests {
             "a live claim stays"
         );
         assert!(j.find_key("tv", "old", "aa").unwrap().is_none());
-        assert_eq!(j.idem_by_time.len(), 1, "the index follows the claims");
+        assert_eq!(j.idem.len(), 1);
+    }
+
+    /// Key pruning walks records, not claims: a claim taken over by a newer record stays until that record
+    /// ages out, the next pass goes on from where the last one stopped, and the by-age index that older
+    /// journals kept is dropped on open.
+    #[tokio::test]
+    async fn key_pruning_follows_the_records_and_leaves_taken_over_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let window = Duration::from_millis(80);
+        let j = Journal::open(dir.path(), window).unwrap();
+        let first = rec(&j, Some("k"), "aa");
+        let first_id = first.id.clone();
+        j.admit(first).await.unwrap();
+        j.admit(rec(&j, Some("other"), "aa")).await.unwrap();
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        // "k" is free again: a new delivery takes its claim over.
+        let second = rec(&j, Some("k"), "bb");
+        let second_id = second.id.clone();
+        assert!(matches!(j.admit(second).await.unwrap(), Admission::New(_)));
+        assert_eq!(j.prune_keys().unwrap(), 1, "only 'other' has expired");
+        match j.find_key("tv", "k", "bb").unwrap() {
+            Some(Admission::Duplicate(r)) => assert_eq!(r.id, second_id),
+            other => panic!("the taken-over claim must stay with the newer record: {other:?}"),
+        }
+        assert_eq!(
+            j.keys_pruned_to.lock().unwrap().as_deref(),
+            Some(j.alerts.iter().nth(1).unwrap().unwrap().0.as_ref()),
+            "the walk stopped after the two aged-out records"
+        );
+        assert!(j.get(&first_id).unwrap().is_some(), "records stay");
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        assert_eq!(j.prune_keys().unwrap(), 1);
+        assert!(j.idem.is_empty());
+        assert_eq!(j.prune_keys().unwrap(), 0);
+
+        // A journal of the earlier layout, with its index by age.
+        drop(j);
+        {
+            let db = crate::test_support::retry_while_locked(|| {
+                sled::Config::new().path(dir.path().join("journal")).open()
+            })
+            .unwrap();
+            db.open_tree(OLD_AGE_INDEX)
+                .unwrap()
+                .insert(b"\0\0\0\0\0\0\0\x01tv\0k", &[])
+                .unwrap();
+            db.flush().unwrap();
+        }
+        let j =
+            crate::test_support::retry_while_locked(|| Journal::open(dir.path(), window)).unwrap();
+        assert!(!j
+            .db
+            .tree_names()
+            .iter()
+            .any(|n| n.as_ref() == OLD_AGE_INDEX.as_bytes()));
+        assert_eq!(j.record_count(), 3);
+        j.admit(rec(&j, Some("k"), "cc")).await.unwrap();
+        assert!(j.find_key("tv", "k", "cc").unwrap().is_some());
     }
 
     /// An update rewrites only the small state entry: the record as first stored (body included) is left
@@ -1005,13 +1097,12 @@ mod tests {
         assert!(j.get(&ids[0]).unwrap().is_some());
         assert!(j.get(&ids[1]).unwrap().is_none());
         assert!(j.get(&ids[4]).unwrap().is_some());
-        // The claims of pruned records go with them (and their age-index entries); the others stay.
+        // The claims of pruned records go with them; the others stay.
         assert!(j.find_key("tv", "k1", "aa").unwrap().is_none());
         assert!(j.idem.get(claim_key("tv", "k1")).unwrap().is_none());
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_some());
         assert!(j.find_key("tv", "k4", "aa").unwrap().is_some());
         assert_eq!(j.idem.len(), 2);
-        assert_eq!(j.idem_by_time.len(), 2);
         // Age: everything finished is older than 0 s.
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);
@@ -1026,7 +1117,7 @@ mod tests {
             .unwrap();
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 1);
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_none());
-        assert!(j.idem.is_empty() && j.idem_by_time.is_empty());
+        assert!(j.idem.is_empty());
     }
 
     #[tokio::test]
