@@ -8,7 +8,8 @@
 //!
 //! Options (each also as an environment variable, e.g. `RELAY_BENCH_ALERTS=20000`):
 //!   --mode all|saturate|relay|bare|rate|render   what to run (default all = bare + relay saturation + fixed
-//!                       rate; render = the template step alone, `--alerts` renders timed in this process)
+//!                       rate, bare then relay; render = the template step alone, `--alerts` renders timed in
+//!                       this process)
 //!   --alerts N          alerts per saturation run (default 20000)
 //!   --concurrency C     requests in flight in saturation runs (default 64)
 //!   --rate R            alerts/s in the fixed-rate run (default 1000)
@@ -1326,6 +1327,30 @@ fn orchestrate(opts: &Opts) {
     }
     if let (Some(b), Some(r)) = (bare_tput, relay_tput) {
         println!("relay / bare warp throughput: {:.3}", r / b);
+    }
+    if ["all", "rate"].contains(&opts.mode.as_str()) {
+        // The same open loop against the bare server: the floor that this client, its timer (tokio's has
+        // 1-ms ticks, so a send can start up to 1 ms after its due time) and the shared cores put under
+        // any server's figures.
+        let mut s = Server::start("bare", opts);
+        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, 8));
+        s.mark();
+        let mut st = rt.block_on(open_loop(
+            &client,
+            &s.url,
+            &gen,
+            w,
+            opts.rate_alerts,
+            opts.rate,
+        ));
+        s.report();
+        print_client(
+            &format!(
+                "bare warp at a fixed {}/s (latency from the due time; the client's floor)",
+                opts.rate
+            ),
+            &mut st,
+        );
     }
     if ["all", "rate"].contains(&opts.mode.as_str()) {
         let mut s = Server::start("relay", opts);
