@@ -815,6 +815,29 @@ async fn gather(tasks: Vec<tokio::task::JoinHandle<RunStats>>, start: Instant) -
     all
 }
 
+/// One fixed-rate run against a fresh `kind` server (after a closed-loop warm-up): the client's
+/// statistics and the server's report.
+fn fixed_rate(
+    rt: &tokio::runtime::Runtime,
+    kind: &str,
+    opts: &Opts,
+    client: &reqwest::Client,
+    gen: &Arc<AlertGen>,
+) -> (RunStats, Value) {
+    let mut s = Server::start(kind, opts);
+    rt.block_on(closed_loop(client, &s.url, gen, 0, opts.warmup, 8));
+    s.mark();
+    let st = rt.block_on(open_loop(
+        client,
+        &s.url,
+        gen,
+        opts.warmup,
+        opts.rate_alerts,
+        opts.rate,
+    ));
+    (st, s.report())
+}
+
 /// Open loop: request k is due at start + k/rate, whatever happened to the others; latency counts from the
 /// due time, so a stall is not hidden (no coordinated omission).
 async fn open_loop(
@@ -1332,18 +1355,7 @@ fn orchestrate(opts: &Opts) {
         // The same open loop against the bare server: the floor that this client, its timer (tokio's has
         // 1-ms ticks, so a send can start up to 1 ms after its due time) and the shared cores put under
         // any server's figures.
-        let mut s = Server::start("bare", opts);
-        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, 8));
-        s.mark();
-        let mut st = rt.block_on(open_loop(
-            &client,
-            &s.url,
-            &gen,
-            w,
-            opts.rate_alerts,
-            opts.rate,
-        ));
-        s.report();
+        let (mut st, _) = fixed_rate(&rt, "bare", opts, &client, &gen);
         print_client(
             &format!(
                 "bare warp at a fixed {}/s (latency from the due time; the client's floor)",
@@ -1351,20 +1363,7 @@ fn orchestrate(opts: &Opts) {
             ),
             &mut st,
         );
-    }
-    if ["all", "rate"].contains(&opts.mode.as_str()) {
-        let mut s = Server::start("relay", opts);
-        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, 8));
-        s.mark();
-        let mut st = rt.block_on(open_loop(
-            &client,
-            &s.url,
-            &gen,
-            w,
-            opts.rate_alerts,
-            opts.rate,
-        ));
-        let r = s.report();
+        let (mut st, r) = fixed_rate(&rt, "relay", opts, &client, &gen);
         print_client(
             &format!(
                 "relay at a fixed {}/s (latency from the due time)",
