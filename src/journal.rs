@@ -100,7 +100,8 @@ pub struct Journal {
     idem: sled::Tree,
     /// The id of the last record whose claim key pruning has dealt with: every claim of a record up to it
     /// has expired and been removed (or belongs to a newer record). `None` until the first pass, which
-    /// starts at the oldest record. Walking records, not claims, means one pass reads only the records that
+    /// starts at the oldest record (so after a restart, the records kept past the window are read once
+    /// more). Walking records, not claims, means one pass reads only the records that
     /// aged out since the last one (a walk of every claim costs a passing 20 MB of RSS at 100,000 claims).
     keys_pruned_to: Mutex<Option<sled::IVec>>,
     meta: sled::Tree,
@@ -155,15 +156,9 @@ impl Journal {
             .map_err(|e| open_err(e.to_string()))?;
         let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
         // Journals written before 2026-11-28 (fifth round) kept an index of claims by age; nothing reads it
-        // now.
-        if db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() == OLD_AGE_INDEX.as_bytes())
-        {
-            db.drop_tree(OLD_AGE_INDEX)
-                .map_err(|e| open_err(e.to_string()))?;
-        }
+        // now. (`drop_tree` does nothing when there is no such tree.)
+        db.drop_tree(OLD_AGE_INDEX)
+            .map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
         check_format(&meta).map_err(open_err)?;
@@ -472,15 +467,14 @@ impl Journal {
         for item in records {
             let (k, v) = item?;
             // An unreadable record has no claim this walk could find; it is passed over.
-            if let Ok(view) = serde_json::from_slice::<KeyView>(&v) {
+            if let Ok(view) = serde_json::from_slice::<PruneView>(&v) {
                 if view.received_at_ms >= cutoff {
                     break;
                 }
-                if let Some(key) = view.idempotency_key.as_deref() {
-                    let id = String::from_utf8_lossy(&k);
-                    if self.drop_claim_of(&id, &view.source, Some(key), ClaimAge::Expired)? {
-                        removed += 1;
-                    }
+                let id = String::from_utf8_lossy(&k);
+                let key = view.idempotency_key.as_deref();
+                if self.drop_claim_of(&id, &view.source, key, ClaimAge::Expired)? {
+                    removed += 1;
                 }
             }
             *pruned_to = Some(k);
@@ -714,7 +708,8 @@ fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
 }
 
 /// A state as stored on its own, or read out of a whole record.
-/// The fields of a stored record that pruning reads (see `Journal::prune_view`).
+/// The fields of a stored record that pruning reads (see `Journal::prune_view`; key pruning reads them
+/// straight from the record, its status unused).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PruneView {
@@ -723,16 +718,6 @@ struct PruneView {
     #[serde(default)]
     idempotency_key: Option<String>,
     status: Status,
-}
-
-/// The fields of a stored record that key pruning reads (the body is skipped).
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct KeyView {
-    source: String,
-    received_at_ms: u64,
-    #[serde(default)]
-    idempotency_key: Option<String>,
 }
 
 /// The status of a stored state, the rest skipped.
