@@ -245,7 +245,9 @@ impl Relay {
 
     /// Handles `POST /hooks/{source}` end to end.
     pub async fn ingest(self: &Arc<Self>, inb: Inbound) -> Result<Reply, RelayError> {
-        let result = self.ingest_inner(inb).await;
+        let result = self
+            .detached(|me| async move { me.ingest_inner(inb).await })
+            .await;
         if let Err(e) = &result {
             self.metrics.rejected(e.reason());
         }
@@ -415,7 +417,9 @@ impl Relay {
             Admission::New(rec) => rec,
             other => return self.answer_existing(other, &key).await,
         };
-        self.journal.sync().await?;
+        if let Err(e) = self.journal.sync().await {
+            return Err(self.not_acknowledged(&rec, inb.received, None, e.into()));
+        }
         let ack = inb.received.elapsed();
         self.metrics.acknowledged(ack);
 
@@ -578,18 +582,58 @@ impl Relay {
         }
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).
         let key = rec.idempotency_key.clone().unwrap_or_default();
-        rec = match self.journal.admit(rec).await? {
-            Admission::New(rec) => rec,
-            other => return self.api_existing(other, &key).await,
-        };
-        self.journal.sync().await?;
-        self.metrics.acknowledged(received.elapsed());
-        let (tx, rx) = tokio::sync::oneshot::channel();
-        self.submit(&rec, false, received, Some(received.elapsed()), Some(tx));
-        let exec = rx
+        self.detached(|me| async move {
+            rec = match me.journal.admit(rec).await? {
+                Admission::New(rec) => rec,
+                other => return me.api_existing(other, &key).await,
+            };
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            if let Err(e) = me.journal.sync().await {
+                return Err(me.not_acknowledged(&rec, received, Some(tx), e.into()));
+            }
+            me.metrics.acknowledged(received.elapsed());
+            me.submit(&rec, false, received, Some(received.elapsed()), Some(tx));
+            let exec = rx
+                .await
+                .map_err(|_| RelayError::Internal("execution was dropped".into()))?;
+            execution_reply(&exec, vec![])
+        })
+        .await
+    }
+
+    /// Runs `work` in a task of its own and waits for it. A caller that goes away (a webhook sender's
+    /// timeout, a closed socket) drops the waiting future, not the work: an alert recorded in the journal
+    /// always reaches its lane, never stays `accepted` until the next restart.
+    async fn detached<F, Fut>(self: &Arc<Self>, work: F) -> Result<Reply, RelayError>
+    where
+        F: FnOnce(Arc<Self>) -> Fut,
+        Fut: std::future::Future<Output = Result<Reply, RelayError>> + Send + 'static,
+    {
+        tokio::spawn(work(self.clone()))
             .await
-            .map_err(|_| RelayError::Internal("execution was dropped".into()))?;
-        execution_reply(&exec, vec![])
+            .unwrap_or_else(|e| {
+                tracing::error!(error = %e, "alert handling stopped unexpectedly");
+                Err(RelayError::Internal(
+                    "alert handling stopped unexpectedly; it may have been recorded: look it up in /api/alerts before sending it again".into(),
+                ))
+            })
+    }
+
+    /// An admitted record whose flush failed: it is in the journal, so it runs like any other (start-up
+    /// recovery would run it too); the sender hears the failure and, retrying with the same key, gets this
+    /// record back instead of a second execution.
+    fn not_acknowledged(
+        &self,
+        rec: &AlertRecord,
+        received: Instant,
+        reply: Option<tokio::sync::oneshot::Sender<Execution>>,
+        e: RelayError,
+    ) -> RelayError {
+        tracing::error!(alert_id = %rec.id, error = %e, "alert recorded but not flushed; executing it anyway");
+        if rec.status != Status::Skipped {
+            self.submit(rec, reply.is_none(), received, None, reply);
+        }
+        e
     }
 
     async fn api_existing(&self, found: Admission, key: &str) -> Result<Reply, RelayError> {

@@ -397,3 +397,63 @@ async fn bad_input_corpus_gets_clean_4xx_and_stores_or_executes_nothing() {
         .collect();
     assert!(seen.iter().all(|st| st == "rejected"), "{seen:?}");
 }
+
+/// A sender that hangs up right after its request (a webhook sender's timeout, a dropped link) must not
+/// strand an alert the relay may already have recorded: each one it stored still runs to a final status,
+/// without a restart. Each request is written whole on a raw connection, which is then closed at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
+    use tokio::io::AsyncWriteExt;
+    const SENT: usize = 40;
+    let s = TestServer::in_process(
+        &format!(
+            "[paper]\naccounts = [{}]\n[sources.github-style]\nrate_limit = {{ per_second = 100000, burst = 100000 }}\n",
+            paper_accounts()
+        ),
+        None,
+    )
+    .await;
+    let addr = s.base.trim_start_matches("http://").to_string();
+    for n in 0..SENT {
+        let body = signal_for(9, n);
+        let req = format!(
+            "POST /hooks/github-style HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n{body}",
+            gh_signature(&body),
+            body.len()
+        );
+        let mut conn = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        conn.write_all(req.as_bytes()).await.unwrap();
+        drop(conn);
+    }
+    // Give the relay time to finish whatever it took up; then nothing it stored may still wait.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let recs = loop {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let recs = s.alerts("limit=1000").await;
+        let open = recs
+            .iter()
+            .filter(|r| matches!(r["status"].as_str(), Some("accepted" | "executing")))
+            .count();
+        if open == 0 || Instant::now() > deadline {
+            break recs;
+        }
+    };
+    let stranded: Vec<&Value> = recs
+        .iter()
+        .filter(|r| matches!(r["status"].as_str(), Some("accepted" | "executing")))
+        .collect();
+    assert!(
+        stranded.is_empty(),
+        "{} of {} recorded alerts never ran after their sender hung up: {:?}",
+        stranded.len(),
+        recs.len(),
+        stranded.iter().map(|r| &r["id"]).collect::<Vec<_>>()
+    );
+    assert!(
+        !recs.is_empty(),
+        "none of the {SENT} requests was recorded: the test exercised nothing"
+    );
+    for r in &recs {
+        assert_eq!(r["status"], "executed", "{r}");
+    }
+}
