@@ -418,7 +418,7 @@ impl Relay {
             other => return self.answer_existing(other, &key).await,
         };
         if let Err(e) = self.journal.sync().await {
-            return Err(self.not_acknowledged(&rec, inb.received, None, e.into()));
+            return Err(self.not_acknowledged(&rec, true, inb.received, None, e.into()));
         }
         let ack = inb.received.elapsed();
         self.metrics.acknowledged(ack);
@@ -589,7 +589,7 @@ impl Relay {
             };
             let (tx, rx) = tokio::sync::oneshot::channel();
             if let Err(e) = me.journal.sync().await {
-                return Err(me.not_acknowledged(&rec, received, Some(tx), e.into()));
+                return Err(me.not_acknowledged(&rec, false, received, Some(tx), e.into()));
             }
             me.metrics.acknowledged(received.elapsed());
             me.submit(&rec, false, received, Some(received.elapsed()), Some(tx));
@@ -604,10 +604,11 @@ impl Relay {
     /// Runs `work` in a task of its own and waits for it. A caller that goes away (a webhook sender's
     /// timeout, a closed socket) drops the waiting future, not the work: an alert recorded in the journal
     /// always reaches its lane, never stays `accepted` until the next restart.
-    async fn detached<F, Fut>(self: &Arc<Self>, work: F) -> Result<Reply, RelayError>
+    pub(crate) async fn detached<T, F, Fut>(self: &Arc<Self>, work: F) -> Result<T, RelayError>
     where
+        T: Send + 'static,
         F: FnOnce(Arc<Self>) -> Fut,
-        Fut: std::future::Future<Output = Result<Reply, RelayError>> + Send + 'static,
+        Fut: std::future::Future<Output = Result<T, RelayError>> + Send + 'static,
     {
         tokio::spawn(work(self.clone()))
             .await
@@ -622,16 +623,17 @@ impl Relay {
     /// An admitted record whose flush failed: it is in the journal, so it runs like any other (start-up
     /// recovery would run it too); the sender hears the failure and, retrying with the same key, gets this
     /// record back instead of a second execution.
-    fn not_acknowledged(
+    pub(crate) fn not_acknowledged(
         &self,
         rec: &AlertRecord,
+        supersedable: bool,
         received: Instant,
         reply: Option<tokio::sync::oneshot::Sender<Execution>>,
         e: RelayError,
     ) -> RelayError {
         tracing::error!(alert_id = %rec.id, error = %e, "alert recorded but not flushed; executing it anyway");
         if rec.status != Status::Skipped {
-            self.submit(rec, reply.is_none(), received, None, reply);
+            self.submit(rec, supersedable, received, None, reply);
         }
         e
     }

@@ -178,20 +178,26 @@ impl Relay {
             rec.status = Status::Skipped;
             rec.reason = Some(reason.clone());
         }
-        let rec = match self.journal.admit(rec).await? {
-            Admission::New(r) => r,
-            _ => return Err(RelayError::Internal("replay record collided".into())),
-        };
-        self.journal.sync().await?;
-        if rec.status == Status::Skipped {
-            return Ok((rec, plan));
-        }
-        let rx = self.register_waiter(&rec.id);
-        self.submit_replay(&rec, received);
-        let done = match tokio::time::timeout(wait, rx).await {
-            Ok(Ok(done)) => done,
-            _ => self.get_alert(&rec.id)?,
-        };
-        Ok((done, plan))
+        // In a task of its own, like a webhook: a caller that hangs up cannot strand the new record.
+        self.detached(|me| async move {
+            let rec = match me.journal.admit(rec).await? {
+                Admission::New(r) => r,
+                _ => return Err(RelayError::Internal("replay record collided".into())),
+            };
+            if let Err(e) = me.journal.sync().await {
+                return Err(me.not_acknowledged(&rec, false, received, None, e.into()));
+            }
+            if rec.status == Status::Skipped {
+                return Ok((rec, plan));
+            }
+            let rx = me.register_waiter(&rec.id);
+            me.submit_replay(&rec, received);
+            let done = match tokio::time::timeout(wait, rx).await {
+                Ok(Ok(done)) => done,
+                _ => me.get_alert(&rec.id)?,
+            };
+            Ok((done, plan))
+        })
+        .await
     }
 }
