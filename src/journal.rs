@@ -104,9 +104,6 @@ pub struct Journal {
     /// more). Walking records, not claims, means one pass reads only the records that
     /// aged out since the last one (a walk of every claim costs a passing 20 MB of RSS at 100,000 claims).
     keys_pruned_to: Mutex<Option<sled::IVec>>,
-    /// The ids of the records retention removed most recently (at most [`PRUNED_MEMORY`]), to recognise
-    /// one that comes back (see [`Journal::prune_records`]).
-    pruned_recently: Mutex<std::collections::BTreeSet<u128>>,
     meta: sled::Tree,
     ids: Mutex<ulid::Generator>,
     /// Number of records, kept here: sled's `len()` walks the whole tree.
@@ -122,9 +119,6 @@ const CLAIM_SETTLE: Duration = Duration::from_millis(200);
 /// The most records one retention step collects before removing them (then it walks again): bounds the
 /// memory a pass holds after a restart with a long backlog.
 const PRUNE_CHUNK: usize = 10_000;
-
-/// How many of the most recently pruned record ids are remembered (16 bytes each, about 2 MB in all).
-const PRUNED_MEMORY: usize = 100_000;
 
 impl Journal {
     /// Opens with the default page cache.
@@ -181,7 +175,6 @@ impl Journal {
             state,
             idem,
             keys_pruned_to: Mutex::new(None),
-            pruned_recently: Mutex::new(Default::default()),
             meta,
             ids: Mutex::new(ulid::Generator::new()),
             count: AtomicUsize::new(count),
@@ -496,15 +489,12 @@ impl Journal {
     /// Removes finished records older than `max_age`, and the oldest finished ones beyond `max_records`,
     /// with their idempotency claims. Record ids are ULIDs, so age is read from the key.
     ///
-    /// sled 0.34 sometimes undoes a removal: under load, a record removed here was seen back in `alerts`
-    /// a while later (after this pass had checked it was gone), while its state stayed removed, so it read
-    /// as `accepted` although it had run (10-29 records in about one run in three of 1,000,000 saturated
-    /// alerts; BENCHMARKS.md, sixth round). Most likely a node merge at the head of the tree, where
-    /// retention removes many neighbouring keys, absorbing a copy of a node from before the removal.
-    /// Retention therefore remembers the ids it removed most recently, and removes again any of them
-    /// found back without a state (they come back at the head of the tree, where each pass starts). Each
-    /// pass collects what it will remove (at most [`PRUNE_CHUNK`] records), then removes it, never while
-    /// iterating the same tree.
+    /// Each pass first collects what it will remove (at most [`PRUNE_CHUNK`] records), then removes it:
+    /// never while iterating the same tree. Removing while a sled 0.34 iterator walked `alerts` let the
+    /// walk run on into the newest records (the relay's node merges under it), where it removed records
+    /// of the last milliseconds; some of those removals were then undone by concurrent node merges, which
+    /// left records back in `alerts` without their state: alerts shown `accepted` that had been
+    /// superseded (10 in one run of 1,000,000 saturated alerts, about one run in three; BENCHMARKS.md).
     pub fn prune_records(
         &self,
         max_age: Duration,
@@ -514,45 +504,29 @@ impl Journal {
         let mut excess = self.record_count().saturating_sub(max_records);
         let mut removed = 0;
         let mut within_window = 0usize;
-        let mut came_back = 0usize;
-        let mut recent = self
-            .pruned_recently
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
         loop {
-            let newest_pruned = recent.last().copied();
-            // (key, value, what pruning needs of it, whether it is a removed record come back)
-            let mut doomed: Vec<(sled::IVec, sled::IVec, Option<PruneView>, bool)> = Vec::new();
+            let mut doomed: Vec<(sled::IVec, sled::IVec, Option<PruneView>)> = Vec::new();
             let mut wanted = excess;
             for item in self.alerts.iter() {
                 let (k, v) = item?;
-                let ulid = std::str::from_utf8(&k)
+                let ts = std::str::from_utf8(&k)
                     .ok()
-                    .and_then(|s| ulid::Ulid::from_string(s).ok());
-                let ts = ulid.map(|u| u.timestamp_ms()).unwrap_or(0);
-                let done = (ts >= cutoff && wanted == 0) || doomed.len() >= PRUNE_CHUNK;
-                // Only a record no newer than the newest one removed can be one come back.
-                let maybe_back = ulid.is_some_and(|u| newest_pruned.is_some_and(|n| u.0 <= n));
-                if done && !maybe_back {
+                    .and_then(|s| ulid::Ulid::from_string(s).ok())
+                    .map(|u| u.timestamp_ms())
+                    .unwrap_or(0);
+                if (ts >= cutoff && wanted == 0) || doomed.len() >= PRUNE_CHUNK {
                     break;
                 }
                 let id = String::from_utf8_lossy(&k);
-                let (rec, has_state) = self.prune_view(&id, &v);
-                if maybe_back && !has_state && ulid.is_some_and(|u| recent.contains(&u.0)) {
-                    doomed.push((k, v, rec, true));
-                    continue;
-                }
-                if done {
-                    break;
-                }
+                let rec = self.prune_view(&id, &v);
                 if rec.as_ref().is_some_and(|r| !r.status.is_terminal()) {
                     continue;
                 }
                 wanted = wanted.saturating_sub(1);
-                doomed.push((k, v, rec, false));
+                doomed.push((k, v, rec));
             }
             let full_chunk = doomed.len() >= PRUNE_CHUNK;
-            for (k, v, rec, back) in doomed {
+            for (k, v, rec) in doomed {
                 if self
                     .alerts
                     .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
@@ -561,18 +535,6 @@ impl Journal {
                     continue;
                 }
                 self.state.remove(&k)?;
-                let id = String::from_utf8_lossy(&k);
-                if let Ok(u) = ulid::Ulid::from_string(&id) {
-                    recent.insert(u.0);
-                    while recent.len() > PRUNED_MEMORY {
-                        recent.pop_first();
-                    }
-                }
-                if back {
-                    // Counted out of `count` when first removed; its claim went then too.
-                    came_back += 1;
-                    continue;
-                }
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 removed += 1;
                 excess = excess.saturating_sub(1);
@@ -582,6 +544,7 @@ impl Journal {
                     {
                         within_window += 1;
                     }
+                    let id = String::from_utf8_lossy(&k);
                     self.drop_claim_of(
                         &id,
                         &rec.source,
@@ -594,14 +557,7 @@ impl Journal {
                 break;
             }
         }
-        drop(recent);
         self.sweep_orphan_states()?;
-        if came_back > 0 {
-            tracing::warn!(
-                records = came_back,
-                "records removed by retention were back in the database (sled); removed again"
-            );
-        }
         if within_window > 0 {
             tracing::warn!(
                 pruned = within_window,
@@ -613,21 +569,12 @@ impl Journal {
 
     /// What pruning needs of a record, decoded without building the rest (the body is skipped, not
     /// parsed into values); the status is the state's when it has one. `None` when either is unreadable.
-    /// Also tells whether the record has a state entry (`true` when that cannot be read).
-    fn prune_view(&self, id: &str, raw: &[u8]) -> (Option<PruneView>, bool) {
-        let Ok(state) = self.state.get(id.as_bytes()) else {
-            return (None, true);
-        };
-        let has_state = state.is_some();
-        let view = serde_json::from_slice::<PruneView>(raw)
-            .ok()
-            .and_then(|mut view| {
-                if let Some(st) = &state {
-                    view.status = serde_json::from_slice::<StatusView>(st).ok()?.status;
-                }
-                Some(view)
-            });
-        (view, has_state)
+    fn prune_view(&self, id: &str, raw: &[u8]) -> Option<PruneView> {
+        let mut view: PruneView = serde_json::from_slice(raw).ok()?;
+        if let Some(st) = self.state.get(id.as_bytes()).ok()? {
+            view.status = serde_json::from_slice::<StatusView>(&st).ok()?.status;
+        }
+        Some(view)
     }
 
     /// Removes states left without their record: pruning removes the record first (so a crash in between
@@ -1141,41 +1088,6 @@ mod tests {
             .unwrap();
         assert_eq!(j.prune_records(Duration::from_secs(3600), 0).unwrap(), 1);
         assert!(j.alerts.is_empty() && j.state.is_empty());
-    }
-
-    /// sled 0.34 can bring a removed record back (without its state, so it reads as `accepted`); the next
-    /// pass removes it again, without counting it twice. Simulated by writing the removed record back.
-    #[tokio::test]
-    async fn a_pruned_record_that_comes_back_is_removed_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
-        let mut ids = vec![];
-        for i in 0..4 {
-            let r = rec(&j, Some(&format!("k{i}")), "aa");
-            ids.push(r.id.clone());
-            j.admit(r).await.unwrap();
-            j.update(&ids[i], |st| st.status = Status::Superseded)
-                .unwrap()
-                .unwrap();
-        }
-        let raw = j.alerts.get(&ids[0]).unwrap().unwrap();
-        assert_eq!(j.prune_records(Duration::from_secs(3600), 3).unwrap(), 1);
-        assert!(j.get(&ids[0]).unwrap().is_none());
-        // Back, as sled's node merge left it: the record as first stored, no state.
-        j.alerts.insert(ids[0].as_bytes(), raw).unwrap();
-        assert_eq!(j.get(&ids[0]).unwrap().unwrap().status, Status::Accepted);
-        // Within bounds (3 records counted), yet the record that came back goes again.
-        assert_eq!(j.prune_records(Duration::from_secs(3600), 3).unwrap(), 0);
-        assert!(j.get(&ids[0]).unwrap().is_none());
-        assert_eq!(j.record_count(), 3);
-        assert_eq!(j.alerts.len(), 3);
-        // A record that was never removed and has no state (accepted, in flight) is left alone.
-        let fresh = rec(&j, Some("k9"), "aa");
-        let fresh_id = fresh.id.clone();
-        j.admit(fresh).await.unwrap();
-        assert_eq!(j.prune_records(Duration::from_secs(3600), 3).unwrap(), 1);
-        assert!(j.get(&fresh_id).unwrap().is_some());
-        assert!(j.get(&ids[1]).unwrap().is_none());
     }
 
     #[tokio::test]
