@@ -116,10 +116,6 @@ pub struct Journal {
 /// yet): microseconds in practice. Past it, the claim is treated as left over from a crash.
 const CLAIM_SETTLE: Duration = Duration::from_millis(200);
 
-/// The most records one retention step collects before removing them (then it walks again): bounds the
-/// memory a pass holds after a restart with a long backlog.
-const PRUNE_CHUNK: usize = 10_000;
-
 impl Journal {
     /// Opens with the default page cache.
     pub fn open(dir: &Path, idempotency_window: Duration) -> Result<Journal, JournalError> {
@@ -488,13 +484,6 @@ impl Journal {
 
     /// Removes finished records older than `max_age`, and the oldest finished ones beyond `max_records`,
     /// with their idempotency claims. Record ids are ULIDs, so age is read from the key.
-    ///
-    /// Each pass first collects what it will remove (at most [`PRUNE_CHUNK`] records), then removes it:
-    /// never while iterating the same tree. Removing while a sled 0.34 iterator walked `alerts` let the
-    /// walk run on into the newest records (the relay's node merges under it), where it removed records
-    /// of the last milliseconds; some of those removals were then undone by concurrent node merges, which
-    /// left records back in `alerts` without their state: alerts shown `accepted` that had been
-    /// superseded (10 in one run of 1,000,000 saturated alerts, about one run in three; BENCHMARKS.md).
     pub fn prune_records(
         &self,
         max_age: Duration,
@@ -504,36 +493,26 @@ impl Journal {
         let mut excess = self.record_count().saturating_sub(max_records);
         let mut removed = 0;
         let mut within_window = 0usize;
-        loop {
-            let mut doomed: Vec<(sled::IVec, sled::IVec, Option<PruneView>)> = Vec::new();
-            let mut wanted = excess;
-            for item in self.alerts.iter() {
-                let (k, v) = item?;
-                let ts = std::str::from_utf8(&k)
-                    .ok()
-                    .and_then(|s| ulid::Ulid::from_string(s).ok())
-                    .map(|u| u.timestamp_ms())
-                    .unwrap_or(0);
-                if (ts >= cutoff && wanted == 0) || doomed.len() >= PRUNE_CHUNK {
-                    break;
-                }
-                let id = String::from_utf8_lossy(&k);
-                let rec = self.prune_view(&id, &v);
-                if rec.as_ref().is_some_and(|r| !r.status.is_terminal()) {
-                    continue;
-                }
-                wanted = wanted.saturating_sub(1);
-                doomed.push((k, v, rec));
+        for item in self.alerts.iter() {
+            let (k, v) = item?;
+            let ts = std::str::from_utf8(&k)
+                .ok()
+                .and_then(|s| ulid::Ulid::from_string(s).ok())
+                .map(|u| u.timestamp_ms())
+                .unwrap_or(0);
+            if ts >= cutoff && excess == 0 {
+                break;
             }
-            let full_chunk = doomed.len() >= PRUNE_CHUNK;
-            for (k, v, rec) in doomed {
-                if self
-                    .alerts
-                    .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
-                    .is_err()
-                {
-                    continue;
-                }
+            let id = String::from_utf8_lossy(&k).to_string();
+            let rec = self.prune_view(&id, &v);
+            if rec.as_ref().is_some_and(|r| !r.status.is_terminal()) {
+                continue;
+            }
+            if self
+                .alerts
+                .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
+                .is_ok()
+            {
                 self.state.remove(&k)?;
                 self.count.fetch_sub(1, Ordering::Relaxed);
                 removed += 1;
@@ -544,7 +523,6 @@ impl Journal {
                     {
                         within_window += 1;
                     }
-                    let id = String::from_utf8_lossy(&k);
                     self.drop_claim_of(
                         &id,
                         &rec.source,
@@ -552,9 +530,6 @@ impl Journal {
                         ClaimAge::Any,
                     )?;
                 }
-            }
-            if !full_chunk {
-                break;
             }
         }
         self.sweep_orphan_states()?;
@@ -582,20 +557,15 @@ impl Journal {
     /// record are the only place such leftovers can be.
     fn sweep_orphan_states(&self) -> Result<(), JournalError> {
         let oldest = self.alerts.first()?.map(|(k, _)| k);
-        let below = match &oldest {
+        let orphans = match &oldest {
             Some(k) => self.state.range(..k.clone()),
             None => self.state.range::<&[u8], _>(..),
         };
-        // Collected first, removed after (see `prune_records`).
-        let mut orphans = Vec::new();
-        for item in below.take(PRUNE_CHUNK) {
+        for item in orphans {
             let (k, _) = item?;
             if !self.alerts.contains_key(&k)? {
-                orphans.push(k);
+                self.state.remove(&k)?;
             }
-        }
-        for k in orphans {
-            self.state.remove(&k)?;
         }
         Ok(())
     }
