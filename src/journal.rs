@@ -304,19 +304,31 @@ impl Journal {
     }
 
     pub fn get(&self, id: &str) -> Result<Option<AlertRecord>, JournalError> {
-        match self.alerts.get(id.as_bytes())? {
-            Some(raw) => Ok(Some(self.merged(id, &raw)?)),
-            None => Ok(None),
-        }
-    }
-
-    /// The record stored as `raw` under `id`, with its current state.
-    fn merged(&self, id: &str, raw: &[u8]) -> Result<AlertRecord, JournalError> {
-        let mut rec = decode(id, raw)?;
-        if let Some(st) = self.state.get(id.as_bytes())? {
+        // The state first, then the record: retention removes the record, then the state, so a state
+        // read as absent before the record was read as present was never removed (see `merged`).
+        let state = self.state.get(id.as_bytes())?;
+        let Some(raw) = self.alerts.get(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let mut rec = decode(id, &raw)?;
+        if let Some(st) = state {
             rec.set_state(decode_state(id, &st)?);
         }
-        Ok(rec)
+        Ok(Some(rec))
+    }
+
+    /// The record read as `raw` under `id` (by a walk of `alerts`), with its current state; `None` when
+    /// retention removed it meanwhile. Retention removes the record, then its state: a walk that read the
+    /// record just before both went would find no state and show the record as first stored
+    /// (`accepted`), so a missing state is confirmed by the record still being there.
+    fn merged(&self, id: &str, raw: &[u8]) -> Result<Option<AlertRecord>, JournalError> {
+        let mut rec = decode(id, raw)?;
+        match self.state.get(id.as_bytes())? {
+            Some(st) => rec.set_state(decode_state(id, &st)?),
+            None if !self.alerts.contains_key(id.as_bytes())? => return Ok(None),
+            None => {}
+        }
+        Ok(Some(rec))
     }
 
     /// Atomically applies `f` to the state of record `id` (the closure may run more than once under
@@ -414,7 +426,9 @@ impl Journal {
         for item in self.alerts.iter().rev() {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&k).to_string();
-            let rec = self.merged(&id, &v)?;
+            let Some(rec) = self.merged(&id, &v)? else {
+                continue;
+            };
             // Newest first: past `since`, nothing older can match.
             if filter.since_ms.is_some_and(|s| rec.received_at_ms < s) {
                 break;
@@ -434,7 +448,9 @@ impl Journal {
     pub fn for_each(&self, mut f: impl FnMut(AlertRecord)) -> Result<(), JournalError> {
         for item in self.alerts.iter() {
             let (k, v) = item?;
-            f(self.merged(&String::from_utf8_lossy(&k), &v)?);
+            if let Some(rec) = self.merged(&String::from_utf8_lossy(&k), &v)? {
+                f(rec);
+            }
         }
         Ok(())
     }
@@ -1058,6 +1074,77 @@ mod tests {
             .unwrap();
         assert_eq!(j.prune_records(Duration::from_secs(3600), 0).unwrap(), 1);
         assert!(j.alerts.is_empty() && j.state.is_empty());
+    }
+
+    /// A record is read from `alerts`, its state from `alert_state`: a reader walking the journal while
+    /// retention removes both (record, then state) must never see a finished record without its state,
+    /// which would read as first stored: `accepted`.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn readers_never_see_a_record_being_pruned_without_its_state() {
+        const N: usize = 3_000;
+        let dir = tempfile::tempdir().unwrap();
+        let j = Arc::new(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
+        let mut ids = Vec::new();
+        for _ in 0..N {
+            let r = rec(&j, None, "aa");
+            ids.push(r.id.clone());
+            j.admit(r).await.unwrap();
+        }
+        for id in &ids {
+            j.update(id, |st| st.status = Status::Executed)
+                .unwrap()
+                .unwrap();
+        }
+        // One record at a time, oldest first; the readers hammer the record about to go.
+        let pruner = {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                for keep in (1000..N).rev() {
+                    j.prune_records(Duration::from_secs(3600), keep).unwrap();
+                }
+            })
+        };
+        let walker = {
+            let j = j.clone();
+            std::thread::spawn(move || {
+                let (mut reads, mut open) = (0usize, Vec::new());
+                while j.record_count() > 1000 {
+                    for item in j.alerts.iter().take(3) {
+                        let (k, v) = item.unwrap();
+                        let Some(r) = j.merged(&String::from_utf8_lossy(&k), &v).unwrap() else {
+                            continue;
+                        };
+                        reads += 1;
+                        if r.status != Status::Executed {
+                            open.push(r.id);
+                        }
+                    }
+                }
+                (reads, open)
+            })
+        };
+        let mut reads = 0usize;
+        let mut seen_open = Vec::new();
+        for id in &ids[..N - 1000] {
+            while let Some(r) = j.get(id).unwrap() {
+                reads += 1;
+                if r.status != Status::Executed {
+                    seen_open.push(r.id.clone());
+                }
+            }
+        }
+        pruner.join().unwrap();
+        let (walked, walked_open) = walker.join().unwrap();
+        assert!(reads > 0 && walked > 0);
+        seen_open.extend(walked_open);
+        assert!(
+            seen_open.is_empty(),
+            "{} of {} reads saw a finished record as not finished (first {:?})",
+            seen_open.len(),
+            reads + walked,
+            seen_open.first()
+        );
+        assert_eq!(j.record_count(), 1000);
     }
 
     #[tokio::test]
