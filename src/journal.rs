@@ -307,26 +307,22 @@ impl Journal {
         // The state first, then the record: retention removes the record, then the state, so a state
         // read as absent before the record was read as present was never removed (see `merged`).
         let state = self.state.get(id.as_bytes())?;
-        let Some(raw) = self.alerts.get(id.as_bytes())? else {
-            return Ok(None);
-        };
-        let mut rec = decode(id, &raw)?;
-        if let Some(st) = state {
-            rec.set_state(decode_state(id, &st)?);
+        match self.alerts.get(id.as_bytes())? {
+            Some(raw) => Ok(Some(with_state(id, &raw, state)?)),
+            None => Ok(None),
         }
-        Ok(Some(rec))
     }
 
     /// The record read as `raw` under `id` (by a walk of `alerts`), with its current state; `None` when
     /// retention removed it meanwhile. Retention removes the record, then its state: a walk that read the
-    /// record just before both went would find no state and show the record as first stored
-    /// (`accepted`), so a missing state is confirmed by the record still being there.
+    /// record just before both went would find no state and show the record as first stored, so for a
+    /// record stored unfinished (`accepted`) a missing state is confirmed by the record still being there.
     fn merged(&self, id: &str, raw: &[u8]) -> Result<Option<AlertRecord>, JournalError> {
-        let mut rec = decode(id, raw)?;
-        match self.state.get(id.as_bytes())? {
-            Some(st) => rec.set_state(decode_state(id, &st)?),
-            None if !self.alerts.contains_key(id.as_bytes())? => return Ok(None),
-            None => {}
+        let state = self.state.get(id.as_bytes())?;
+        let no_state = state.is_none();
+        let rec = with_state(id, raw, state)?;
+        if no_state && !rec.is_final() && !self.alerts.contains_key(id.as_bytes())? {
+            return Ok(None);
         }
         Ok(Some(rec))
     }
@@ -744,6 +740,19 @@ struct StatusView {
 
 fn decode_state(id: &str, raw: &[u8]) -> Result<RecordState, JournalError> {
     serde_json::from_slice(raw).map_err(|e| JournalError::Corrupt(id.to_string(), e.to_string()))
+}
+
+/// The record stored as `raw` under `id`, with `state` (from `alert_state`) over the one stored with it.
+fn with_state(
+    id: &str,
+    raw: &[u8],
+    state: Option<sled::IVec>,
+) -> Result<AlertRecord, JournalError> {
+    let mut rec = decode(id, raw)?;
+    if let Some(st) = state {
+        rec.set_state(decode_state(id, &st)?);
+    }
+    Ok(rec)
 }
 
 fn decode(id: &str, raw: &[u8]) -> Result<AlertRecord, JournalError> {

@@ -245,13 +245,14 @@ impl Relay {
 
     /// Handles `POST /hooks/{source}` end to end.
     pub async fn ingest(self: &Arc<Self>, inb: Inbound) -> Result<Reply, RelayError> {
-        let result = self
-            .detached(|me| async move { me.ingest_inner(inb).await })
-            .await;
-        if let Err(e) = &result {
-            self.metrics.rejected(e.reason());
-        }
-        result
+        self.detached(|me| async move {
+            let result = me.ingest_inner(inb).await;
+            if let Err(e) = &result {
+                me.metrics.rejected(e.reason());
+            }
+            result
+        })
+        .await
     }
 
     async fn ingest_inner(self: &Arc<Self>, inb: Inbound) -> Result<Reply, RelayError> {
@@ -418,7 +419,7 @@ impl Relay {
             other => return self.answer_existing(other, &key).await,
         };
         if let Err(e) = self.journal.sync().await {
-            return Err(self.not_acknowledged(&rec, true, inb.received, None, e.into()));
+            return Err(self.not_acknowledged(&rec, true, inb.received, e.into()));
         }
         let ack = inb.received.elapsed();
         self.metrics.acknowledged(ack);
@@ -583,15 +584,15 @@ impl Relay {
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).
         let key = rec.idempotency_key.clone().unwrap_or_default();
         self.detached(|me| async move {
-            rec = match me.journal.admit(rec).await? {
+            let rec = match me.journal.admit(rec).await? {
                 Admission::New(rec) => rec,
                 other => return me.api_existing(other, &key).await,
             };
-            let (tx, rx) = tokio::sync::oneshot::channel();
             if let Err(e) = me.journal.sync().await {
-                return Err(me.not_acknowledged(&rec, false, received, Some(tx), e.into()));
+                return Err(me.not_acknowledged(&rec, false, received, e.into()));
             }
             me.metrics.acknowledged(received.elapsed());
+            let (tx, rx) = tokio::sync::oneshot::channel();
             me.submit(&rec, false, received, Some(received.elapsed()), Some(tx));
             let exec = rx
                 .await
@@ -628,12 +629,11 @@ impl Relay {
         rec: &AlertRecord,
         supersedable: bool,
         received: Instant,
-        reply: Option<tokio::sync::oneshot::Sender<Execution>>,
         e: RelayError,
     ) -> RelayError {
         tracing::error!(alert_id = %rec.id, error = %e, "alert recorded but not flushed; executing it anyway");
         if rec.status != Status::Skipped {
-            self.submit(rec, supersedable, received, None, reply);
+            self.submit(rec, supersedable, received, None, None);
         }
         e
     }
@@ -888,7 +888,7 @@ impl Relay {
             // Four times a second the record count is checked against `max_records` (an atomic read), so a
             // burst is pruned back at once instead of at the next full pass. At 15,000 alerts/s a 1-s check
             // let the journal reach 109,000-114,000 records and a peak RSS of 98-104 MB over 1,000,000
-            // alerts; at 250 ms, 101,000-103,000 records and 91-94 MB (BENCHMARKS.md, sixth round).
+            // alerts; at 250 ms, 100,800-103,500 records and 83-100 MB (BENCHMARKS.md, sixth round).
             let mut tick = tokio::time::interval(every.min(Duration::from_millis(250)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;

@@ -185,7 +185,7 @@ impl Relay {
                 _ => return Err(RelayError::Internal("replay record collided".into())),
             };
             if let Err(e) = me.journal.sync().await {
-                return Err(me.not_acknowledged(&rec, false, received, None, e.into()));
+                return Err(me.not_acknowledged(&rec, false, received, e.into()));
             }
             if rec.status == Status::Skipped {
                 return Ok((rec, plan));

@@ -398,9 +398,16 @@ async fn bad_input_corpus_gets_clean_4xx_and_stores_or_executes_nothing() {
     assert!(seen.iter().all(|st| st == "rejected"), "{seen:?}");
 }
 
-/// Writes `request` whole on a new connection and closes it at once, without reading an answer.
-async fn send_and_hang_up(addr: &str, request: String) {
+/// POSTs `body` to `path` on a new connection with `headers`, and closes it at once, without reading an
+/// answer.
+async fn post_and_hang_up(addr: &str, path: &str, headers: &[(&str, &str)], body: &str) {
     use tokio::io::AsyncWriteExt;
+    let mut request =
+        format!("POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\n");
+    for (k, v) in headers {
+        request.push_str(&format!("{k}: {v}\r\n"));
+    }
+    request.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
     conn.write_all(request.as_bytes()).await.unwrap();
     drop(conn);
@@ -408,8 +415,8 @@ async fn send_and_hang_up(addr: &str, request: String) {
 
 /// A sender that hangs up right after its request (a webhook sender's timeout, a dropped link) must not
 /// strand an alert the relay may already have recorded: each one it stored still runs to a final status,
-/// without a restart. Both paths that record alerts: the signed webhook and the CrossTrade-style
-/// CancelAndBracket call (which answers only once executed, so its callers time out the most).
+/// without a restart. Every path that records alerts: the signed webhook, the CrossTrade-style
+/// CancelAndBracket call (which answers only once executed, so its callers time out the most) and replays.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
     const SENT: usize = 40;
@@ -422,26 +429,24 @@ async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
     )
     .await;
     let addr = s.base.trim_start_matches("http://").to_string();
+    let token = format!("Bearer {API_TOKEN}");
+    let bearer = [("Authorization", token.as_str())];
     for n in 0..SENT {
         let body = signal_for(9, n);
-        let hook = format!(
-            "POST /hooks/github-style HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nX-Hub-Signature-256: {}\r\nContent-Length: {}\r\n\r\n{body}",
-            gh_signature(&body),
-            body.len()
-        );
-        send_and_hang_up(&addr, hook).await;
+        let signature = gh_signature(&body);
+        let signed = [("X-Hub-Signature-256", signature.as_str())];
+        post_and_hang_up(&addr, "/hooks/github-style", &signed, &body).await;
         let (instrument, last) = [("ES 12-26", 6000.0), ("NQ 12-26", 21000.0)][n % 2];
         let body = json!({
             "instrument": instrument, "action": "Buy", "quantity": 1,
             "takeProfit": last * 1.01, "stopLoss": last * 0.99,
         })
         .to_string();
-        let api = format!(
-            "POST /v1/api/accounts/P{}/orders/cancel_and_bracket HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {API_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            n % ACCOUNTS + 1,
-            body.len()
+        let path = format!(
+            "/v1/api/accounts/P{}/orders/cancel_and_bracket",
+            n % ACCOUNTS + 1
         );
-        send_and_hang_up(&addr, api).await;
+        post_and_hang_up(&addr, &path, &bearer, &body).await;
     }
     let recs = settle_with_none_open(&s).await;
     for source in ["github-style", "api"] {
@@ -458,12 +463,9 @@ async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
         .unwrap()
         .to_string();
     let body = json!({"to": "paper"}).to_string();
+    let path = format!("/api/alerts/{original}/replay");
     for _ in 0..SENT {
-        let replay = format!(
-            "POST /api/alerts/{original}/replay HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {API_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-            body.len()
-        );
-        send_and_hang_up(&addr, replay).await;
+        post_and_hang_up(&addr, &path, &bearer, &body).await;
     }
     let recs = settle_with_none_open(&s).await;
     let replays = recs
