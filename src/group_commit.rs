@@ -17,14 +17,22 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// Time added between flush starts per waiter the previous flush served, up to [`MAX_SPACING`].
-const SPACING_PER_WAITER: Duration = Duration::from_micros(250);
-const MAX_SPACING: Duration = Duration::from_millis(4);
+const SPACING_PER_WAITER: Duration = Duration::from_micros(50);
+const MAX_SPACING: Duration = Duration::from_millis(2);
 
 /// How long after the previous flush started the next one may start. A flush that served few writers
-/// means light load: the next one starts at once (a lone writer pays one flush, no added wait). A flush
-/// that served many means the disk is the queue: spacing flushes lets each one carry more writers, which
-/// costs far less CPU (every flush wakes sled's IO threads) for the same durability; at 16+ writers per
-/// flush the spacing is 4 ms.
+/// means light load: the next one starts almost at once. A flush that served many means the disk is the
+/// queue: spacing flushes lets each one carry more writers, which costs less CPU (every flush wakes sled's
+/// IO threads) for the same durability.
+///
+/// The spacing is also a ceiling on throughput, because writers wait for it: `n` writers each waiting
+/// for their flush are served at most `n` per spacing. Up to [`MAX_SPACING`], a flush that served `b`
+/// writers spaces the next by `b × SPACING_PER_WAITER`, so any number of concurrent writers can get up to
+/// `1 / SPACING_PER_WAITER` = 20,000 acknowledgements/s before the spacing holds them back, and at
+/// [`MAX_SPACING`] `c` writers can get `c / MAX_SPACING` (32,000/s for 64). Until 2026-11-29 it was
+/// 250 µs per writer up to 4 ms: 4,000/s for any concurrency below 16 and 16,000/s for 64, which is
+/// what the benchmark kept measuring (3,826/s at 8 in flight, 15,100-15,600/s at 64) while a third
+/// of the CPU stood idle (BENCHMARKS.md, seventh round).
 fn spacing(previous_batch: usize) -> Duration {
     (SPACING_PER_WAITER * previous_batch.min(1_000) as u32).min(MAX_SPACING)
 }
@@ -159,11 +167,26 @@ mod tests {
         assert_eq!(spacing(0), Duration::ZERO);
         assert_eq!(spacing(1), SPACING_PER_WAITER);
         assert!(
-            spacing(4) < Duration::from_millis(2),
+            spacing(4) <= Duration::from_micros(200),
             "light load adds little"
         );
         assert_eq!(spacing(64), MAX_SPACING);
         assert_eq!(spacing(usize::MAX / 2), MAX_SPACING, "no overflow");
+    }
+
+    /// The spacing never holds writers below 20,000 acknowledgements/s, whatever their number: `b`
+    /// writers served by one flush wait at most `spacing(b)` for the next, so `b / spacing(b)` is the
+    /// most they can get. (The old 250 µs per writer capped any concurrency below 16 at 4,000/s.)
+    #[test]
+    fn the_spacing_caps_no_concurrency_below_20000_per_second() {
+        for writers in 1..=4096usize {
+            let gap = spacing(writers).as_secs_f64();
+            let ceiling = writers as f64 / gap;
+            assert!(
+                ceiling >= 20_000.0,
+                "{writers} concurrent writers capped at {ceiling:.0}/s by a spacing of {gap:?}s"
+            );
+        }
     }
 
     /// Every concurrent waiter is answered, and dropping the `GroupCommit` joins its thread, so the
