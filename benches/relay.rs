@@ -15,6 +15,10 @@
 //!   --rate R            alerts/s in the fixed-rate run (default 1000)
 //!   --rate-alerts M     alerts in the fixed-rate run (default 10000, i.e. 10 s at 1000/s)
 //!   --warmup W          alerts sent (and awaited) before each measured run (default 500)
+//!   --rounds R          saturation rounds, each a bare run then a relay run on fresh servers (default 3 for
+//!                       all and saturate, 1 for relay or bare alone); each round prints its ratio, and the
+//!                       figures that count are the medians over the rounds (the machine is noisy: a single
+//!                       bare run of 20,000 alerts lasts a quarter of a second)
 //!   --auth token|hmac   token in the JSON body (TradingView style, default) or X-Hub-Signature-256 HMAC
 //!   --log               install an info-level tracing subscriber in the server (writes to /dev/null)
 //!   --duration S        soak mode: seconds of fixed-rate load (default 600)
@@ -73,6 +77,8 @@ struct Opts {
     log: bool,
     duration: u64,
     sample: u64,
+    /// Saturation rounds (bare, then relay, each round); `None`: 3 for `all` and `saturate`, else 1.
+    rounds: Option<usize>,
     /// Extra TOML merged over the relay's bench config (`--config 'journal.cache_mb = 8'`).
     extra: String,
     serve: Option<String>,
@@ -106,6 +112,7 @@ fn parse_opts() -> Opts {
         log: env("LOG").is_some_and(|v| v == "1"),
         duration: env("DURATION").and_then(|v| v.parse().ok()).unwrap_or(600),
         sample: env("SAMPLE").and_then(|v| v.parse().ok()).unwrap_or(10),
+        rounds: env("ROUNDS").and_then(|v| v.parse().ok()),
         extra: env("CONFIG").unwrap_or_default(),
         serve: None,
         dir: None,
@@ -147,6 +154,7 @@ fn parse_opts() -> Opts {
             "--log" => o.log = true,
             "--duration" => o.duration = num(val()) as u64,
             "--sample" => o.sample = (num(val()) as u64).max(1),
+            "--rounds" => o.rounds = Some(num(val()).max(1)),
             "--config" => o.extra = val(),
             "--serve" => o.serve = Some(val()),
             "--dir" => o.dir = Some(PathBuf::from(val())),
@@ -1131,6 +1139,18 @@ fn ms(us: u64) -> String {
     format!("{:.2} ms", us as f64 / 1000.0)
 }
 
+/// The median of `v` (the mean of the middle two for an even count); `None` when empty.
+fn median(v: &[f64]) -> Option<f64> {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let m = s.len() / 2;
+    match s.len() {
+        0 => None,
+        n if n % 2 == 1 => Some(s[m]),
+        _ => Some((s[m - 1] + s[m]) / 2.0),
+    }
+}
+
 fn print_client(label: &str, st: &mut RunStats) -> f64 {
     st.lat_us.sort_unstable();
     let secs = st.elapsed.as_secs_f64();
@@ -1309,8 +1329,6 @@ fn orchestrate(opts: &Opts) {
     });
     let (n, c) = (opts.alerts, opts.concurrency);
     let w = opts.warmup;
-    let mut bare_tput = None;
-    let mut relay_tput = None;
     let mut relay_hwm = None;
     let mut rate_result: Option<(u64, u64, u64, u64, u64)> = None;
 
@@ -1323,33 +1341,71 @@ fn orchestrate(opts: &Opts) {
         return;
     }
 
-    if ["all", "saturate", "bare"].contains(&opts.mode.as_str()) {
-        let mut s = Server::start("bare", opts);
-        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
-        s.mark();
-        let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
-        let r = s.report();
-        bare_tput = Some(print_client(&format!("bare warp  (C={c})"), &mut st));
-        print_rss(&r, n);
-    }
-    if ["all", "saturate", "relay"].contains(&opts.mode.as_str()) {
-        let mut s = Server::start("relay", opts);
-        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
-        s.mark();
-        let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
-        let r = s.report();
-        relay_tput = Some(print_client(&format!("relay      (C={c})"), &mut st));
-        print_server(&r, n);
-        relay_hwm = r["hwmKb"].as_u64();
-        if st.error_count() > 0 {
-            println!(
-                "    WARNING: {} requests were not answered 202",
-                st.error_count()
-            );
+    let (run_bare, run_relay) = (
+        ["all", "saturate", "bare"].contains(&opts.mode.as_str()),
+        ["all", "saturate", "relay"].contains(&opts.mode.as_str()),
+    );
+    let rounds = opts
+        .rounds
+        .unwrap_or(if run_bare && run_relay { 3 } else { 1 });
+    let (mut bare_runs, mut relay_runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
+    for round in 1..=rounds {
+        if rounds > 1 {
+            println!("round {round} of {rounds}:");
+        }
+        if run_bare {
+            let mut s = Server::start("bare", opts);
+            rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
+            s.mark();
+            let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+            let r = s.report();
+            bare_runs.push(print_client(&format!("bare warp  (C={c})"), &mut st));
+            print_rss(&r, n);
+        }
+        if run_relay {
+            let mut s = Server::start("relay", opts);
+            rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
+            s.mark();
+            let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+            let r = s.report();
+            relay_runs.push(print_client(&format!("relay      (C={c})"), &mut st));
+            print_server(&r, n);
+            relay_hwm = relay_hwm.max(r["hwmKb"].as_u64());
+            if st.error_count() > 0 {
+                println!(
+                    "    WARNING: {} requests were not answered 202",
+                    st.error_count()
+                );
+            }
+        }
+        if let (Some(b), Some(r)) = (bare_runs.last(), relay_runs.last()) {
+            ratios.push(r / b);
+            println!("relay / bare warp throughput: {:.3}", r / b);
         }
     }
-    if let (Some(b), Some(r)) = (bare_tput, relay_tput) {
-        println!("relay / bare warp throughput: {:.3}", r / b);
+    let bare_tput = median(&bare_runs);
+    let relay_tput = median(&relay_runs);
+    let ratio = median(&ratios);
+    if rounds > 1 {
+        let list = |v: &[f64], digits: usize| {
+            v.iter()
+                .map(|x| format!("{x:.digits$}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("over {rounds} rounds (median of each):");
+        if let Some(b) = bare_tput {
+            println!("    bare warp: {b:.0}/s  [{}]", list(&bare_runs, 0));
+        }
+        if let Some(r) = relay_tput {
+            println!("    relay:     {r:.0}/s  [{}]", list(&relay_runs, 0));
+        }
+        if let Some(q) = ratio {
+            println!(
+                "    relay / bare warp throughput: {q:.3}  [{}]",
+                list(&ratios, 3)
+            );
+        }
     }
     if ["all", "rate"].contains(&opts.mode.as_str()) {
         // The same open loop against the bare server: the floor that this client, its timer (tokio's has
@@ -1389,11 +1445,16 @@ fn orchestrate(opts: &Opts) {
             verdict(rt >= 10_000.0 && c == 64)
         );
     }
-    if let (Some(b), Some(r)) = (bare_tput, relay_tput) {
+    if let Some(q) = ratio {
         println!(
-            "  >= 0.30 of bare warp: {:.3} -> {}",
-            r / b,
-            verdict(r / b >= 0.30)
+            "  >= 0.30 of bare warp: {:.3}{} -> {}",
+            q,
+            if rounds > 1 {
+                format!(" (median of {rounds} rounds)")
+            } else {
+                String::new()
+            },
+            verdict(q >= 0.30)
         );
     }
     if let Some((a50, a99, e50, e99, errs)) = rate_result {
