@@ -1353,21 +1353,21 @@ fn orchestrate(opts: &Opts) {
         if rounds > 1 {
             println!("round {round} of {rounds}:");
         }
-        if run_bare {
-            let mut s = Server::start("bare", opts);
+        // One saturated run against a fresh server of `kind`: warm-up, then `n` alerts at `c`.
+        let saturated = |kind: &str| {
+            let mut s = Server::start(kind, opts);
             rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
             s.mark();
-            let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
-            let r = s.report();
+            let st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+            (st, s.report())
+        };
+        if run_bare {
+            let (mut st, r) = saturated("bare");
             bare_runs.push(print_client(&format!("bare warp  (C={c})"), &mut st));
             print_rss(&r, n);
         }
         if run_relay {
-            let mut s = Server::start("relay", opts);
-            rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
-            s.mark();
-            let mut st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
-            let r = s.report();
+            let (mut st, r) = saturated("relay");
             relay_runs.push(print_client(&format!("relay      (C={c})"), &mut st));
             print_server(&r, n);
             relay_hwm = relay_hwm.max(r["hwmKb"].as_u64());
