@@ -176,6 +176,8 @@ fn serve(
                 data_dir.join(crate::inspect::SERVER_FILE).display()
             )
         })?;
+        // Before anyone can know the address: a SIGTERM from here on is a graceful stop.
+        let stop_signal = shutdown_signal();
         writeln!(out, "listening on http://{bound}")?;
         out.flush()?;
         drop(out);
@@ -184,7 +186,7 @@ fn serve(
         let server = tokio::spawn(crate::web::serve(relay.clone(), listener, async move {
             let _ = stop_rx.await;
         }));
-        shutdown_signal().await;
+        stop_signal.await;
         tracing::info!("shutdown requested: no new connections; finishing in-flight work");
         let _ = stop_tx.send(());
         // Open WebSocket sessions would hold a graceful stop forever: bound it.
@@ -201,25 +203,39 @@ fn serve(
     })
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on either. Installing
+/// them before the server starts matters: a handler installed only when the future is first polled left a
+/// window after start-up in which SIGTERM still killed the process outright (seen once in CI, under load,
+/// as a SIGTERM right after the first request ending in a non-zero exit).
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
+    let (interrupt, term) = {
+        use tokio::signal::unix::{signal, SignalKind};
+        (
+            signal(SignalKind::interrupt()).ok(),
+            signal(SignalKind::terminate()).ok(),
+        )
     };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
+    async move {
+        #[cfg(unix)]
+        {
+            async fn next(s: Option<tokio::signal::unix::Signal>) {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(interrupt) => {},
+                _ = next(term) => {},
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

@@ -431,31 +431,43 @@ async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
     let addr = s.base.trim_start_matches("http://").to_string();
     let token = format!("Bearer {API_TOKEN}");
     let bearer = [("Authorization", token.as_str())];
-    for n in 0..SENT {
-        let body = signal_for(9, n);
-        let signature = gh_signature(&body);
-        let signed = [("X-Hub-Signature-256", signature.as_str())];
-        post_and_hang_up(&addr, "/hooks/github-style", &signed, &body).await;
-        let (instrument, last) = [("ES 12-26", 6000.0), ("NQ 12-26", 21000.0)][n % 2];
-        let body = json!({
-            "instrument": instrument, "action": "Buy", "quantity": 1,
-            "takeProfit": last * 1.01, "stopLoss": last * 0.99,
-        })
-        .to_string();
-        let path = format!(
-            "/v1/api/accounts/P{}/orders/cancel_and_bracket",
-            n % ACCOUNTS + 1
-        );
-        post_and_hang_up(&addr, &path, &bearer, &body).await;
+    // Each hang-up races the server: under load a whole round of them can close before the server has
+    // read a single request, which would leave a path unexercised. Rounds (new alerts each time) are sent
+    // until every path has recorded something, at most ROUNDS of them.
+    const ROUNDS: usize = 5;
+    let recorded =
+        |recs: &[Value], source: &str| recs.iter().filter(|r| r["source"] == source).count();
+    let mut recs = Vec::new();
+    for round in 0..ROUNDS {
+        for n in 0..SENT {
+            let body = signal_for(100 + round, n);
+            let signature = gh_signature(&body);
+            let signed = [("X-Hub-Signature-256", signature.as_str())];
+            post_and_hang_up(&addr, "/hooks/github-style", &signed, &body).await;
+            let (instrument, last) = [("ES 12-26", 6000.0), ("NQ 12-26", 21000.0)][n % 2];
+            let body = json!({
+                "instrument": instrument, "action": "Buy", "quantity": 1,
+                "takeProfit": last * 1.01, "stopLoss": last * 0.99,
+            })
+            .to_string();
+            let path = format!(
+                "/v1/api/accounts/P{}/orders/cancel_and_bracket",
+                n % ACCOUNTS + 1
+            );
+            post_and_hang_up(&addr, &path, &bearer, &body).await;
+        }
+        recs = settle_with_none_open(&s).await;
+        if recorded(&recs, "github-style") > 0 && recorded(&recs, "api") > 0 {
+            break;
+        }
     }
-    let recs = settle_with_none_open(&s).await;
     for source in ["github-style", "api"] {
-        let n = recs.iter().filter(|r| r["source"] == source).count();
+        let n = recorded(&recs, source);
         assert!(
             n > 0,
-            "no {source} request of the {SENT} sent was recorded: that path was not exercised"
+            "no {source} request of the {ROUNDS} × {SENT} sent was recorded: that path was not exercised"
         );
-        eprintln!("{source}: {n} of {SENT} recorded before the hang-up was seen, none left open");
+        eprintln!("{source}: {n} recorded before the hang-up was seen, none left open");
     }
     // Replays (`POST /api/alerts/{id}/replay`) record a new alert the same way.
     let original = recs.iter().find(|r| r["source"] == "github-style").unwrap()["id"]
@@ -464,19 +476,27 @@ async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
         .to_string();
     let body = json!({"to": "paper"}).to_string();
     let path = format!("/api/alerts/{original}/replay");
-    for _ in 0..SENT {
-        post_and_hang_up(&addr, &path, &bearer, &body).await;
+    let replays_of = |recs: &[Value]| {
+        recs.iter()
+            .filter(|r| r["replayOf"] == original.as_str())
+            .count()
+    };
+    let mut replays = 0;
+    for _ in 0..ROUNDS {
+        for _ in 0..SENT {
+            post_and_hang_up(&addr, &path, &bearer, &body).await;
+        }
+        recs = settle_with_none_open(&s).await;
+        replays = replays_of(&recs);
+        if replays > 0 {
+            break;
+        }
     }
-    let recs = settle_with_none_open(&s).await;
-    let replays = recs
-        .iter()
-        .filter(|r| r["replayOf"] == original.as_str())
-        .count();
     assert!(
         replays > 0,
-        "no replay of the {SENT} sent was recorded: that path was not exercised"
+        "no replay of the {ROUNDS} × {SENT} sent was recorded: that path was not exercised"
     );
-    eprintln!("replay: {replays} of {SENT} recorded before the hang-up was seen, none left open");
+    eprintln!("replay: {replays} recorded before the hang-up was seen, none left open");
     // A webhook alert may be superseded by a newer request that started in its lane (each lane here gets
     // a webhook alert and a CancelAndBracket call); nothing else may end otherwise than executed.
     for r in &recs {
