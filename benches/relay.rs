@@ -1348,19 +1348,19 @@ fn orchestrate(opts: &Opts) {
     let rounds = opts
         .rounds
         .unwrap_or(if run_bare && run_relay { 3 } else { 1 });
+    // One saturated run against a fresh server of `kind`: warm-up, then `n` alerts at `c`.
+    let saturated = |kind: &str| {
+        let mut s = Server::start(kind, opts);
+        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
+        s.mark();
+        let st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+        (st, s.report())
+    };
     let (mut bare_runs, mut relay_runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
     for round in 1..=rounds {
         if rounds > 1 {
             println!("round {round} of {rounds}:");
         }
-        // One saturated run against a fresh server of `kind`: warm-up, then `n` alerts at `c`.
-        let saturated = |kind: &str| {
-            let mut s = Server::start(kind, opts);
-            rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
-            s.mark();
-            let st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
-            (st, s.report())
-        };
         if run_bare {
             let (mut st, r) = saturated("bare");
             bare_runs.push(print_client(&format!("bare warp  (C={c})"), &mut st));

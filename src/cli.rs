@@ -203,10 +203,8 @@ fn serve(
     })
 }
 
-/// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on either. Installing
-/// them before the server starts matters: a handler installed only when the future is first polled left a
-/// window after start-up in which SIGTERM still killed the process outright (seen once in CI, under load,
-/// as a SIGTERM right after the first request ending in a non-zero exit).
+/// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on either. Call it
+/// before the server can be reached: until a handler is installed, SIGTERM kills the process outright.
 pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let (interrupt, term) = {

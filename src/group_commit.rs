@@ -29,10 +29,8 @@ const MAX_SPACING: Duration = Duration::from_millis(2);
 /// for their flush are served at most `n` per spacing. Up to [`MAX_SPACING`], a flush that served `b`
 /// writers spaces the next by `b × SPACING_PER_WAITER`, so any number of concurrent writers can get up to
 /// `1 / SPACING_PER_WAITER` = 20,000 acknowledgements/s before the spacing holds them back, and at
-/// [`MAX_SPACING`] `c` writers can get `c / MAX_SPACING` (32,000/s for 64). Until 2026-11-29 it was
-/// 250 µs per writer up to 4 ms: 4,000/s for any concurrency below 16 and 16,000/s for 64, which is
-/// what the benchmark kept measuring (3,826/s at 8 in flight, 14,600-15,600/s at 64) while a third
-/// of the CPU stood idle (BENCHMARKS.md, seventh round).
+/// [`MAX_SPACING`] `c` writers can get `c / MAX_SPACING` (32,000/s for 64). Larger values cap the relay
+/// with CPU to spare (BENCHMARKS.md, seventh round: 250 µs up to 4 ms held 64 writers to 16,000/s).
 fn spacing(previous_batch: usize) -> Duration {
     (SPACING_PER_WAITER * previous_batch.min(1_000) as u32).min(MAX_SPACING)
 }

@@ -886,10 +886,8 @@ impl Relay {
         let every = self.prune_interval;
         tokio::spawn(async move {
             // Four times a second the record count is checked against `max_records` (an atomic read), so a
-            // burst is pruned back at once instead of at the next full pass. At 15,000 alerts/s a 1-s check
-            // let the journal reach 109,000-114,000 records and a peak RSS of 98-104 MB over 1,000,000
-            // alerts; at 250 ms, 100,800-103,500 records and 83-100 MB (BENCHMARKS.md, sixth round), and
-            // 101,200-104,900 records, 94-95 MB at 19,500-20,200 alerts/s (seventh round).
+            // burst is pruned back at once instead of at the next full pass: under saturation a 1-s check
+            // let the journal overshoot by 9-13 % and RSS pass 100 MB (BENCHMARKS.md, sixth round).
             let mut tick = tokio::time::interval(every.min(Duration::from_millis(250)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
