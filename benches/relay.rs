@@ -15,7 +15,7 @@
 //!   --rate R            alerts/s in the fixed-rate run (default 1000)
 //!   --rate-alerts M     alerts in the fixed-rate run (default 10000, i.e. 10 s at 1000/s)
 //!   --warmup W          alerts sent (and awaited) before each measured run (default 500)
-//!   --rounds R          saturation rounds, each a bare run then a relay run on fresh servers (default 3 for
+//!   --rounds R          saturation rounds, each a bare run then a relay run on fresh servers (default 5 for
 //!                       all and saturate, 1 for relay or bare alone); each round prints its ratio, and the
 //!                       figures that count are the medians over the rounds (the machine is noisy: a single
 //!                       bare run of 20,000 alerts lasts a quarter of a second)
@@ -77,7 +77,7 @@ struct Opts {
     log: bool,
     duration: u64,
     sample: u64,
-    /// Saturation rounds (bare, then relay, each round); `None`: 3 for `all` and `saturate`, else 1.
+    /// Saturation rounds (bare, then relay, each round); `None`: 5 for `all` and `saturate`, else 1.
     rounds: Option<usize>,
     /// Extra TOML merged over the relay's bench config (`--config 'journal.cache_mb = 8'`).
     extra: String,
@@ -1347,7 +1347,7 @@ fn orchestrate(opts: &Opts) {
     );
     let rounds = opts
         .rounds
-        .unwrap_or(if run_bare && run_relay { 3 } else { 1 });
+        .unwrap_or(if run_bare && run_relay { 5 } else { 1 });
     // One saturated run against a fresh server of `kind`: warm-up, then `n` alerts at `c`.
     let saturated = |kind: &str| {
         let mut s = Server::start(kind, opts);
