@@ -203,9 +203,10 @@ fn serve(
     })
 }
 
-/// Installs the Ctrl-C and SIGTERM handlers now, and returns a future that resolves on either. Call it
-/// before the server can be reached: until a handler is installed, SIGTERM kills the process outright.
-pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+/// Returns a future that resolves on Ctrl-C or SIGTERM. On Unix both handlers are installed by this call,
+/// not when the future is first polled, so call it before the server can be reached: until a handler is
+/// installed, SIGTERM kills the process outright. (Elsewhere only Ctrl-C is watched, from the first poll.)
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
     let (interrupt, term) = {
         use tokio::signal::unix::{signal, SignalKind};
