@@ -3,20 +3,22 @@
 //!
 //! Trees: `alerts` (id → record JSON as first stored; ids are ULIDs, so key order is arrival order),
 //! `alert_state` (id → the record's changing part, [`RecordState`], once it has changed: an execution step
-//! rewrites a few hundred bytes, not the body), `idem`
-//! (`source \0 key` → claim JSON), `meta` (small settings such as the kill switch). A claim's age is its
-//! record's: expired claims are found by walking `alerts` in id (arrival) order from where the last walk
-//! stopped, so no index by age is written per alert.
-//! A key is *claimed* with compare-and-swap before its record is written, so of fifty identical deliveries
-//! racing, exactly one wins; the others find the claim and answer with the winner's record.
+//! rewrites a few hundred bytes, not the body), `meta` (small settings such as the kill switch).
+//! The idempotency keys live in memory ([`Claims`]): each record carries its own source, key, body hash and
+//! receipt time, so a claim is on disk exactly when its record is, and admission is one write. Opening
+//! rebuilds the claims from the records inside the window.
+//! A key is *claimed* (compare-and-swap, in memory) before its record is written, so of fifty identical
+//! deliveries racing, exactly one wins; the others find the claim and answer with the winner's record.
 
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
+use ulid::Ulid;
 
+use crate::claims::{Claim, ClaimKey, Claims};
 use crate::config::JournalConfig;
 use crate::group_commit::GroupCommit;
 use crate::record::{AlertRecord, RecordState, Status};
@@ -51,14 +53,6 @@ impl KnownState {
     pub fn admitted(state: RecordState) -> KnownState {
         KnownState { raw: None, state }
     }
-}
-
-/// A claim on an idempotency key.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct Claim {
-    id: String,
-    sha: String,
-    at: u64,
 }
 
 /// What admitting an alert with an idempotency key found.
@@ -97,13 +91,7 @@ pub struct Journal {
     alerts: sled::Tree,
     /// id → [`RecordState`], overriding the state stored in `alerts` once the record has changed.
     state: sled::Tree,
-    idem: sled::Tree,
-    /// The id of the last record whose claim key pruning has dealt with: every claim of a record up to it
-    /// has expired and been removed (or belongs to a newer record). `None` until the first pass, which
-    /// starts at the oldest record (so after a restart, the records kept past the window are read once
-    /// more). Walking records, not claims, means one pass reads only the records that
-    /// aged out since the last one (a walk of every claim costs a passing 20 MB of RSS at 100,000 claims).
-    keys_pruned_to: Mutex<Option<sled::IVec>>,
+    claims: Claims,
     meta: sled::Tree,
     ids: Mutex<ulid::Generator>,
     /// Number of records, kept here: sled's `len()` walks the whole tree.
@@ -112,8 +100,8 @@ pub struct Journal {
     window_ms: u64,
 }
 
-/// How long a duplicate waits for the record of a claim whose writer is mid-way (claim written, record not
-/// yet): microseconds in practice. Past it, the claim is treated as left over from a crash.
+/// How long a duplicate waits for the record of a claim whose writer is mid-way (claim taken, record not
+/// yet written): microseconds in practice. Past it, the claim is taken over.
 const CLAIM_SETTLE: Duration = Duration::from_millis(200);
 
 impl Journal {
@@ -154,14 +142,16 @@ impl Journal {
         let state = db
             .open_tree("alert_state")
             .map_err(|e| open_err(e.to_string()))?;
-        let idem = db.open_tree("idem").map_err(|e| open_err(e.to_string()))?;
-        // Journals written before 2026-11-28 (fifth round) kept an index of claims by age; nothing reads it
-        // now. (`drop_tree` does nothing when there is no such tree.)
-        db.drop_tree(OLD_AGE_INDEX)
-            .map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
         check_identity(dir, &meta).map_err(open_err)?;
         check_format(&meta).map_err(open_err)?;
+        // Journals of format 2 and before kept the claims in trees of their own; the records hold all they
+        // said. (`drop_tree` does nothing when there is no such tree.)
+        for old in OLD_CLAIM_TREES {
+            db.drop_tree(old).map_err(|e| open_err(e.to_string()))?;
+        }
+        let window_ms = idempotency_window.as_millis() as u64;
+        let claims = load_claims(&alerts, window_ms).map_err(open_err)?;
         let commit = GroupCommit::start(db.clone());
         // One walk at start-up; kept up to date from here on.
         let count = alerts.len();
@@ -169,13 +159,12 @@ impl Journal {
             db,
             alerts,
             state,
-            idem,
-            keys_pruned_to: Mutex::new(None),
+            claims,
             meta,
             ids: Mutex::new(ulid::Generator::new()),
             count: AtomicUsize::new(count),
             commit,
-            window_ms: idempotency_window.as_millis() as u64,
+            window_ms,
         })
     }
 
@@ -225,82 +214,78 @@ impl Journal {
         key: &str,
         body_sha: &str,
     ) -> Result<Option<Admission>, JournalError> {
-        let k = claim_key(source, key);
-        let Some(raw) = self.idem.get(&k)? else {
-            return Ok(None);
-        };
-        self.resolve_claim(&raw, Some(body_sha))
+        match self.live(self.claims.get(ClaimKey::new(source, key))) {
+            Some(claim) => self.resolve_claim(&claim, body_sha),
+            None => Ok(None),
+        }
     }
 
     /// Claims `rec.idempotency_key` (if any) and stores `rec`; or reports the record already holding the key.
     pub async fn admit(&self, rec: AlertRecord) -> Result<Admission, JournalError> {
-        let Some(key) = rec.idempotency_key.clone() else {
+        let Some(key) = rec.idempotency_key.as_deref() else {
             self.insert(&rec)?;
             return Ok(Admission::New(rec));
         };
-        let k = claim_key(&rec.source, &key);
-        let claim = serde_json::to_vec(&Claim {
-            id: rec.id.clone(),
-            sha: rec.body_sha256.clone(),
-            at: rec.received_at_ms,
-        })
-        .map_err(|e| JournalError::Storage(e.to_string()))?;
-        let mut expected: Option<sled::IVec> = None;
+        let k = ClaimKey::new(&rec.source, key);
+        let id = Ulid::from_string(&rec.id).map_err(|e| {
+            JournalError::Storage(format!("record id '{}' is not a ULID: {e}", rec.id))
+        })?;
+        let claim = Claim::new(id, rec.received_at_ms, &rec.body_sha256);
+        let mut expected: Option<Claim> = None;
         let started = std::time::Instant::now();
         loop {
-            match self
-                .idem
-                .compare_and_swap(&k, expected.clone(), Some(claim.clone()))?
-            {
+            let current = match self.claims.swap(k, expected, claim) {
                 Ok(()) => {
-                    self.insert(&rec)?;
+                    if let Err(e) = self.insert(&rec) {
+                        self.claims.release(k, id);
+                        return Err(e);
+                    }
                     return Ok(Admission::New(rec));
                 }
-                Err(cas) => {
-                    let Some(current) = cas.current else {
-                        expected = None;
-                        continue;
-                    };
-                    match self.resolve_claim(&current, Some(&rec.body_sha256))? {
-                        Some(found) => return Ok(found),
-                        None if started.elapsed() < CLAIM_SETTLE
-                            && self.live_claim(&current).is_some() =>
-                        {
-                            // The winner has claimed but not yet written its record.
-                            tokio::time::sleep(Duration::from_millis(1)).await;
-                            expected = None;
-                        }
-                        // Expired, or orphaned by a crash between claim and record: take it over.
-                        None => expected = Some(current),
-                    }
+                Err(None) => {
+                    expected = None;
+                    continue;
                 }
+                Err(Some(current)) => current,
+            };
+            if self.live(Some(current)).is_none() {
+                // Expired: take it over.
+                expected = Some(current);
+                continue;
+            }
+            match self.resolve_claim(&current, &rec.body_sha256)? {
+                Some(found) => return Ok(found),
+                // The winner has claimed but not yet written its record (microseconds).
+                None if started.elapsed() < CLAIM_SETTLE => {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    expected = None;
+                }
+                // Left without its record (retention removed it an instant ago): take it over.
+                None => expected = Some(current),
             }
         }
     }
 
-    /// Turns a stored claim into the admission it means; `None` when it is expired or has no record.
+    /// Turns a live claim into the admission it means; `None` when its record is not (or no longer) there.
     fn resolve_claim(
         &self,
-        raw: &[u8],
-        body_sha: Option<&str>,
+        claim: &Claim,
+        body_sha: &str,
     ) -> Result<Option<Admission>, JournalError> {
-        let Some(claim) = self.live_claim(raw) else {
-            return Ok(None);
-        };
-        if body_sha.is_some_and(|sha| sha != claim.sha) {
-            return Ok(Some(Admission::Conflict {
-                existing_id: claim.id,
-            }));
+        let existing_id = claim.id.to_string();
+        if !claim.same_body(body_sha) {
+            return Ok(Some(Admission::Conflict { existing_id }));
         }
-        Ok(self.get(&claim.id)?.map(Admission::Duplicate))
+        Ok(match self.get(&existing_id)? {
+            Some(rec) if rec.body_sha256 != body_sha => Some(Admission::Conflict { existing_id }),
+            Some(rec) => Some(Admission::Duplicate(rec)),
+            None => None,
+        })
     }
 
-    /// The stored claim, if it is still inside the window (an unreadable claim counts as expired, so it is
-    /// taken over rather than blocking its key for ever).
-    fn live_claim(&self, raw: &[u8]) -> Option<Claim> {
-        serde_json::from_slice::<Claim>(raw)
-            .ok()
-            .filter(|c| now_ms().saturating_sub(c.at) <= self.window_ms)
+    /// The claim, if it is still inside the window.
+    fn live(&self, claim: Option<Claim>) -> Option<Claim> {
+        claim.filter(|c| now_ms().saturating_sub(c.at_ms) <= self.window_ms)
     }
 
     pub fn get(&self, id: &str) -> Result<Option<AlertRecord>, JournalError> {
@@ -460,38 +445,9 @@ impl Journal {
         self.db.size_on_disk().unwrap_or(0)
     }
 
-    /// Removes the idempotency claims that have outlived the window: walks the records in arrival order from
-    /// where the last pass stopped, and stops at the first one still inside the window. A claim that a
-    /// newer record has taken over since is left to that record. Returns how many were removed.
+    /// Removes the idempotency claims that have outlived the window. Returns how many were removed.
     pub fn prune_keys(&self) -> Result<usize, JournalError> {
-        let cutoff = now_ms().saturating_sub(self.window_ms);
-        let mut pruned_to = self
-            .keys_pruned_to
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
-        let records = match pruned_to.clone() {
-            Some(last) => self
-                .alerts
-                .range((std::ops::Bound::Excluded(last), std::ops::Bound::Unbounded)),
-            None => self.alerts.range::<&[u8], _>(..),
-        };
-        let mut removed = 0;
-        for item in records {
-            let (k, v) = item?;
-            // An unreadable record has no claim this walk could find; it is passed over.
-            if let Ok(view) = serde_json::from_slice::<PruneView>(&v) {
-                if view.received_at_ms >= cutoff {
-                    break;
-                }
-                let id = String::from_utf8_lossy(&k);
-                let key = view.idempotency_key.as_deref();
-                if self.drop_claim_of(&id, &view.source, key, ClaimAge::Expired)? {
-                    removed += 1;
-                }
-            }
-            *pruned_to = Some(k);
-        }
-        Ok(removed)
+        Ok(self.claims.expire(now_ms().saturating_sub(self.window_ms)))
     }
 
     /// Removes finished records older than `max_age`, and the oldest finished ones beyond `max_records`,
@@ -535,12 +491,7 @@ impl Journal {
                     {
                         within_window += 1;
                     }
-                    self.drop_claim_of(
-                        &id,
-                        &rec.source,
-                        rec.idempotency_key.as_deref(),
-                        ClaimAge::Any,
-                    )?;
+                    self.drop_claim_of(&id, &rec.source, rec.idempotency_key.as_deref());
                 }
             }
         }
@@ -582,33 +533,12 @@ impl Journal {
         Ok(())
     }
 
-    /// Removes the idempotency claim of record `id`, if the claim is still its own (and, with
-    /// [`ClaimAge::Expired`], outside the window): a claim whose record is gone can no longer answer a
-    /// repeat, and would only hold memory and disk. Returns whether it removed one.
-    fn drop_claim_of(
-        &self,
-        id: &str,
-        source: &str,
-        key: Option<&str>,
-        age: ClaimAge,
-    ) -> Result<bool, JournalError> {
-        let Some(key) = key else {
-            return Ok(false);
-        };
-        let k = claim_key(source, key);
-        let Some(raw) = self.idem.get(&k)? else {
-            return Ok(false);
-        };
-        let Ok(claim) = serde_json::from_slice::<Claim>(&raw) else {
-            return Ok(false);
-        };
-        if claim.id != id || (age == ClaimAge::Expired && self.live_claim(&raw).is_some()) {
-            return Ok(false);
+    /// Removes the idempotency claim of record `id` (being pruned), if the claim is still its own: a claim
+    /// whose record is gone can no longer answer a repeat.
+    fn drop_claim_of(&self, id: &str, source: &str, key: Option<&str>) {
+        if let (Some(key), Ok(id)) = (key, Ulid::from_string(id)) {
+            self.claims.release(ClaimKey::new(source, key), id);
         }
-        Ok(self
-            .idem
-            .compare_and_swap(&k, Some(&raw), None::<&[u8]>)?
-            .is_ok())
     }
 
     pub fn meta_get(&self, key: &str) -> Result<Option<String>, JournalError> {
@@ -630,9 +560,10 @@ impl Journal {
     }
 }
 
-/// The journal's layout: 2 = records with their changing part in `alert_state`. A journal without the mark
-/// was written before (every record whole), which this version reads as it is.
-const FORMAT: u32 = 2;
+/// The journal's layout: 2 = records with their changing part in `alert_state`; 3 = no claim trees (the
+/// claims are rebuilt from the records; a version of format 2 would find none, so it must not open this).
+/// A journal without the mark was written before (every record whole), which this version reads as it is.
+const FORMAT: u32 = 3;
 const FORMAT_KEY: &str = "journal_format";
 
 /// Refuses a journal written by a newer layout (reading it would miss what that layout keeps elsewhere),
@@ -691,24 +622,33 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
     }
 }
 
-/// The tree of claims by age that journals kept before the fifth round (dropped on open).
-const OLD_AGE_INDEX: &str = "idem_by_time";
+/// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the
+/// fifth round) by age.
+const OLD_CLAIM_TREES: [&str; 2] = ["idem", "idem_by_time"];
 
-/// Which claims `Journal::drop_claim_of` may remove.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ClaimAge {
-    /// The record is being pruned: its claim goes whatever its age.
-    Any,
-    /// Only a claim outside the idempotency window.
-    Expired,
-}
-
-fn claim_key(source: &str, key: &str) -> Vec<u8> {
-    let mut k = Vec::with_capacity(source.len() + 1 + key.len());
-    k.extend_from_slice(source.as_bytes());
-    k.push(0);
-    k.extend_from_slice(key.as_bytes());
-    k
+/// The claims of the records received inside the window. Record ids are ULIDs, so the walk starts at the
+/// window's beginning (less a minute) instead of at the oldest record; a later record's claim replaces an
+/// earlier one's (it took the key over). An unreadable record has no claim to give and is passed over.
+fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
+    let cutoff = now_ms().saturating_sub(window_ms);
+    let from = Ulid::from_parts(cutoff.saturating_sub(60_000), 0).to_string();
+    let claims = Claims::default();
+    for item in alerts.range(from.as_bytes()..) {
+        let (k, v) = item.map_err(|e| e.to_string())?;
+        let Ok(view) = serde_json::from_slice::<PruneView>(&v) else {
+            continue;
+        };
+        let id = std::str::from_utf8(&k)
+            .ok()
+            .and_then(|s| Ulid::from_string(s).ok());
+        if let (Some(key), Some(id)) = (view.idempotency_key.as_deref(), id) {
+            if view.received_at_ms >= cutoff {
+                let claim = Claim::new(id, view.received_at_ms, &view.body_sha256);
+                claims.restore(ClaimKey::new(&view.source, key), claim);
+            }
+        }
+    }
+    Ok(claims)
 }
 
 fn encode(rec: &AlertRecord) -> Result<Vec<u8>, JournalError> {
@@ -720,8 +660,8 @@ fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
 }
 
 /// A state as stored on its own, or read out of a whole record.
-/// The fields of a stored record that pruning reads (see `Journal::prune_view`; key pruning reads them
-/// straight from the record, its status unused).
+/// The fields of a stored record that pruning reads (see `Journal::prune_view`), and rebuilding the claims
+/// (`load_claims`, straight from the record, its status unused).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PruneView {
@@ -729,6 +669,8 @@ struct PruneView {
     received_at_ms: u64,
     #[serde(default)]
     idempotency_key: Option<String>,
+    #[serde(default)]
+    body_sha256: String,
     status: Status,
 }
 
@@ -954,21 +896,22 @@ mod tests {
             "a live claim stays"
         );
         assert!(j.find_key("tv", "old", "aa").unwrap().is_none());
-        assert_eq!(j.idem.len(), 1);
+        assert_eq!(j.claims.len(), 1);
     }
 
-    /// Key pruning walks records, not claims: a claim taken over by a newer record stays until that record
-    /// ages out, the next pass goes on from where the last one stopped, and the by-age index that older
-    /// journals kept is dropped on open.
+    /// A claim taken over by a newer record stays with it when the older one's expires; the claims come
+    /// back from the records when the journal opens again, and the claim trees of older layouts are dropped.
     #[tokio::test]
-    async fn key_pruning_follows_the_records_and_leaves_taken_over_claims() {
+    async fn claims_follow_the_newest_record_and_are_rebuilt_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let window = Duration::from_millis(80);
         let j = Journal::open(dir.path(), window).unwrap();
         let first = rec(&j, Some("k"), "aa");
         let first_id = first.id.clone();
         j.admit(first).await.unwrap();
-        j.admit(rec(&j, Some("other"), "aa")).await.unwrap();
+        let other = rec(&j, Some("other"), "aa");
+        let other_id = other.id.clone();
+        j.admit(other).await.unwrap();
         tokio::time::sleep(Duration::from_millis(120)).await;
         // "k" is free again: a new delivery takes its claim over.
         let second = rec(&j, Some("k"), "bb");
@@ -979,40 +922,66 @@ mod tests {
             Some(Admission::Duplicate(r)) => assert_eq!(r.id, second_id),
             other => panic!("the taken-over claim must stay with the newer record: {other:?}"),
         }
-        assert_eq!(
-            j.keys_pruned_to.lock().unwrap().as_deref(),
-            Some(j.alerts.iter().nth(1).unwrap().unwrap().0.as_ref()),
-            "the walk stopped after the two aged-out records"
-        );
         assert!(j.get(&first_id).unwrap().is_some(), "records stay");
-        tokio::time::sleep(Duration::from_millis(120)).await;
-        assert_eq!(j.prune_keys().unwrap(), 1);
-        assert!(j.idem.is_empty());
-        assert_eq!(j.prune_keys().unwrap(), 0);
-
-        // A journal of the earlier layout, with its index by age.
+        j.sync().await.unwrap();
         drop(j);
+
+        // Reopened with a window that covers every record: each key is claimed by its newest record.
+        let j = reopen(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(j.claims.len(), 2);
+        match j.find_key("tv", "k", "bb").unwrap() {
+            Some(Admission::Duplicate(r)) => assert_eq!(r.id, second_id),
+            other => panic!("rebuilt from the newest record: {other:?}"),
+        }
+        match j.find_key("tv", "other", "aa").unwrap() {
+            Some(Admission::Duplicate(r)) => assert_eq!(r.id, other_id),
+            other => panic!("rebuilt: {other:?}"),
+        }
+        assert!(matches!(
+            j.find_key("tv", "k", "aa").unwrap(),
+            Some(Admission::Conflict { .. })
+        ));
+        drop(j);
+
+        // A journal of format 2, with its claim trees: they go, the claims come from the records.
         {
             let db = crate::test_support::retry_while_locked(|| {
                 sled::Config::new().path(dir.path().join("journal")).open()
             })
             .unwrap();
-            db.open_tree(OLD_AGE_INDEX)
+            for old in OLD_CLAIM_TREES {
+                db.open_tree(old)
+                    .unwrap()
+                    .insert(b"tv\0k", &b"{}"[..])
+                    .unwrap();
+            }
+            db.open_tree("meta")
                 .unwrap()
-                .insert(b"\0\0\0\0\0\0\0\x01tv\0k", &[])
+                .insert(FORMAT_KEY, &b"2"[..])
                 .unwrap();
             db.flush().unwrap();
         }
-        let j =
-            crate::test_support::retry_while_locked(|| Journal::open(dir.path(), window)).unwrap();
-        assert!(!j
-            .db
-            .tree_names()
-            .iter()
-            .any(|n| n.as_ref() == OLD_AGE_INDEX.as_bytes()));
+        let j = reopen(dir.path(), Duration::from_secs(60)).unwrap();
+        for old in OLD_CLAIM_TREES {
+            assert!(!j
+                .db
+                .tree_names()
+                .iter()
+                .any(|n| n.as_ref() == old.as_bytes()));
+        }
+        assert_eq!(j.meta_get(FORMAT_KEY).unwrap().as_deref(), Some("3"));
         assert_eq!(j.record_count(), 3);
-        j.admit(rec(&j, Some("k"), "cc")).await.unwrap();
-        assert!(j.find_key("tv", "k", "cc").unwrap().is_some());
+        assert!(j.find_key("tv", "other", "aa").unwrap().is_some());
+        drop(j);
+
+        // Reopened once the window has passed: no claim comes back.
+        tokio::time::sleep(Duration::from_millis(120)).await;
+        let j = reopen(dir.path(), window).unwrap();
+        assert!(j.claims.is_empty());
+        assert!(matches!(
+            j.admit(rec(&j, Some("k"), "cc")).await.unwrap(),
+            Admission::New(_)
+        ));
     }
 
     /// An update rewrites only the small state entry: the record as first stored (body included) is left
@@ -1180,10 +1149,10 @@ mod tests {
         assert!(j.get(&ids[4]).unwrap().is_some());
         // The claims of pruned records go with them; the others stay.
         assert!(j.find_key("tv", "k1", "aa").unwrap().is_none());
-        assert!(j.idem.get(claim_key("tv", "k1")).unwrap().is_none());
+        assert!(j.claims.get(ClaimKey::new("tv", "k1")).is_none());
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_some());
         assert!(j.find_key("tv", "k4", "aa").unwrap().is_some());
-        assert_eq!(j.idem.len(), 2);
+        assert_eq!(j.claims.len(), 2);
         // Age: everything finished is older than 0 s.
         tokio::time::sleep(Duration::from_millis(5)).await;
         assert_eq!(j.prune_records(Duration::ZERO, 1000).unwrap(), 1);
@@ -1198,7 +1167,7 @@ mod tests {
             .unwrap();
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 1);
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_none());
-        assert!(j.idem.is_empty());
+        assert!(j.claims.is_empty());
     }
 
     #[tokio::test]
@@ -1237,8 +1206,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
-            assert_eq!(j.meta_get(FORMAT_KEY).unwrap().as_deref(), Some("2"));
-            j.meta_set(FORMAT_KEY, "3").unwrap();
+            assert_eq!(j.meta_get(FORMAT_KEY).unwrap().as_deref(), Some("3"));
+            j.meta_set(FORMAT_KEY, "4").unwrap();
             j.flush_now().unwrap();
         }
         let e = reopen(dir.path(), Duration::from_secs(60))
@@ -1246,7 +1215,7 @@ mod tests {
             .expect("a newer format must not open")
             .to_string();
         assert!(
-            e.contains("format 3, written by a newer alert-relay"),
+            e.contains("format 4, written by a newer alert-relay"),
             "{e}"
         );
     }

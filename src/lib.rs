@@ -9,8 +9,8 @@
 //! - [`template`]: minijinja templates that turn an alert into CancelAndBracket requests.
 //! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator;
 //!   [`instruments`]: tick sizes and TradingView symbol mapping.
-//! - [`journal`]: the sled journal and idempotency keys; [`record`]: what a journal record holds;
-//!   [`group_commit`]: many writers, one fsync.
+//! - [`journal`]: the sled journal; [`claims`]: its idempotency keys, in memory, rebuilt from the records;
+//!   [`record`]: what a journal record holds; [`group_commit`]: many writers, one fsync.
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;
@@ -24,6 +24,7 @@
 
 pub mod api;
 pub mod body;
+pub mod claims;
 pub mod cli;
 pub mod config;
 pub mod crosstrade;
