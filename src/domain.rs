@@ -22,8 +22,17 @@ pub enum Action {
 }
 
 impl Action {
-    /// Strict parse used by the API: `Buy`/`Sell` in any case.
+    /// Strict parse used by the API: exactly `Buy` or `Sell`.
     pub fn parse(s: &str) -> Option<Action> {
+        match s {
+            "Buy" => Some(Action::Buy),
+            "Sell" => Some(Action::Sell),
+            _ => None,
+        }
+    }
+
+    /// What a template may render: `Buy`/`Sell` in any case, spaces around allowed.
+    pub fn parse_any_case(s: &str) -> Option<Action> {
         match s.trim().to_ascii_lowercase().as_str() {
             "buy" => Some(Action::Buy),
             "sell" => Some(Action::Sell),
@@ -169,12 +178,31 @@ pub enum RequestError {
 }
 
 impl BracketRequest {
-    /// Parses and validates the JSON arguments of a CancelAndBracket call. `account` may come from the
-    /// URL path instead of the body (`path_account`), which then wins.
+    /// Parses and validates the JSON arguments of a CancelAndBracket call (the API: `action` exactly
+    /// `Buy` or `Sell`, `quantity` a JSON number). `account` may come from the URL path instead of the
+    /// body (`path_account`), which then wins.
     pub fn from_args(
         args: &Map<String, Value>,
         path_account: Option<&str>,
         instruments: &Instruments,
+    ) -> Result<BracketRequest, RequestError> {
+        Self::parse_args(args, path_account, instruments, true)
+    }
+
+    /// Like [`from_args`](Self::from_args), for what a template rendered: rendered values are text, so
+    /// `quantity` may be a numeric string and `action` `Buy`/`Sell` in any case.
+    pub fn from_rendered(
+        args: &Map<String, Value>,
+        instruments: &Instruments,
+    ) -> Result<BracketRequest, RequestError> {
+        Self::parse_args(args, None, instruments, false)
+    }
+
+    fn parse_args(
+        args: &Map<String, Value>,
+        path_account: Option<&str>,
+        instruments: &Instruments,
+        strict: bool,
     ) -> Result<BracketRequest, RequestError> {
         let present = |k: &str| match args.get(k) {
             None | Some(Value::Null) => false,
@@ -196,12 +224,16 @@ impl BracketRequest {
             .ok_or_else(|| RequestError::UnknownInstrument(instrument_raw.clone()))?
             .to_string();
         let action = match &args["action"] {
-            Value::String(s) => Action::parse(s),
+            Value::String(s) if strict => Action::parse(s),
+            Value::String(s) => Action::parse_any_case(s),
             _ => None,
         }
         .ok_or_else(|| bad("action", "\"Buy\" or \"Sell\"", &args["action"]))?;
-        let quantity = positive_int(&args["quantity"])
-            .ok_or_else(|| bad("quantity", "a positive integer", &args["quantity"]))?;
+        let quantity = match &args["quantity"] {
+            Value::String(_) if strict => None,
+            v => positive_int(v),
+        }
+        .ok_or_else(|| bad("quantity", "a positive integer", &args["quantity"]))?;
         let take_profit = price_field(args, "takeProfit")?;
         let stop_loss = price_field(args, "stopLoss")?;
         let oco_id = match args.get("ocoId") {
@@ -399,7 +431,7 @@ mod tests {
     #[test]
     fn parses_a_full_request() {
         let r = parse(
-            json!({"account":"Sim101","instrument":"ES1!","action":"Buy","quantity":"2",
+            json!({"account":"Sim101","instrument":"ES1!","action":"Buy","quantity":2,
             "takeProfit":4510.25,"stopLoss":"4490","ocoId":"my-oco"}),
         )
         .unwrap();
@@ -465,10 +497,44 @@ mod tests {
         assert!(matches!(bad, Err(RequestError::WrongSides { .. })));
     }
 
+    /// The API takes `action` exactly as `Buy`/`Sell` and `quantity` as a number; what a template rendered
+    /// is text, so there `"2"` and `buy` pass.
+    #[test]
+    fn the_api_is_strict_about_action_and_quantity_and_templates_are_not() {
+        let base = json!({"account":"Sim101","instrument":"ES1!","action":"Buy","quantity":2,"stopLoss":4490});
+        for (field, value) in [
+            ("action", json!("buy")),
+            ("action", json!("BUY")),
+            ("action", json!(" Buy")),
+            ("action", json!("Long")),
+            ("quantity", json!("2")),
+            ("quantity", json!("1.0")),
+            ("quantity", json!(1.5)),
+        ] {
+            let mut args = base.clone();
+            args[field] = value.clone();
+            let e = parse(args).expect_err(&format!("{field} = {value} must be refused"));
+            assert!(
+                e.to_string().starts_with(&format!("{field} must be")),
+                "{e}"
+            );
+        }
+        let mut rendered = base.clone();
+        rendered["action"] = json!(" buy");
+        rendered["quantity"] = json!("2");
+        let r =
+            BracketRequest::from_rendered(rendered.as_object().unwrap(), &instruments()).unwrap();
+        assert_eq!((r.action, r.quantity), (Action::Buy, 2));
+        // A whole number written with a fraction part is still a positive integer.
+        let mut float = base.clone();
+        float["quantity"] = json!(2.0);
+        assert_eq!(parse(float).unwrap().quantity, 2);
+    }
+
     #[test]
     fn path_account_wins() {
         let r = BracketRequest::from_args(
-            json!({"instrument":"ES 12-26","action":"sell","quantity":3,"stopLoss":4510})
+            json!({"instrument":"ES 12-26","action":"Sell","quantity":3,"stopLoss":4510})
                 .as_object()
                 .unwrap(),
             Some("Sim101"),

@@ -99,7 +99,7 @@ pub fn plan(
         Some(t) => templates
             .render(t, &fields, &rec.source)
             .map_err(|e| e.to_string()),
-        None if rec.source == API_SOURCE => BracketRequest::from_args(&fields, None, instruments)
+        None if rec.source == API_SOURCE => BracketRequest::from_rendered(&fields, instruments)
             .map(|r| Rendered::Requests {
                 key: None,
                 requests: vec![r],

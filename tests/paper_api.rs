@@ -492,7 +492,7 @@ async fn cab_protects_a_short_with_buy_legs() {
     let (st, v) = cab(
         &s,
         "Sim101",
-        json!({"instrument": "NQ1!", "action": "sell", "quantity": "3", "takeProfit": "20950", "stopLoss": 21050.5}),
+        json!({"instrument": "NQ1!", "action": "Sell", "quantity": 3, "takeProfit": "20950", "stopLoss": 21050.5}),
     )
     .await;
     assert_eq!(st, 200, "{v}");

@@ -149,7 +149,9 @@ impl PlaceOrder {
             .and_then(Action::parse)
             .ok_or_else(|| PaperError::invalid("action", "\"Buy\" or \"Sell\"", action_v))?;
         let qty_v = required(args, "quantity")?;
-        let quantity = positive_int(qty_v)
+        let quantity = Some(qty_v)
+            .filter(|v| v.is_number())
+            .and_then(positive_int)
             .ok_or_else(|| PaperError::invalid("quantity", "a positive integer", qty_v))?;
         let type_v = required(args, "orderType")?;
         let order_type = type_v.as_str().and_then(OrderType::parse).ok_or_else(|| {

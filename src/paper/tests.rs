@@ -837,7 +837,7 @@ fn place_args(v: Value) -> Result<PlaceOrder, PaperError> {
 
 #[test]
 fn place_order_args_are_parsed_and_errors_name_the_field() {
-    let o = place_args(json!({"instrument":"ES1!","action":"sell","quantity":"2",
+    let o = place_args(json!({"instrument":"ES1!","action":"Sell","quantity":2,
         "orderType":"STOPMARKET","stopPrice":"4490.25","limitPrice":4500,"ocoId":"g1","orderId":"my_id-1"}))
     .unwrap();
     assert_eq!(o.instrument, ES);
@@ -860,6 +860,8 @@ fn place_order_args_are_parsed_and_errors_name_the_field() {
     let cases: &[(&str, Value, &str)] = &[
         ("instrument", json!("XX"), "instrument:"),
         ("action", json!("Hold"), "action must be"),
+        ("action", json!("sell"), "action must be"),
+        ("quantity", json!("2"), "quantity must be"),
         ("quantity", json!(0), "quantity must be"),
         ("quantity", json!(1.5), "quantity must be"),
         ("orderType", json!("StopLimit"), "orderType must be"),

@@ -360,7 +360,7 @@ impl Templates {
                     args.insert(key.to_string(), json);
                 }
                 let request =
-                    BracketRequest::from_args(&args, None, &self.instruments).map_err(|error| {
+                    BracketRequest::from_rendered(&args, &self.instruments).map_err(|error| {
                         TemplateError::InvalidRequest {
                             template: name.to_string(),
                             request: req.index,
