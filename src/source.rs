@@ -206,6 +206,17 @@ impl Source {
         RelayError::Unauthorized(format!("source '{}': {why}", self.name))
     }
 
+    /// The templates an alert may name: the source's own, then the allowed ones, each once.
+    fn allowed_names(&self) -> Vec<&str> {
+        let mut names = vec![self.template.as_str()];
+        for t in &self.allowed_templates {
+            if !names.contains(&t.as_str()) {
+                names.push(t);
+            }
+        }
+        names
+    }
+
     /// The template to use: the source's, or one named by the alert's `template_field` if allowed.
     pub fn pick_template(&self, body: &AlertBody) -> Result<String, RelayError> {
         let Some(field) = &self.template_field else {
@@ -231,11 +242,7 @@ impl Source {
             Err(RelayError::Unprocessable(format!(
                 "alert field '{field}': template '{name}' is not allowed for source '{}'; allowed: {}",
                 self.name,
-                std::iter::once(&self.template)
-                    .chain(&self.allowed_templates)
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                self.allowed_names().join(", ")
             )))
         }
     }

@@ -525,3 +525,27 @@ async fn pace_divides_the_original_gaps() {
     assert!(!nothing.status.success());
     assert!(String::from_utf8_lossy(&nothing.stderr).contains("choose what to replay"));
 }
+
+/// `render` names the template, the request and the cause of a refusal, each once.
+#[test]
+fn render_reports_an_invalid_request_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let alert = dir.path().join("alert.json");
+    std::fs::write(
+        &alert,
+        r#"{"id":"x","symbol":"NQ1!","side":"SHORT","qty":1}"#,
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+        .args(["render", "--template", "signal-service", "--alert"])
+        .arg(&alert)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run alert-relay");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let cause = "at least one of takeProfit and stopLoss is required";
+    assert_eq!(err.matches(cause).count(), 1, "{err}");
+    assert!(err.contains("template 'signal-service'"), "{err}");
+}

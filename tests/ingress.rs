@@ -511,6 +511,11 @@ async fn github_hmac_signed_signal_executes_and_template_field_is_restricted() {
             .contains("template 'tradingview-strategy' is not allowed for source 'github-style'"),
         "{v}"
     );
+    // Each allowed name once, though the config lists the source's own template among them too.
+    assert!(
+        err(&v).ends_with("allowed: signal-service, crosstrade-kv"),
+        "{v}"
+    );
 }
 
 // ------------------------------------------------------------------------------------------------ addresses

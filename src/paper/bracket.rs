@@ -129,13 +129,22 @@ impl Book {
             cancelled,
             position_before: before,
         } = ticket;
+        // An order that filled while its cancel was pending was not cancelled.
+        let cancelled: Vec<OrderId> = cancelled
+            .into_iter()
+            .filter(|id| {
+                let order = self.accounts.get(&req.account).and_then(|a| a.get(id));
+                !order.is_some_and(|o| o.state == OrderState::Filled)
+            })
+            .collect();
         let now_pos = self.position_quantity(&req.account, &req.instrument);
         let side = req.action.sign();
+        let oco = req.oco_id.clone().unwrap_or_else(OcoId::generate);
         let aborted = |reason: String| BracketOutcome {
             order_ids: cancelled.clone(),
             cancelled_order_ids: cancelled.clone(),
             placed_order_ids: Vec::new(),
-            oco_id: None,
+            oco_id: Some(oco.clone()),
             quantity: 0,
             aborted: true,
             reason: Some(reason),
@@ -199,7 +208,6 @@ impl Book {
                 ));
             }
         }
-        let oco = req.oco_id.clone().unwrap_or_else(OcoId::generate);
         let leg = |order_type, limit_price, stop_price| PlaceOrder {
             instrument: req.instrument.clone(),
             action: exit,

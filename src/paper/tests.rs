@@ -564,10 +564,11 @@ fn bracket_is_clamped_to_a_smaller_position() {
 #[test]
 fn bracket_aborts_when_the_old_stop_fills_in_the_cancel_window() {
     let (b, clock) = open();
-    let (_, old_sl) = long_with_old_bracket(&b, 1);
+    let (old_tp, old_sl) = long_with_old_bracket(&b, 1);
     let ticket = b
         .bracket_begin(&bracket(Action::Buy, 1, Some(4530.0), Some(4470.0)))
         .unwrap();
+    assert_eq!(ticket.cancelled_order_ids().len(), 2);
     clock.advance(10);
     b.set_quote(ES, 4480.0).unwrap(); // the old, CancelPending stop is hit
     assert_eq!(state(&b, SIM, &old_sl), OrderState::Filled);
@@ -580,10 +581,13 @@ fn bracket_aborts_when_the_old_stop_fills_in_the_cancel_window() {
         Some("position went flat during the cancel window")
     );
     assert!(out.placed_order_ids.is_empty());
+    // The stop filled: only the take-profit was cancelled.
+    assert_eq!(out.cancelled_order_ids, vec![old_tp]);
     assert_eq!(out.order_ids, out.cancelled_order_ids);
     assert!(working(&b, SIM).is_empty());
     let v = serde_json::to_value(&out).unwrap();
     assert_eq!(v["aborted"], true);
+    assert!(v["ocoId"].is_string(), "the answer names its OCO id: {v}");
 }
 
 #[test]

@@ -118,8 +118,8 @@ pub enum TemplateError {
         /// Which `[[requests]]` table (0-based); `None` for a single `[request]`.
         request: Option<usize>,
         account: Option<String>,
-        /// Boxed to keep `TemplateError` small on the hot path.
-        #[source]
+        /// Boxed to keep `TemplateError` small on the hot path. Part of the message, so not a `#[source]`
+        /// (`{:#}` would print it twice).
         error: Box<RequestError>,
     },
 }
