@@ -129,14 +129,6 @@ impl Book {
             cancelled,
             position_before: before,
         } = ticket;
-        // An order that filled while its cancel was pending was not cancelled.
-        let cancelled: Vec<OrderId> = cancelled
-            .into_iter()
-            .filter(|id| {
-                let order = self.accounts.get(&req.account).and_then(|a| a.get(id));
-                !order.is_some_and(|o| o.state == OrderState::Filled)
-            })
-            .collect();
         let now_pos = self.position_quantity(&req.account, &req.instrument);
         let side = req.action.sign();
         let oco = req.oco_id.clone().unwrap_or_else(OcoId::generate);

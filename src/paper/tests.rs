@@ -581,8 +581,8 @@ fn bracket_aborts_when_the_old_stop_fills_in_the_cancel_window() {
         Some("position went flat during the cancel window")
     );
     assert!(out.placed_order_ids.is_empty());
-    // The stop filled: only the take-profit was cancelled.
-    assert_eq!(out.cancelled_order_ids, vec![old_tp]);
+    // Both were asked to cancel (the stop filled before its cancel took effect).
+    assert_eq!(out.cancelled_order_ids, vec![old_tp, old_sl.clone()]);
     assert_eq!(out.order_ids, out.cancelled_order_ids);
     assert!(working(&b, SIM).is_empty());
     let v = serde_json::to_value(&out).unwrap();
