@@ -3,8 +3,9 @@
 //! A claim needs no storage of its own: the record it points to carries its source, key, body hash and
 //! receipt time, so the claim is on disk exactly when its record is, and admitting an alert is one sled
 //! write. The journal rebuilds the claims from its records when it opens ([`crate::journal`]).
-//! A claim takes 48 bytes: a 128-bit hash of `source \0 key`, the record's id, its receipt time and a
-//! 64-bit fingerprint of its body hash (100,000 claims: about 6 MB with the map's own overhead).
+//! A claim is the record's id (a ULID, whose time part is the receipt time: the claim's age), under a
+//! 128-bit hash of `source \0 key`: 32 bytes (100,000 claims: 4 MB with the map's own overhead). Whether a
+//! repeat carries the same body is read from the record.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
@@ -29,48 +30,18 @@ impl ClaimKey {
     }
 }
 
-/// The record holding a key.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Claim {
-    pub id: Ulid,
-    /// When the record was received (the claim's age is its record's).
-    pub at_ms: u64,
-    body: u64,
-}
-
-impl Claim {
-    pub fn new(id: Ulid, at_ms: u64, body_sha: &str) -> Claim {
-        Claim {
-            id,
-            at_ms,
-            body: fingerprint(body_sha),
-        }
-    }
-
-    /// Whether the claim was made with the body whose hash is `body_sha`.
-    pub fn same_body(&self, body_sha: &str) -> bool {
-        self.body == fingerprint(body_sha)
-    }
-}
-
-fn fingerprint(body_sha: &str) -> u64 {
-    let digest = Sha256::digest(body_sha.as_bytes());
-    let mut first = [0u8; 8];
-    first.copy_from_slice(&digest[..8]);
-    u64::from_le_bytes(first)
-}
-
 #[derive(Debug, Default)]
 pub struct Claims {
-    map: Mutex<HashMap<ClaimKey, Claim>>,
+    map: Mutex<HashMap<ClaimKey, Ulid>>,
 }
 
 impl Claims {
-    fn map(&self) -> MutexGuard<'_, HashMap<ClaimKey, Claim>> {
+    fn map(&self) -> MutexGuard<'_, HashMap<ClaimKey, Ulid>> {
         self.map.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn get(&self, key: ClaimKey) -> Option<Claim> {
+    /// The record holding `key`.
+    pub fn get(&self, key: ClaimKey) -> Option<Ulid> {
         self.map().get(&key).copied()
     }
 
@@ -79,9 +50,9 @@ impl Claims {
     pub fn swap(
         &self,
         key: ClaimKey,
-        expected: Option<Claim>,
-        new: Claim,
-    ) -> Result<(), Option<Claim>> {
+        expected: Option<Ulid>,
+        new: Ulid,
+    ) -> Result<(), Option<Ulid>> {
         let mut map = self.map();
         let current = map.get(&key).copied();
         if current != expected {
@@ -92,14 +63,14 @@ impl Claims {
     }
 
     /// Sets the claim on `key` unconditionally (rebuilding: a later record replaces an earlier one).
-    pub fn restore(&self, key: ClaimKey, claim: Claim) {
-        self.map().insert(key, claim);
+    pub fn restore(&self, key: ClaimKey, id: Ulid) {
+        self.map().insert(key, id);
     }
 
     /// Removes the claim on `key` if record `id` still holds it. Returns whether it did.
     pub fn release(&self, key: ClaimKey, id: Ulid) -> bool {
         let mut map = self.map();
-        if map.get(&key).is_some_and(|c| c.id == id) {
+        if map.get(&key) == Some(&id) {
             map.remove(&key);
             return true;
         }
@@ -110,7 +81,7 @@ impl Claims {
     pub fn expire(&self, cutoff_ms: u64) -> usize {
         let mut map = self.map();
         let before = map.len();
-        map.retain(|_, c| c.at_ms >= cutoff_ms);
+        map.retain(|_, id| id.timestamp_ms() >= cutoff_ms);
         // Give the memory of a burst back once it has aged out.
         if map.capacity() > 4 * map.len().max(1024) {
             map.shrink_to_fit();
@@ -145,15 +116,13 @@ mod tests {
         let claims = Claims::default();
         let k = ClaimKey::new("tv", "k");
         let (a, b) = (Ulid::from_parts(1, 1), Ulid::from_parts(2, 2));
-        let ca = Claim::new(a, 1, "sha-a");
-        let cb = Claim::new(b, 2, "sha-b");
-        assert_eq!(claims.swap(k, None, ca), Ok(()));
-        assert_eq!(claims.swap(k, None, cb), Err(Some(ca)));
-        assert!(ca.same_body("sha-a") && !ca.same_body("sha-b"));
+        assert_eq!(claims.swap(k, None, a), Ok(()));
+        assert_eq!(claims.swap(k, None, b), Err(Some(a)));
         assert!(!claims.release(k, b), "b does not hold the key");
         // Taken over: only with the claim the caller saw.
-        assert_eq!(claims.swap(k, Some(ca), cb), Ok(()));
-        assert_eq!(claims.get(k), Some(cb));
+        assert_eq!(claims.swap(k, Some(b), b), Err(Some(a)));
+        assert_eq!(claims.swap(k, Some(a), b), Ok(()));
+        assert_eq!(claims.get(k), Some(b));
         assert!(!claims.release(k, a));
         assert!(claims.release(k, b));
         assert!(claims.is_empty());
@@ -164,7 +133,7 @@ mod tests {
         let claims = Claims::default();
         for i in 0..10u64 {
             let k = ClaimKey::new("tv", &i.to_string());
-            claims.restore(k, Claim::new(Ulid::from_parts(i, 0), i, "x"));
+            claims.restore(k, Ulid::from_parts(i, 0));
         }
         assert_eq!(claims.expire(4), 4);
         assert_eq!(claims.len(), 6);

@@ -18,7 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::Deserialize;
 use ulid::Ulid;
 
-use crate::claims::{Claim, ClaimKey, Claims};
+use crate::claims::{ClaimKey, Claims};
 use crate::config::JournalConfig;
 use crate::group_commit::GroupCommit;
 use crate::record::{AlertRecord, RecordState, Status};
@@ -215,7 +215,7 @@ impl Journal {
         body_sha: &str,
     ) -> Result<Option<Admission>, JournalError> {
         match self.live(self.claims.get(ClaimKey::new(source, key))) {
-            Some(claim) => self.resolve_claim(&claim, body_sha),
+            Some(holder) => self.resolve_claim(holder, body_sha),
             None => Ok(None),
         }
     }
@@ -230,11 +230,10 @@ impl Journal {
         let id = Ulid::from_string(&rec.id).map_err(|e| {
             JournalError::Storage(format!("record id '{}' is not a ULID: {e}", rec.id))
         })?;
-        let claim = Claim::new(id, rec.received_at_ms, &rec.body_sha256);
-        let mut expected: Option<Claim> = None;
+        let mut expected: Option<Ulid> = None;
         let started = std::time::Instant::now();
         loop {
-            let current = match self.claims.swap(k, expected, claim) {
+            let current = match self.claims.swap(k, expected, id) {
                 Ok(()) => {
                     if let Err(e) = self.insert(&rec) {
                         self.claims.release(k, id);
@@ -253,7 +252,7 @@ impl Journal {
                 expected = Some(current);
                 continue;
             }
-            match self.resolve_claim(&current, &rec.body_sha256)? {
+            match self.resolve_claim(current, &rec.body_sha256)? {
                 Some(found) => return Ok(found),
                 // The winner has claimed but not yet written its record (microseconds).
                 None if started.elapsed() < CLAIM_SETTLE => {
@@ -266,16 +265,14 @@ impl Journal {
         }
     }
 
-    /// Turns a live claim into the admission it means; `None` when its record is not (or no longer) there.
+    /// Turns a live claim (the id of the record holding the key) into the admission it means; `None` when
+    /// the record is not (or no longer) there.
     fn resolve_claim(
         &self,
-        claim: &Claim,
+        holder: Ulid,
         body_sha: &str,
     ) -> Result<Option<Admission>, JournalError> {
-        let existing_id = claim.id.to_string();
-        if !claim.same_body(body_sha) {
-            return Ok(Some(Admission::Conflict { existing_id }));
-        }
+        let existing_id = holder.to_string();
         Ok(match self.get(&existing_id)? {
             Some(rec) if rec.body_sha256 != body_sha => Some(Admission::Conflict { existing_id }),
             Some(rec) => Some(Admission::Duplicate(rec)),
@@ -283,9 +280,9 @@ impl Journal {
         })
     }
 
-    /// The claim, if it is still inside the window.
-    fn live(&self, claim: Option<Claim>) -> Option<Claim> {
-        claim.filter(|c| now_ms().saturating_sub(c.at_ms) <= self.window_ms)
+    /// The claim, if it is still inside the window (its age is its record's: the time part of the id).
+    fn live(&self, holder: Option<Ulid>) -> Option<Ulid> {
+        holder.filter(|id| now_ms().saturating_sub(id.timestamp_ms()) <= self.window_ms)
     }
 
     pub fn get(&self, id: &str) -> Result<Option<AlertRecord>, JournalError> {
@@ -626,12 +623,13 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
 /// fifth round) by age.
 const OLD_CLAIM_TREES: [&str; 2] = ["idem", "idem_by_time"];
 
-/// The claims of the records received inside the window. Record ids are ULIDs, so the walk starts at the
-/// window's beginning (less a minute) instead of at the oldest record; a later record's claim replaces an
-/// earlier one's (it took the key over). An unreadable record has no claim to give and is passed over.
+/// The claims of the records received inside the window. Record ids are ULIDs (their time part is the
+/// receipt time, and their text sorts by it), so the walk starts at the window's beginning instead of at the
+/// oldest record; a later record's claim replaces an earlier one's (it took the key over). An unreadable
+/// record has no claim to give and is passed over.
 fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
     let cutoff = now_ms().saturating_sub(window_ms);
-    let from = Ulid::from_parts(cutoff.saturating_sub(60_000), 0).to_string();
+    let from = Ulid::from_parts(cutoff, 0).to_string();
     let claims = Claims::default();
     for item in alerts.range(from.as_bytes()..) {
         let (k, v) = item.map_err(|e| e.to_string())?;
@@ -642,9 +640,8 @@ fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
             .ok()
             .and_then(|s| Ulid::from_string(s).ok());
         if let (Some(key), Some(id)) = (view.idempotency_key.as_deref(), id) {
-            if view.received_at_ms >= cutoff {
-                let claim = Claim::new(id, view.received_at_ms, &view.body_sha256);
-                claims.restore(ClaimKey::new(&view.source, key), claim);
+            if id.timestamp_ms() >= cutoff {
+                claims.restore(ClaimKey::new(&view.source, key), id);
             }
         }
     }
@@ -659,7 +656,6 @@ fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(st).map_err(|e| JournalError::Storage(e.to_string()))
 }
 
-/// A state as stored on its own, or read out of a whole record.
 /// The fields of a stored record that pruning reads (see `Journal::prune_view`), and rebuilding the claims
 /// (`load_claims`, straight from the record, its status unused).
 #[derive(Deserialize)]
@@ -669,8 +665,6 @@ struct PruneView {
     received_at_ms: u64,
     #[serde(default)]
     idempotency_key: Option<String>,
-    #[serde(default)]
-    body_sha256: String,
     status: Status,
 }
 

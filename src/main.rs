@@ -1,5 +1,5 @@
-// mimalloc instead of the system allocator: under load the glibc allocator's arena locks and
-// consolidation showed as ~8 % of the server's CPU (BENCHMARKS.md).
+// jemalloc instead of the system allocator: under load the glibc allocator's arena locks and
+// consolidation showed as ~8 % of the server's CPU (BENCHMARKS.md). Its settings: .cargo/config.toml.
 #[global_allocator]
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
