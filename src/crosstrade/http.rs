@@ -122,6 +122,26 @@ impl HttpExecutor {
     }
 }
 
+impl HttpExecutor {
+    /// Connects to `base_url`'s host and port, within the connect timeout, and hangs up. The error names
+    /// the host and port only (the URL could carry credentials).
+    async fn probe(&self) -> Result<(), String> {
+        let url = &self.settings.base_url;
+        let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
+            return Err("crosstrade.base_url names no host".into());
+        };
+        let timeout = self.settings.connect_timeout;
+        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(format!("CrossTrade ({host}:{port}) is not reachable: {e}")),
+            Err(_) => Err(format!(
+                "CrossTrade ({host}:{port}) did not accept a connection within {} ms",
+                timeout.as_millis()
+            )),
+        }
+    }
+}
+
 /// An error and its causes, `: `-separated (reqwest's own message hides the cause).
 fn chain(e: &reqwest::Error) -> String {
     let mut out = e.to_string();
@@ -144,11 +164,12 @@ impl Executor for HttpExecutor {
         self.attempt(req).await
     }
 
+    /// Ready when the last answer did not refuse the token and CrossTrade's host accepts a TCP connection
+    /// now (a probe, not a request: nothing is sent, so nothing can trade).
     async fn ready(&self) -> Result<(), String> {
         if self.token_refused.load(Ordering::Relaxed) {
-            Err("CrossTrade refused the token (HTTP 401/403 on the last attempt); check crosstrade.token".into())
-        } else {
-            Ok(())
+            return Err("CrossTrade refused the token (HTTP 401/403 on the last attempt); check crosstrade.token".into());
         }
+        self.probe().await
     }
 }

@@ -367,6 +367,23 @@ async fn http_connection_dropped_after_sending_is_unknown() {
     );
 }
 
+/// `/readyz` for the HTTP transport: ready while the host accepts connections, not while it refuses them.
+#[tokio::test]
+async fn http_is_not_ready_while_crosstrade_cannot_be_reached() {
+    let why = http_executor(&dead_url()).ready().await.unwrap_err();
+    assert!(why.contains("is not reachable"), "{why}");
+    assert!(!why.contains(TOKEN));
+    let (url, seen) = fake_http(Duration::ZERO, |_| {
+        reply(200, json!({"orderIds": [], "success": true}))
+    })
+    .await;
+    http_executor(&url).ready().await.unwrap();
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "the probe sends no request"
+    );
+}
+
 #[tokio::test]
 async fn http_connection_refused_is_transient() {
     let e = http_executor(&dead_url())
