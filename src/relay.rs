@@ -1019,8 +1019,10 @@ pub fn check(cfg: &Config) -> anyhow::Result<String> {
         Source::from_config(name, sc, &scratch).map_err(anyhow::Error::msg)?;
     }
     if let Some(ct) = &cfg.crosstrade {
-        secret::resolve(&ct.token, "crosstrade.token", &scratch, SecretKind::Token)
-            .map_err(anyhow::Error::msg)?;
+        let (token, _) =
+            secret::resolve(&ct.token, "crosstrade.token", &scratch, SecretKind::Token)
+                .map_err(anyhow::Error::msg)?;
+        crate::crosstrade::validate(ct, &token).map_err(anyhow::Error::msg)?;
     }
     for (i, reference) in cfg.server.api_tokens.iter().enumerate() {
         if reference.trim() != "auto" {

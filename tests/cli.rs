@@ -549,3 +549,45 @@ fn render_reports_an_invalid_request_once() {
     assert_eq!(err.matches(cause).count(), 1, "{err}");
     assert!(err.contains("template 'signal-service'"), "{err}");
 }
+
+/// `check` refuses what `serve` would: a CrossTrade URL with credentials in it, a token that cannot be sent
+/// in a header. The error never shows the token.
+#[test]
+fn check_refuses_crosstrade_settings_that_serve_would_refuse() {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config.toml")).unwrap();
+    let run = |base_url: &str, token: &str| {
+        let config = dir.path().join("config.toml");
+        std::fs::write(
+            &config,
+            format!("{shipped}\n[crosstrade]\nbase_url = \"{base_url}\"\ntoken = \"env:CT_CHECK_TOKEN\"\naccounts = [\"Live1\"]\n"),
+        )
+        .unwrap();
+        Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+            .args(["check", "--config"])
+            .arg(&config)
+            .env("CT_CHECK_TOKEN", token)
+            .stdin(Stdio::null())
+            .output()
+            .expect("run alert-relay")
+    };
+    let good = run("https://app.crosstrade.io", "ct-token-123");
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let creds = run("https://user:pass@app.crosstrade.io", "ct-token-123");
+    assert!(!creds.status.success());
+    let err = String::from_utf8_lossy(&creds.stderr);
+    assert!(
+        err.contains("crosstrade.base_url: must not carry credentials"),
+        "{err}"
+    );
+    let control = run("https://app.crosstrade.io", "ct-bad\u{1}token");
+    assert!(!control.status.success());
+    let err = String::from_utf8_lossy(&control.stderr);
+    assert!(err.contains("crosstrade.token"), "{err}");
+    assert!(!err.contains("ct-bad"), "{err}");
+}

@@ -79,6 +79,12 @@ pub fn build(cfg: &CrossTradeConfig, token: Secret) -> Result<Arc<dyn Executor>,
     })
 }
 
+/// Checks `cfg` and the resolved `token` as [`build`] would, without building or connecting anything
+/// (`alert-relay check`).
+pub fn validate(cfg: &CrossTradeConfig, token: &Secret) -> Result<(), String> {
+    Settings::from_config(cfg, token).map(|_| ())
+}
+
 /// The validated config both executors are built from.
 #[derive(Clone)]
 pub(crate) struct Settings {
