@@ -24,7 +24,7 @@ use crate::journal::{now_ms, Admission, Journal, KnownState, ListFilter};
 use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
 use crate::metrics::Metrics;
 use crate::paper::{PaperBroker, SystemClock};
-use crate::record::{AlertRecord, Execution, KeyOrigin, Status};
+use crate::record::{AlertRecord, Attempt, Execution, KeyOrigin, Status};
 use crate::secret::{self, Origin, Secret, SecretKind};
 use crate::sequencer::Sequencer;
 use crate::source::{header, Source};
@@ -838,6 +838,14 @@ impl Relay {
                         Status::Executing => {
                             e.status = Status::Unknown;
                             e.error = Some("the relay stopped while this was sent to the broker; check the account and resolve by hand".into());
+                            // The attempt in flight got no answer: it is kept like every other one.
+                            e.attempts.push(Attempt {
+                                at_ms: now_ms(),
+                                transport: e.executor.clone().unwrap_or_default(),
+                                status: "unknown".into(),
+                                error: Some("in flight when the relay stopped; no answer was received".into()),
+                                duration_ms: 0,
+                            });
                         }
                         Status::Accepted if age > max_age => {
                             e.status = Status::Expired;

@@ -105,6 +105,11 @@ async fn restart_turns_executing_into_unknown_and_old_accepted_into_expired() {
         .as_str()
         .unwrap()
         .contains("stopped while"));
+    // The attempt that was in flight is kept, with no answer.
+    let attempts = first["executions"][0]["attempts"].as_array().unwrap();
+    assert_eq!(attempts.len(), 1, "{first}");
+    assert_eq!(attempts[0]["status"], "unknown");
+    assert_eq!(attempts[0]["transport"], "paper");
     let second = s.wait_final(&second).await;
     assert_eq!(second["status"], "expired", "{second}");
     let h = s.health().await;
