@@ -151,7 +151,13 @@ impl Journal {
             db.drop_tree(old).map_err(|e| open_err(e.to_string()))?;
         }
         let window_ms = idempotency_window.as_millis() as u64;
+        let started = std::time::Instant::now();
         let claims = load_claims(&alerts, window_ms).map_err(open_err)?;
+        tracing::info!(
+            keys = claims.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "idempotency keys rebuilt from the journal"
+        );
         let commit = GroupCommit::start(db.clone());
         // One walk at start-up; kept up to date from here on.
         let count = alerts.len();
