@@ -200,8 +200,20 @@ impl Journal {
         self.commit.flush_within(delay);
     }
 
-    /// Stores a record that claims no idempotency key (rejections, skips without key...).
+    /// Stores a record as it is, outside admission: one without a key (rejections, skips without key...),
+    /// or one imported from an export. An imported record's key is claimed for it if the key is free, as
+    /// the next start-up would do when it rebuilds the keys from the records.
     pub fn insert(&self, rec: &AlertRecord) -> Result<(), JournalError> {
+        self.store(rec)?;
+        if let (Some(key), Ok(id)) = (rec.idempotency_key.as_deref(), Ulid::from_string(&rec.id)) {
+            if self.live(Some(id)).is_some() {
+                let _ = self.claims.swap(ClaimKey::new(&rec.source, key), None, id);
+            }
+        }
+        Ok(())
+    }
+
+    fn store(&self, rec: &AlertRecord) -> Result<(), JournalError> {
         if self
             .alerts
             .insert(rec.id.as_bytes(), encode(rec)?)?
@@ -229,7 +241,7 @@ impl Journal {
     /// Claims `rec.idempotency_key` (if any) and stores `rec`; or reports the record already holding the key.
     pub async fn admit(&self, rec: AlertRecord) -> Result<Admission, JournalError> {
         let Some(key) = rec.idempotency_key.as_deref() else {
-            self.insert(&rec)?;
+            self.store(&rec)?;
             return Ok(Admission::New(rec));
         };
         let k = ClaimKey::new(&rec.source, key);
@@ -241,7 +253,7 @@ impl Journal {
         loop {
             let current = match self.claims.swap(k, expected, id) {
                 Ok(()) => {
-                    if let Err(e) = self.insert(&rec) {
+                    if let Err(e) = self.store(&rec) {
                         self.claims.release(k, id);
                         return Err(e);
                     }
@@ -1168,6 +1180,30 @@ mod tests {
         assert_eq!(j.prune_records(Duration::ZERO, 0).unwrap(), 1);
         assert!(j.find_key("tv", "k0", "aa").unwrap().is_none());
         assert!(j.claims.is_empty());
+    }
+
+    /// An imported record (stored outside admission) holds its key if the key is free, as it would after
+    /// a restart; it never takes a key from the record holding it.
+    #[tokio::test]
+    async fn an_imported_record_claims_its_key_only_if_free() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let held = rec(&j, Some("k"), "aa");
+        let held_id = held.id.clone();
+        j.admit(held).await.unwrap();
+        let imported = rec(&j, Some("k"), "aa");
+        j.insert(&imported).unwrap();
+        match j.find_key("tv", "k", "aa").unwrap() {
+            Some(Admission::Duplicate(r)) => assert_eq!(r.id, held_id),
+            other => panic!("the admitted record keeps its key: {other:?}"),
+        }
+        let free = rec(&j, Some("free"), "bb");
+        let free_id = free.id.clone();
+        j.insert(&free).unwrap();
+        match j.find_key("tv", "free", "bb").unwrap() {
+            Some(Admission::Duplicate(r)) => assert_eq!(r.id, free_id),
+            other => panic!("the imported record holds the free key: {other:?}"),
+        }
     }
 
     #[tokio::test]
