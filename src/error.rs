@@ -66,6 +66,8 @@ impl RelayError {
             RelayError::Unprocessable(_) => "unprocessable",
             RelayError::RateLimited { .. } => "rate_limited",
             RelayError::BadGateway(_) => "bad_gateway",
+            // The record says "kill switch"; so does the metric.
+            RelayError::Unavailable(m) if m == crate::relay::KILL_SWITCH_MESSAGE => "kill_switch",
             RelayError::Unavailable(_) => "unavailable",
             RelayError::Internal(_) => "internal",
         }

@@ -23,6 +23,11 @@ async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_re
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["status"], "rejected");
     assert_eq!(recs[0]["reason"], "kill switch");
+    let metrics = s.get_text("/metrics").await;
+    assert!(
+        metrics.contains("alert_relay_rejections_total{reason=\"kill_switch\"} 1"),
+        "{metrics}"
+    );
     assert!(s.working_orders("Sim101", "ES 12-26").await.is_empty());
     assert_eq!(s.health().await["status"], "degraded");
 
