@@ -485,6 +485,35 @@ async fn cab_replaces_orders_on_the_instrument_only() {
     );
 }
 
+/// An account name with a space arrives percent-encoded in the path (as a relay forwarding over HTTP sends
+/// it) and is decoded before it is looked up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_name_in_the_path_is_percent_decoded() {
+    let s = TestServer::in_process("[paper]\naccounts = [\"Sim 101\"]\n", None).await;
+    let (st, v) = cab(
+        &s,
+        "Sim%20101",
+        json!({"instrument": ES, "action": "Buy", "quantity": 1, "takeProfit": 6010, "stopLoss": 5990}),
+    )
+    .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.working_orders("Sim 101", ES).await.len(), 2);
+    let (st, v) = cab(
+        &s,
+        "Sim%20102",
+        json!({"instrument": ES, "action": "Buy", "quantity": 1, "stopLoss": 5990}),
+    )
+    .await;
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        v["error"]
+            .as_str()
+            .unwrap()
+            .contains("unknown account 'Sim 102'"),
+        "{v}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cab_protects_a_short_with_buy_legs() {
     let s = TestServer::in_process("", None).await;

@@ -99,10 +99,15 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         )
 }
 
+/// Path segments, percent-decoded: a relay forwarding to another (crosstrade-http) encodes an account
+/// such as `Sim 101` as `Sim%20101`.
 fn path_args(pairs: &[(&str, String)]) -> Map<String, Value> {
     pairs
         .iter()
-        .map(|(k, v)| (k.to_string(), Value::String(v.clone())))
+        .map(|(k, v)| {
+            let decoded = percent_encoding::percent_decode_str(v).decode_utf8_lossy();
+            (k.to_string(), Value::String(decoded.into_owned()))
+        })
         .collect()
 }
 
