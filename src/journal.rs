@@ -101,8 +101,8 @@ pub struct Journal {
 }
 
 /// How long a duplicate waits for the record of a claim whose writer is mid-way (claim taken, record not
-/// yet written): microseconds in practice. Past it, the claim is taken over.
-const CLAIM_SETTLE: Duration = Duration::from_millis(200);
+/// yet written): microseconds in practice. Past it, the duplicate is refused as retryable (503).
+const CLAIM_WAIT: Duration = Duration::from_secs(5);
 
 impl Journal {
     /// Opens with the default page cache.
@@ -201,13 +201,29 @@ impl Journal {
     }
 
     /// Stores a record as it is, outside admission: one without a key (rejections, skips without key...),
-    /// or one imported from an export. An imported record's key is claimed for it if the key is free, as
-    /// the next start-up would do when it rebuilds the keys from the records.
+    /// or one imported from an export. An imported record inside the window holds its key as the next
+    /// start-up's rebuild would give it: unless a newer record holds it.
     pub fn insert(&self, rec: &AlertRecord) -> Result<(), JournalError> {
         self.store(rec)?;
-        if let (Some(key), Ok(id)) = (rec.idempotency_key.as_deref(), Ulid::from_string(&rec.id)) {
-            if self.live(Some(id)).is_some() {
-                let _ = self.claims.swap(ClaimKey::new(&rec.source, key), None, id);
+        let Some(key) = rec.idempotency_key.as_deref() else {
+            return Ok(());
+        };
+        // Only a canonical id can be found again by the key (`resolve_claim` looks it up as printed).
+        let Some(id) = Ulid::from_string(&rec.id)
+            .ok()
+            .filter(|id| id.to_string() == rec.id)
+        else {
+            return Ok(());
+        };
+        if self.live(Some(id)).is_none() {
+            return Ok(());
+        }
+        let k = ClaimKey::new(&rec.source, key);
+        let mut expected = None;
+        while let Err(current) = self.claims.swap(k, expected, id) {
+            match current {
+                Some(holder) if holder >= id && self.live(Some(holder)).is_some() => break,
+                other => expected = other,
             }
         }
         Ok(())
@@ -272,13 +288,20 @@ impl Journal {
             }
             match self.resolve_claim(current, &rec.body_sha256)? {
                 Some(found) => return Ok(found),
-                // The winner has claimed but not yet written its record (microseconds).
-                None if started.elapsed() < CLAIM_SETTLE => {
+                // The winner has claimed but not yet written its record (microseconds, unless the disk
+                // stalls). A live claim is never taken over: its writer may still succeed, and both would
+                // execute. (Retention gives a key back before it removes the record, so a live claim
+                // always has a writer.)
+                None if started.elapsed() < CLAIM_WAIT => {
                     tokio::time::sleep(Duration::from_millis(1)).await;
                     expected = None;
                 }
-                // Left without its record (retention removed it an instant ago): take it over.
-                None => expected = Some(current),
+                None => {
+                    return Err(JournalError::Storage(format!(
+                        "the first delivery with this idempotency key is still being written after {} s; nothing was recorded for this one: retry",
+                        CLAIM_WAIT.as_secs()
+                    )))
+                }
             }
         }
     }
@@ -491,6 +514,10 @@ impl Journal {
             if rec.as_ref().is_some_and(|r| !r.status.is_terminal()) {
                 continue;
             }
+            // The key goes first: a live key always has its record (see `admit`).
+            if let Some(rec) = &rec {
+                self.drop_claim_of(&id, &rec.source, rec.idempotency_key.as_deref());
+            }
             if self
                 .alerts
                 .compare_and_swap(&k, Some(&v), None::<&[u8]>)?
@@ -506,7 +533,6 @@ impl Journal {
                     {
                         within_window += 1;
                     }
-                    self.drop_claim_of(&id, &rec.source, rec.idempotency_key.as_deref());
                 }
             }
         }
@@ -644,26 +670,44 @@ const OLD_CLAIM_TREES: [&str; 2] = ["idem", "idem_by_time"];
 /// The claims of the records received inside the window. Record ids are ULIDs (their time part is the
 /// receipt time, and their text sorts by it), so the walk starts at the window's beginning instead of at the
 /// oldest record; a later record's claim replaces an earlier one's (it took the key over). An unreadable
-/// record has no claim to give and is passed over.
+/// record has no claim to give: it is passed over, and counted in a warning.
 fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
     let cutoff = now_ms().saturating_sub(window_ms);
     let from = Ulid::from_parts(cutoff, 0).to_string();
     let claims = Claims::default();
+    let mut unreadable = 0usize;
     for item in alerts.range(from.as_bytes()..) {
         let (k, v) = item.map_err(|e| e.to_string())?;
-        let Ok(view) = serde_json::from_slice::<PruneView>(&v) else {
+        let Ok(view) = serde_json::from_slice::<ClaimView>(&v) else {
+            unreadable += 1;
             continue;
         };
+        // Only a canonical id can be found again by the key (`resolve_claim` looks it up as printed).
         let id = std::str::from_utf8(&k)
             .ok()
-            .and_then(|s| Ulid::from_string(s).ok());
+            .and_then(|s| Ulid::from_string(s).ok().filter(|id| id.to_string() == s));
         if let (Some(key), Some(id)) = (view.idempotency_key.as_deref(), id) {
             if id.timestamp_ms() >= cutoff {
                 claims.restore(ClaimKey::new(&view.source, key), id);
             }
         }
     }
+    if unreadable > 0 {
+        tracing::warn!(
+            unreadable,
+            "records inside the idempotency window could not be read: their keys are not held, so a repeat of those alerts would run again"
+        );
+    }
     Ok(claims)
+}
+
+/// What rebuilding the keys reads of a record.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClaimView {
+    source: String,
+    #[serde(default)]
+    idempotency_key: Option<String>,
 }
 
 fn encode(rec: &AlertRecord) -> Result<Vec<u8>, JournalError> {
@@ -674,8 +718,7 @@ fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(st).map_err(|e| JournalError::Storage(e.to_string()))
 }
 
-/// The fields of a stored record that pruning reads (see `Journal::prune_view`), and rebuilding the claims
-/// (`load_claims`, straight from the record, its status unused).
+/// The fields of a stored record that pruning reads (see `Journal::prune_view`).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PruneView {
@@ -786,7 +829,7 @@ mod tests {
         }
     }
 
-    #[tokio::test]
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_claims_admit_exactly_one() {
         let dir = tempfile::tempdir().unwrap();
         let j = Arc::new(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
@@ -896,7 +939,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn key_pruning_stops_at_live_claims() {
+    async fn expired_keys_are_pruned_and_live_ones_stay() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), Duration::from_millis(60)).unwrap();
         j.admit(rec(&j, Some("old"), "aa")).await.unwrap();
@@ -1182,28 +1225,71 @@ mod tests {
         assert!(j.claims.is_empty());
     }
 
-    /// An imported record (stored outside admission) holds its key if the key is free, as it would after
-    /// a restart; it never takes a key from the record holding it.
+    /// An imported record (stored outside admission) holds its key as the rebuild at the next start-up
+    /// would give it: the newest record inside the window holds a key.
     #[tokio::test]
-    async fn an_imported_record_claims_its_key_only_if_free() {
+    async fn an_imported_record_holds_its_key_as_a_restart_would() {
         let dir = tempfile::tempdir().unwrap();
         let j = Journal::open(dir.path(), Duration::from_secs(60)).unwrap();
+        let older = rec(&j, Some("k"), "aa");
         let held = rec(&j, Some("k"), "aa");
         let held_id = held.id.clone();
         j.admit(held).await.unwrap();
-        let imported = rec(&j, Some("k"), "aa");
-        j.insert(&imported).unwrap();
-        match j.find_key("tv", "k", "aa").unwrap() {
-            Some(Admission::Duplicate(r)) => assert_eq!(r.id, held_id),
-            other => panic!("the admitted record keeps its key: {other:?}"),
-        }
+        j.insert(&older).unwrap();
+        let holder = |j: &Journal, key: &str, sha: &str| match j.find_key("tv", key, sha).unwrap() {
+            Some(Admission::Duplicate(r)) => r.id,
+            other => panic!("{key} must be held: {other:?}"),
+        };
+        assert_eq!(
+            holder(&j, "k", "aa"),
+            held_id,
+            "an older import takes nothing"
+        );
+        let newer = rec(&j, Some("k"), "aa");
+        let newer_id = newer.id.clone();
+        j.insert(&newer).unwrap();
+        assert_eq!(
+            holder(&j, "k", "aa"),
+            newer_id,
+            "a newer import holds the key"
+        );
         let free = rec(&j, Some("free"), "bb");
         let free_id = free.id.clone();
         j.insert(&free).unwrap();
-        match j.find_key("tv", "free", "bb").unwrap() {
-            Some(Admission::Duplicate(r)) => assert_eq!(r.id, free_id),
-            other => panic!("the imported record holds the free key: {other:?}"),
+        assert_eq!(holder(&j, "free", "bb"), free_id);
+        j.sync().await.unwrap();
+        drop(j);
+        let j = reopen(dir.path(), Duration::from_secs(60)).unwrap();
+        assert_eq!(holder(&j, "k", "aa"), newer_id, "the same after a restart");
+        assert_eq!(holder(&j, "free", "bb"), free_id);
+    }
+
+    /// A repeat that finds a key taken but its record not yet written waits for the record, however long
+    /// the write takes (up to `CLAIM_WAIT`), and answers with it: it never takes a live key over.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_repeat_waits_for_a_slow_first_write_and_never_takes_the_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let j = Arc::new(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
+        let first = rec(&j, Some("k"), "aa");
+        let first_id = Ulid::from_string(&first.id).unwrap();
+        // The first writer has taken the key; its record lands 300 ms later.
+        j.claims
+            .swap(ClaimKey::new("tv", "k"), None, first_id)
+            .unwrap();
+        let writer = {
+            let j = j.clone();
+            let first = first.clone();
+            tokio::spawn(async move {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                j.store(&first).unwrap();
+            })
+        };
+        match j.admit(rec(&j, Some("k"), "aa")).await.unwrap() {
+            Admission::Duplicate(r) => assert_eq!(r.id, first.id),
+            other => panic!("the repeat must wait for the first record: {other:?}"),
         }
+        writer.await.unwrap();
+        assert_eq!(j.record_count(), 1);
     }
 
     #[tokio::test]

@@ -717,7 +717,8 @@ impl Relay {
         Ok(self.journal.list(&f)?)
     }
 
-    /// `/healthz`: ok, or degraded with the reasons (unknown outcomes, kill switch, a refused token).
+    /// `/healthz`: ok, or degraded with the reasons (unknown outcomes, kill switch, an executor that is not
+    /// usable: a refused token, CrossTrade unreachable).
     pub async fn health(&self) -> Value {
         let mut problems = Vec::new();
         let unknown = self.unknown.load(Ordering::SeqCst);

@@ -19,7 +19,15 @@ pub struct HttpExecutor {
     client: reqwest::Client,
     /// Set when the last answer was 401/403, cleared by any other answer; read by `ready()`.
     token_refused: AtomicBool,
+    /// The last reachability probe and when it ran: `/healthz` and `/readyz` reuse it for
+    /// [`PROBE_FRESH`], so callers cannot make the relay open connections at will.
+    probed: std::sync::Mutex<Option<(std::time::Instant, Result<(), String>)>>,
 }
+
+/// How long a reachability probe's answer is reused.
+const PROBE_FRESH: Duration = Duration::from_secs(2);
+/// The longest a probe waits for a connection (the connect timeout, if shorter).
+const PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 impl HttpExecutor {
     pub(crate) fn new(settings: Settings) -> Result<HttpExecutor, String> {
@@ -35,6 +43,7 @@ impl HttpExecutor {
             settings,
             client,
             token_refused: AtomicBool::new(false),
+            probed: std::sync::Mutex::new(None),
         })
     }
 
@@ -123,15 +132,40 @@ impl HttpExecutor {
 }
 
 impl HttpExecutor {
-    /// Connects to `base_url`'s host and port, within the connect timeout, and hangs up. The error names
-    /// the host and port only (the URL could carry credentials).
+    /// Connects to `base_url`'s host and port and hangs up, at most every [`PROBE_FRESH`], waiting at most
+    /// [`PROBE_TIMEOUT`]. The error names the host and port only (the URL could carry credentials). With
+    /// a proxy configured for reqwest (`HTTPS_PROXY` and the like) a direct connection says nothing about
+    /// the route requests take, so there is no probe.
     async fn probe(&self) -> Result<(), String> {
+        if let Some((at, result)) = &*self.probed.lock().unwrap_or_else(|p| p.into_inner()) {
+            if at.elapsed() < PROBE_FRESH {
+                return result.clone();
+            }
+        }
+        let result = self.connect_once().await;
+        *self.probed.lock().unwrap_or_else(|p| p.into_inner()) =
+            Some((std::time::Instant::now(), result.clone()));
+        result
+    }
+
+    async fn connect_once(&self) -> Result<(), String> {
+        let proxied = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"].iter().any(|v| {
+            std::env::var_os(v)
+                .or_else(|| std::env::var_os(v.to_lowercase()))
+                .is_some()
+        });
+        if proxied {
+            return Ok(());
+        }
         let url = &self.settings.base_url;
         let (Some(host), Some(port)) = (url.host_str(), url.port_or_known_default()) else {
             return Err("crosstrade.base_url names no host".into());
         };
-        let timeout = self.settings.connect_timeout;
-        match tokio::time::timeout(timeout, tokio::net::TcpStream::connect((host, port))).await {
+        // An IPv6 address is written in brackets in a URL, not in a socket address.
+        let bare = host.trim_start_matches('[').trim_end_matches(']');
+        let timeout = self.settings.connect_timeout.min(PROBE_TIMEOUT);
+        let connect = tokio::net::TcpStream::connect((bare, port));
+        match tokio::time::timeout(timeout, connect).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("CrossTrade ({host}:{port}) is not reachable: {e}")),
             Err(_) => Err(format!(
