@@ -62,9 +62,16 @@ impl Claims {
         Ok(())
     }
 
-    /// Sets the claim on `key` unconditionally (rebuilding: a later record replaces an earlier one).
-    pub fn restore(&self, key: ClaimKey, id: Ulid) {
-        self.map().insert(key, id);
+    /// Gives `key` to record `id` outside admission (rebuilding at open, importing) unless a newer record
+    /// received at or after `cutoff_ms` holds it: the newest record inside the window holds a key.
+    pub fn offer(&self, key: ClaimKey, id: Ulid, cutoff_ms: u64) {
+        let mut map = self.map();
+        match map.get(&key) {
+            Some(holder) if *holder >= id && holder.timestamp_ms() >= cutoff_ms => {}
+            _ => {
+                map.insert(key, id);
+            }
+        }
     }
 
     /// Removes the claim on `key` if record `id` still holds it. Returns whether it did.
@@ -129,11 +136,26 @@ mod tests {
     }
 
     #[test]
+    fn an_offer_goes_to_the_newest_live_record() {
+        let claims = Claims::default();
+        let k = ClaimKey::new("tv", "k");
+        let (old, new) = (Ulid::from_parts(10, 1), Ulid::from_parts(20, 1));
+        claims.offer(k, new, 0);
+        claims.offer(k, old, 0);
+        assert_eq!(claims.get(k), Some(new), "an older record takes nothing");
+        claims.offer(k, Ulid::from_parts(30, 1), 0);
+        assert_eq!(claims.get(k), Some(Ulid::from_parts(30, 1)));
+        // A holder outside the window (received before the cutoff) gives way to any record.
+        claims.offer(k, old, 31);
+        assert_eq!(claims.get(k), Some(old));
+    }
+
+    #[test]
     fn expire_removes_only_older_claims() {
         let claims = Claims::default();
         for i in 0..10u64 {
             let k = ClaimKey::new("tv", &i.to_string());
-            claims.restore(k, Ulid::from_parts(i, 0));
+            claims.offer(k, Ulid::from_parts(i, 0), 0);
         }
         assert_eq!(claims.expire(4), 4);
         assert_eq!(claims.len(), 6);

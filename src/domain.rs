@@ -229,9 +229,10 @@ impl BracketRequest {
             _ => None,
         }
         .ok_or_else(|| bad("action", "\"Buy\" or \"Sell\"", &args["action"]))?;
-        let quantity = match &args["quantity"] {
-            Value::String(_) if strict => None,
-            v => positive_int(v),
+        let quantity = if strict {
+            positive_int_number(&args["quantity"])
+        } else {
+            positive_int(&args["quantity"])
         }
         .ok_or_else(|| bad("quantity", "a positive integer", &args["quantity"]))?;
         let take_profit = price_field(args, "takeProfit")?;
@@ -356,6 +357,11 @@ pub(crate) fn number(v: &Value) -> Option<f64> {
         Value::String(s) => s.trim().parse::<f64>().ok(),
         _ => None,
     }
+}
+
+/// A positive integer written as a JSON number (the API's `quantity`; `2.0` counts, `"2"` does not).
+pub(crate) fn positive_int_number(v: &Value) -> Option<u32> {
+    v.is_number().then(|| positive_int(v)).flatten()
 }
 
 /// A positive integer given as a JSON number (`2`, `2.0`) or a numeric string (`"2"`).

@@ -208,23 +208,10 @@ impl Journal {
         let Some(key) = rec.idempotency_key.as_deref() else {
             return Ok(());
         };
-        // Only a canonical id can be found again by the key (`resolve_claim` looks it up as printed).
-        let Some(id) = Ulid::from_string(&rec.id)
-            .ok()
-            .filter(|id| id.to_string() == rec.id)
-        else {
-            return Ok(());
-        };
-        if self.live(Some(id)).is_none() {
-            return Ok(());
-        }
-        let k = ClaimKey::new(&rec.source, key);
-        let mut expected = None;
-        while let Err(current) = self.claims.swap(k, expected, id) {
-            match current {
-                Some(holder) if holder >= id && self.live(Some(holder)).is_some() => break,
-                other => expected = other,
-            }
+        if let Some(id) = canonical_id(&rec.id).filter(|id| self.is_live(*id)) {
+            let cutoff = now_ms().saturating_sub(self.window_ms);
+            self.claims
+                .offer(ClaimKey::new(&rec.source, key), id, cutoff);
         }
         Ok(())
     }
@@ -248,9 +235,9 @@ impl Journal {
         key: &str,
         body_sha: &str,
     ) -> Result<Option<Admission>, JournalError> {
-        match self.live(self.claims.get(ClaimKey::new(source, key))) {
-            Some(holder) => self.resolve_claim(holder, body_sha),
-            None => Ok(None),
+        match self.claims.get(ClaimKey::new(source, key)) {
+            Some(holder) if self.is_live(holder) => self.resolve_claim(holder, body_sha),
+            _ => Ok(None),
         }
     }
 
@@ -261,8 +248,8 @@ impl Journal {
             return Ok(Admission::New(rec));
         };
         let k = ClaimKey::new(&rec.source, key);
-        let id = Ulid::from_string(&rec.id).map_err(|e| {
-            JournalError::Storage(format!("record id '{}' is not a ULID: {e}", rec.id))
+        let id = canonical_id(&rec.id).ok_or_else(|| {
+            JournalError::Storage(format!("record id '{}' is not a canonical ULID", rec.id))
         })?;
         let mut expected: Option<Ulid> = None;
         let started = std::time::Instant::now();
@@ -281,7 +268,7 @@ impl Journal {
                 }
                 Err(Some(current)) => current,
             };
-            if self.live(Some(current)).is_none() {
+            if !self.is_live(current) {
                 // Expired: take it over.
                 expected = Some(current);
                 continue;
@@ -321,9 +308,10 @@ impl Journal {
         })
     }
 
-    /// The claim, if it is still inside the window (its age is its record's: the time part of the id).
-    fn live(&self, holder: Option<Ulid>) -> Option<Ulid> {
-        holder.filter(|id| now_ms().saturating_sub(id.timestamp_ms()) <= self.window_ms)
+    /// Whether a claim by record `holder` is still inside the window (its age is its record's: the time
+    /// part of the id).
+    fn is_live(&self, holder: Ulid) -> bool {
+        now_ms().saturating_sub(holder.timestamp_ms()) <= self.window_ms
     }
 
     pub fn get(&self, id: &str) -> Result<Option<AlertRecord>, JournalError> {
@@ -577,7 +565,7 @@ impl Journal {
     /// Removes the idempotency claim of record `id` (being pruned), if the claim is still its own: a claim
     /// whose record is gone can no longer answer a repeat.
     fn drop_claim_of(&self, id: &str, source: &str, key: Option<&str>) {
-        if let (Some(key), Ok(id)) = (key, Ulid::from_string(id)) {
+        if let (Some(key), Some(id)) = (key, canonical_id(id)) {
             self.claims.release(ClaimKey::new(source, key), id);
         }
     }
@@ -669,7 +657,7 @@ const OLD_CLAIM_TREES: [&str; 2] = ["idem", "idem_by_time"];
 
 /// The claims of the records received inside the window. Record ids are ULIDs (their time part is the
 /// receipt time, and their text sorts by it), so the walk starts at the window's beginning instead of at the
-/// oldest record; a later record's claim replaces an earlier one's (it took the key over). An unreadable
+/// oldest record; the newest record holding a key keeps it (it took the key over). An unreadable
 /// record has no claim to give: it is passed over, and counted in a warning.
 fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
     let cutoff = now_ms().saturating_sub(window_ms);
@@ -682,14 +670,9 @@ fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
             unreadable += 1;
             continue;
         };
-        // Only a canonical id can be found again by the key (`resolve_claim` looks it up as printed).
-        let id = std::str::from_utf8(&k)
-            .ok()
-            .and_then(|s| Ulid::from_string(s).ok().filter(|id| id.to_string() == s));
+        let id = std::str::from_utf8(&k).ok().and_then(canonical_id);
         if let (Some(key), Some(id)) = (view.idempotency_key.as_deref(), id) {
-            if id.timestamp_ms() >= cutoff {
-                claims.restore(ClaimKey::new(&view.source, key), id);
-            }
+            claims.offer(ClaimKey::new(&view.source, key), id, cutoff);
         }
     }
     if unreadable > 0 {
@@ -699,6 +682,12 @@ fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
         );
     }
     Ok(claims)
+}
+
+/// The record id `s` as a ULID, if `s` is how that ULID prints: only such an id can be found again from
+/// a claim (`resolve_claim` looks the record up by the printed id).
+fn canonical_id(s: &str) -> Option<Ulid> {
+    Ulid::from_string(s).ok().filter(|id| id.to_string() == s)
 }
 
 /// What rebuilding the keys reads of a record.

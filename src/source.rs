@@ -236,7 +236,7 @@ impl Source {
                 name.chars().take(64).collect::<String>()
             )));
         }
-        if name == self.template || self.allowed_templates.iter().any(|t| t == name) {
+        if self.allowed_names().contains(&name) {
             Ok(name.to_string())
         } else {
             Err(RelayError::Unprocessable(format!(

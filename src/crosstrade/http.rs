@@ -149,12 +149,7 @@ impl HttpExecutor {
     }
 
     async fn connect_once(&self) -> Result<(), String> {
-        let proxied = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"].iter().any(|v| {
-            std::env::var_os(v)
-                .or_else(|| std::env::var_os(v.to_lowercase()))
-                .is_some()
-        });
-        if proxied {
+        if proxy_configured() {
             return Ok(());
         }
         let url = &self.settings.base_url;
@@ -174,6 +169,15 @@ impl HttpExecutor {
             )),
         }
     }
+}
+
+/// Whether the environment gives reqwest a proxy (`HTTPS_PROXY`, `HTTP_PROXY`, `ALL_PROXY`, any case).
+pub(crate) fn proxy_configured() -> bool {
+    ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"].iter().any(|v| {
+        std::env::var_os(v)
+            .or_else(|| std::env::var_os(v.to_lowercase()))
+            .is_some()
+    })
 }
 
 /// An error and its causes, `: `-separated (reqwest's own message hides the cause).

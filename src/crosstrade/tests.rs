@@ -370,12 +370,7 @@ async fn http_connection_dropped_after_sending_is_unknown() {
 /// `/readyz` for the HTTP transport: ready while the host accepts connections, not while it refuses them.
 #[tokio::test]
 async fn http_is_not_ready_while_crosstrade_cannot_be_reached() {
-    let proxy = ["HTTPS_PROXY", "HTTP_PROXY", "ALL_PROXY"].iter().any(|v| {
-        std::env::var_os(v)
-            .or_else(|| std::env::var_os(v.to_lowercase()))
-            .is_some()
-    });
-    if proxy {
+    if super::http::proxy_configured() {
         eprintln!(
             "a proxy is configured: the relay does not probe, so this test has nothing to check"
         );

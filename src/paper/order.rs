@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::{number, positive_int, Action, OcoId, OrderId};
+use crate::domain::{number, positive_int_number, Action, OcoId, OrderId};
 use crate::instruments::{on_tick_grid, round_to_tick, Instruments};
 
 use super::clock::Timestamp;
@@ -149,9 +149,7 @@ impl PlaceOrder {
             .and_then(Action::parse)
             .ok_or_else(|| PaperError::invalid("action", "\"Buy\" or \"Sell\"", action_v))?;
         let qty_v = required(args, "quantity")?;
-        let quantity = Some(qty_v)
-            .filter(|v| v.is_number())
-            .and_then(positive_int)
+        let quantity = positive_int_number(qty_v)
             .ok_or_else(|| PaperError::invalid("quantity", "a positive integer", qty_v))?;
         let type_v = required(args, "orderType")?;
         let order_type = type_v.as_str().and_then(OrderType::parse).ok_or_else(|| {
