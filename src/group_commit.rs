@@ -22,8 +22,8 @@ const MAX_SPACING: Duration = Duration::from_millis(2);
 
 /// How long after the previous flush started the next one may start. A flush that served few writers
 /// means light load: the next one starts almost at once. A flush that served many means the disk is the
-/// queue: spacing flushes lets each one carry more writers, which costs less CPU (every flush wakes sled's
-/// IO threads) for the same durability.
+/// queue: spacing flushes lets each one carry more writers, which costs less CPU (every flush hands sled's
+/// IO pool a log buffer to write, and waits for it) for the same durability.
 ///
 /// The spacing is also a ceiling on throughput, because writers wait for it: `n` writers each waiting
 /// for their flush are served at most `n` per spacing. Up to [`MAX_SPACING`], a flush that served `b`
