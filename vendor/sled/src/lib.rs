@@ -83,9 +83,9 @@
 #![doc(
     html_logo_url = "https://raw.githubusercontent.com/spacejam/sled/master/art/tree_face_anti-transphobia.png"
 )]
-// alert-relay: this copy is sled 0.34.7 with one change (see ../PATCHES.md). Its lint lists, written
-// for the compilers of 2021, fail on current ones, and a path dependency's lints are not capped the way
-// a registry dependency's are; so they are off here, as they are for every crates.io dependency.
+// alert-relay: this copy is sled 0.34.7 with one functional change (see ../PATCHES.md). Its lint lists,
+// written for the compilers of 2021, fail on current ones, and cargo caps the lints of registry
+// dependencies but not of path dependencies like this one; so its warnings are off here.
 #![allow(warnings)]
 #![warn(clippy::multiple_crate_versions)]
 #![allow(clippy::mem_replace_with_default)] // Not using std::mem::take() due to MSRV of 1.37 (intro'd in 1.40)

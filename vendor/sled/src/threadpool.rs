@@ -70,8 +70,10 @@ impl Queue {
 
         // alert-relay: one task wakes one waiting thread (upstream: all of
         // them, of which all but one find the queue empty and sleep again).
-        // A thread that is busy takes queued work with `try_recv` when it
-        // is done, so no task waits for a wake-up that went elsewhere.
+        // A thread waits only while the queue is empty (checked under the
+        // mutex held above), each notify_one takes a different waiter off
+        // the wait list, and a woken thread checks the queue again under
+        // the mutex: see vendor/sled/PATCHES.md.
         self.cv.notify_one();
 
         len
