@@ -1,8 +1,7 @@
 //! Group commit: many writers share one `fsync`.
 //!
 //! A writer inserts its record, then calls [`GroupCommit::sync`]. A dedicated thread takes every waiter
-//! queued so far, flushes the database once ([`Durable::flush`]: sled's flush, then an `fdatasync` of its
-//! log file), and wakes them all. A waiter queued while a flush is running
+//! queued so far, flushes the database once, and wakes them all. A waiter queued while a flush is running
 //! is served by the next flush, which starts after its insert: so when `sync` returns, that writer's record is
 //! on disk. Under load, one flush covers many records; idle, a lone writer pays one flush.
 //!
@@ -11,9 +10,7 @@
 //! acknowledgement's flush, or gets its own when the delay runs out, so it costs no flush of its own under
 //! load.
 
-use std::fs::File;
-use std::path::Path;
-use std::sync::{mpsc, Arc};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -46,46 +43,6 @@ enum Request {
     By(Instant),
 }
 
-/// The name of sled 0.34's log file inside its directory (`Config::db_path` in vendor/sled/src/config.rs).
-const SLED_LOG_FILE: &str = "db";
-
-/// What one flush makes durable: the database's log, data and metadata.
-///
-/// sled 0.34 writes its log with `pwrite` and, on Linux, makes each write durable with
-/// `sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER)`. That waits for the data pages, but commits none of
-/// the file's metadata (its size as the log grows, newly allocated blocks) and does not flush the drive's
-/// write cache: records survive the process being killed, not necessarily the machine losing power
-/// (sync_file_range(2): "there are no guarantees that the data will be available after a crash"). So
-/// each flush also `fdatasync`s the log file. (fdatasync acts on the file, whichever descriptor asks.)
-#[derive(Clone)]
-pub struct Durable {
-    db: sled::Db,
-    log: Arc<File>,
-}
-
-impl Durable {
-    /// `db`, opened at `dir`, with its log file. The directory is synced once, so that a log file sled
-    /// has just created is found after a power loss.
-    pub fn open(db: sled::Db, dir: &Path) -> std::io::Result<Durable> {
-        let log = File::open(dir.join(SLED_LOG_FILE))?;
-        File::open(dir)?.sync_all()?;
-        Ok(Durable {
-            db,
-            log: Arc::new(log),
-        })
-    }
-
-    /// Everything written to the database so far, on disk: sled's flush, then the log's `fdatasync`.
-    pub fn flush(&self) -> Result<(), String> {
-        self.db
-            .flush()
-            .map_err(|e| format!("journal flush failed: {e}"))?;
-        self.log
-            .sync_data()
-            .map_err(|e| format!("journal flush failed: fdatasync of the log: {e}"))
-    }
-}
-
 pub struct GroupCommit {
     tx: Option<mpsc::Sender<Request>>,
     thread: Option<thread::JoinHandle<()>>,
@@ -94,7 +51,7 @@ pub struct GroupCommit {
 impl GroupCommit {
     /// Starts the flusher thread for `db`. Dropping the `GroupCommit` stops the thread and waits for it, so
     /// the database is released (sled locks it per process until every handle is gone).
-    pub fn start(db: Durable) -> GroupCommit {
+    pub fn start(db: sled::Db) -> GroupCommit {
         let (tx, rx) = mpsc::channel::<Request>();
         let thread = thread::Builder::new()
             .name("journal-flush".into())
@@ -139,7 +96,10 @@ impl GroupCommit {
                     last_start = Instant::now();
                     last_batch = waiters.len().max(1);
                     due = None;
-                    let result = db.flush();
+                    let result = db
+                        .flush()
+                        .map(|_| ())
+                        .map_err(|e| format!("journal flush failed: {e}"));
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "journal flush failed");
                     }
@@ -236,7 +196,7 @@ mod tests {
         let path = dir.path().join("db");
         {
             let db = sled::Config::new().path(&path).open().unwrap();
-            let commit = GroupCommit::start(Durable::open(db.clone(), &path).unwrap());
+            let commit = GroupCommit::start(db.clone());
             let mut waits = Vec::new();
             for i in 0..100u32 {
                 db.insert(i.to_be_bytes(), &b"v"[..]).unwrap();
@@ -259,13 +219,12 @@ mod tests {
     fn a_deferred_request_is_flushed_by_its_deadline() {
         let dir = tempfile::tempdir().unwrap();
         // No background flushing by sled itself: only the group commit flushes here.
-        let path = dir.path().join("db");
         let db = sled::Config::new()
-            .path(&path)
+            .path(dir.path().join("db"))
             .flush_every_ms(None)
             .open()
             .unwrap();
-        let commit = GroupCommit::start(Durable::open(db.clone(), &path).unwrap());
+        let commit = GroupCommit::start(db.clone());
         db.flush().unwrap();
 
         db.insert(b"control", &b"v"[..]).unwrap();
@@ -276,26 +235,5 @@ mod tests {
         commit.flush_within(Duration::from_millis(5));
         thread::sleep(Duration::from_millis(50));
         assert_eq!(db.flush().unwrap(), 0, "the deferred flush did not happen");
-    }
-
-    /// A flush is sled's flush *and* the log's fdatasync: when the fdatasync fails (here a pipe, which
-    /// cannot be synced), every waiter hears the failure instead of an acknowledgement.
-    #[tokio::test]
-    async fn a_failed_fdatasync_fails_the_waiters() {
-        let dir = tempfile::tempdir().unwrap();
-        let db = sled::Config::new().path(dir.path()).open().unwrap();
-        let (reader, _writer) = std::io::pipe().unwrap();
-        let durable = Durable {
-            db: db.clone(),
-            log: Arc::new(File::from(std::os::fd::OwnedFd::from(reader))),
-        };
-        let commit = GroupCommit::start(durable);
-        db.insert(b"k", &b"v"[..]).unwrap();
-        let err = commit.sync().await.unwrap_err();
-        assert!(err.contains("fdatasync of the log"), "{err}");
-
-        // The journal's own log file syncs.
-        let ok = Durable::open(db.clone(), dir.path()).unwrap();
-        assert_eq!(ok.flush(), Ok(()));
     }
 }

@@ -20,7 +20,7 @@ use ulid::Ulid;
 
 use crate::claims::{ClaimKey, Claims};
 use crate::config::JournalConfig;
-use crate::group_commit::{Durable, GroupCommit};
+use crate::group_commit::GroupCommit;
 use crate::record::{AlertRecord, RecordState, Status};
 
 #[derive(Debug, thiserror::Error)]
@@ -96,8 +96,6 @@ pub struct Journal {
     ids: Mutex<ulid::Generator>,
     /// Number of records, kept here: sled's `len()` walks the whole tree.
     count: AtomicUsize,
-    /// The database and its log file, for flushes outside the group commit (identity, shutdown).
-    durable: Durable,
     commit: GroupCommit,
     window_ms: u64,
 }
@@ -132,18 +130,12 @@ impl Journal {
             cause,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
-        let db_dir = dir.join("journal");
         let db = sled::Config::new()
-            .path(&db_dir)
+            .path(dir.join("journal"))
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(cache_mb.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| open_err(e.to_string()))?;
-        let durable = Durable::open(db.clone(), &db_dir).map_err(|e| {
-            open_err(format!(
-                "cannot open the database's log file to sync it: {e}"
-            ))
-        })?;
         let alerts = db
             .open_tree("alerts")
             .map_err(|e| open_err(e.to_string()))?;
@@ -151,7 +143,7 @@ impl Journal {
             .open_tree("alert_state")
             .map_err(|e| open_err(e.to_string()))?;
         let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
-        check_identity(dir, &meta, &durable).map_err(open_err)?;
+        check_identity(dir, &meta).map_err(open_err)?;
         check_format(&meta).map_err(open_err)?;
         // Journals of format 2 and before kept the claims in trees of their own; the records hold all they
         // said. (`drop_tree` does nothing when there is no such tree.)
@@ -166,7 +158,7 @@ impl Journal {
             ms = started.elapsed().as_millis() as u64,
             "idempotency keys rebuilt from the journal"
         );
-        let commit = GroupCommit::start(durable.clone());
+        let commit = GroupCommit::start(db.clone());
         // One walk at start-up; kept up to date from here on.
         let count = alerts.len();
         Ok(Journal {
@@ -177,7 +169,6 @@ impl Journal {
             meta,
             ids: Mutex::new(ulid::Generator::new()),
             count: AtomicUsize::new(count),
-            durable,
             commit,
             window_ms,
         })
@@ -593,7 +584,8 @@ impl Journal {
 
     /// Flushes synchronously (shutdown).
     pub fn flush_now(&self) -> Result<(), JournalError> {
-        self.durable.flush().map_err(JournalError::Storage)
+        self.db.flush()?;
+        Ok(())
     }
 }
 
@@ -630,7 +622,7 @@ const IDENTITY_KEY: &str = "journal_id";
 /// keeps the same id inside. A journal that opens without its id while the file exists was lost or replaced
 /// (corruption sled recovered from by truncating, a deleted database): starting anyway would forget every
 /// alert and idempotency key, so that is an error for a human to look at.
-fn check_identity(dir: &Path, meta: &sled::Tree, durable: &Durable) -> Result<(), String> {
+fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
     let file = dir.join(IDENTITY_FILE);
     let on_disk = std::fs::read_to_string(&file)
         .ok()
@@ -653,7 +645,7 @@ fn check_identity(dir: &Path, meta: &sled::Tree, durable: &Durable) -> Result<()
         (None, None) => {
             let id = ulid::Ulid::new().to_string();
             meta.insert(IDENTITY_KEY, id.as_bytes()).map_err(|e| e.to_string())?;
-            durable.flush()?;
+            meta.flush().map_err(|e| e.to_string())?;
             std::fs::write(&file, format!("{id}\n")).map_err(|e| e.to_string())
         }
     }
