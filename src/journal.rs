@@ -130,12 +130,18 @@ impl Journal {
             cause,
         };
         std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        let db_dir = dir.join("journal");
         let db = sled::Config::new()
-            .path(dir.join("journal"))
+            .path(&db_dir)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(cache_mb.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| open_err(e.to_string()))?;
+        // The files sled has just created (its log, its config) are found after a power loss only once
+        // their directory entries are on disk; sled's own syncs cover the files' contents.
+        std::fs::File::open(&db_dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| open_err(format!("cannot sync the journal directory: {e}")))?;
         let alerts = db
             .open_tree("alerts")
             .map_err(|e| open_err(e.to_string()))?;

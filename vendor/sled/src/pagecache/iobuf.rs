@@ -729,28 +729,17 @@ impl IoBufs {
             let f = &self.config.file;
             pwrite_all(f, data, log_offset)?;
             if !self.config.temporary {
+                // alert-relay: fdatasync instead of upstream's
+                // sync_file_range(WAIT_BEFORE | WRITE | WAIT_AFTER), which
+                // waits for the data pages but commits none of the file's
+                // metadata (its size as the log grows, newly allocated
+                // blocks) and does not flush the drive's write cache: what
+                // sled then treats as stable (acknowledged writes, pages
+                // relocated out of a segment it goes on to reuse) survived a
+                // killed process but not necessarily a power loss. See
+                // vendor/sled/PATCHES.md.
                 #[cfg(target_os = "linux")]
-                {
-                    use std::os::unix::io::AsRawFd;
-                    let ret = unsafe {
-                        libc::sync_file_range(
-                            f.as_raw_fd(),
-                            i64::try_from(log_offset).unwrap(),
-                            i64::try_from(total_len).unwrap(),
-                            libc::SYNC_FILE_RANGE_WAIT_BEFORE
-                                | libc::SYNC_FILE_RANGE_WRITE
-                                | libc::SYNC_FILE_RANGE_WAIT_AFTER,
-                        )
-                    };
-                    if ret < 0 {
-                        let err = std::io::Error::last_os_error();
-                        if let Some(libc::ENOSYS) = err.raw_os_error() {
-                            f.sync_all()?;
-                        } else {
-                            return Err(err.into());
-                        }
-                    }
-                }
+                f.sync_data()?;
 
                 #[cfg(not(target_os = "linux"))]
                 f.sync_all()?;
