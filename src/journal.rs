@@ -137,11 +137,13 @@ impl Journal {
             .cache_capacity(cache_mb.max(1) * 1024 * 1024)
             .open()
             .map_err(|e| open_err(e.to_string()))?;
-        // The files sled has just created (its log, its config) are found after a power loss only once
-        // their directory entries are on disk; sled's own syncs cover the files' contents.
-        std::fs::File::open(&db_dir)
-            .and_then(|d| d.sync_all())
-            .map_err(|e| open_err(format!("cannot sync the journal directory: {e}")))?;
+        // What sled has just created (its directory, log file and config) is found after a power loss only
+        // once the directory entries are on disk: synced once here, before anything is acknowledged. (sled
+        // syncs its log's contents; a config file found empty is written again.)
+        for d in [db_dir.as_path(), dir] {
+            sync_dir(d)
+                .map_err(|e| open_err(format!("cannot sync the directory {}: {e}", d.display())))?;
+        }
         let alerts = db
             .open_tree("alerts")
             .map_err(|e| open_err(e.to_string()))?;
@@ -630,9 +632,11 @@ const IDENTITY_KEY: &str = "journal_id";
 /// alert and idempotency key, so that is an error for a human to look at.
 fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
     let file = dir.join(IDENTITY_FILE);
+    // An empty file is one whose write a power loss cut short: as good as none.
     let on_disk = std::fs::read_to_string(&file)
         .ok()
-        .map(|s| s.trim().to_string());
+        .map(|s| s.trim().to_string())
+        .filter(|s| !s.is_empty());
     let inside = meta
         .get(IDENTITY_KEY)
         .map_err(|e| e.to_string())?
@@ -643,7 +647,7 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
             "the journal's id {a} does not match {} ({b}): this is another data dir's journal",
             file.display()
         )),
-        (Some(a), None) => std::fs::write(&file, format!("{a}\n")).map_err(|e| e.to_string()),
+        (Some(a), None) => write_synced(&file, &a),
         (None, Some(b)) => Err(format!(
             "the journal lost its contents: {} names journal {b}, but the database opened empty or without it; refusing to start over empty (restore the journal from a backup, or move the data dir away to start fresh)",
             file.display()
@@ -652,9 +656,32 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
             let id = ulid::Ulid::new().to_string();
             meta.insert(IDENTITY_KEY, id.as_bytes()).map_err(|e| e.to_string())?;
             meta.flush().map_err(|e| e.to_string())?;
-            std::fs::write(&file, format!("{id}\n")).map_err(|e| e.to_string())
+            write_synced(&file, &id)
         }
     }
+}
+
+/// Writes the identity file and makes it and its directory entry durable.
+fn write_synced(file: &Path, id: &str) -> Result<(), String> {
+    use std::io::Write;
+    let err = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
+    let mut f = std::fs::File::create(file).map_err(err)?;
+    f.write_all(format!("{id}\n").as_bytes()).map_err(err)?;
+    f.sync_all().map_err(err)?;
+    match file.parent() {
+        Some(dir) => sync_dir(dir).map_err(err),
+        None => Ok(()),
+    }
+}
+
+/// Makes a directory's entries durable (new files in it found after a power loss). Not possible, and not
+/// needed the same way, on Windows.
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
 }
 
 /// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the
@@ -1335,6 +1362,20 @@ mod tests {
             e.contains("format 4, written by a newer alert-relay"),
             "{e}"
         );
+    }
+
+    /// A power loss can leave the identity file created but empty: the journal still has its id, so it
+    /// opens and the file is written again (not refused as another data dir's journal).
+    #[test]
+    fn an_empty_identity_file_is_written_again() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Journal::open(dir.path(), Duration::from_secs(60)).unwrap());
+        let file = dir.path().join(IDENTITY_FILE);
+        let id = std::fs::read_to_string(&file).unwrap();
+        assert_eq!(id.trim().len(), 26, "a ULID: {id:?}");
+        std::fs::write(&file, "").unwrap();
+        drop(reopen(dir.path(), Duration::from_secs(60)).unwrap());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), id);
     }
 
     #[test]

@@ -83,13 +83,18 @@
 #![doc(
     html_logo_url = "https://raw.githubusercontent.com/spacejam/sled/master/art/tree_face_anti-transphobia.png"
 )]
-// alert-relay: this copy is sled 0.34.7 with one functional change (see ../PATCHES.md). Its lint lists,
+// alert-relay: this copy is sled 0.34.7 with two functional changes (see ../PATCHES.md). Its lint lists,
 // written for the compilers of 2021, fail on current ones, and cargo caps the lints of registry
 // dependencies but not of path dependencies like this one; so its warnings are off here.
 #![allow(warnings)]
 #![warn(clippy::multiple_crate_versions)]
 #![allow(clippy::mem_replace_with_default)] // Not using std::mem::take() due to MSRV of 1.37 (intro'd in 1.40)
 #![allow(clippy::match_like_matches_macro)] // Not using std::matches! due to MSRV of 1.37 (intro'd in 1.42)
+
+// alert-relay: the fdatasync patch (../PATCHES.md, 1) covers the pwrite path
+// only; the io_uring path still uses sync_file_range.
+#[cfg(feature = "io_uring")]
+compile_error!("alert-relay's sled: the io_uring feature bypasses the fdatasync patch (vendor/sled/PATCHES.md)");
 
 macro_rules! io_fail {
     ($config:expr, $e:expr) => {

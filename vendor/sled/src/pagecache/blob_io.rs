@@ -94,9 +94,14 @@ pub(crate) fn write_blob<T: Serialize>(
     // alert-relay: the blob and its directory entry reach the disk before
     // the log record that points to it (upstream wrote the blob without
     // syncing it). See vendor/sled/PATCHES.md.
-    f.sync_all()?;
-    if let Some(dir) = path.parent() {
-        std::fs::File::open(dir)?.sync_all()?;
+    if !config.temporary {
+        f.sync_all()?;
+        #[cfg(unix)]
+        {
+            if let Some(dir) = path.parent() {
+                std::fs::File::open(dir)?.sync_all()?;
+            }
+        }
     }
     trace!("successfully wrote blob at {:?}", path);
     Ok(())
