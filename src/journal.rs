@@ -20,6 +20,7 @@ use ulid::Ulid;
 
 use crate::claims::{ClaimKey, Claims};
 use crate::config::JournalConfig;
+use crate::fsync::sync_dir;
 use crate::group_commit::GroupCommit;
 use crate::record::{AlertRecord, RecordState, Status};
 
@@ -672,16 +673,6 @@ fn write_synced(file: &Path, id: &str) -> Result<(), String> {
         Some(dir) => sync_dir(dir).map_err(err),
         None => Ok(()),
     }
-}
-
-/// Makes a directory's entries durable (new files in it found after a power loss). Not possible, and not
-/// needed the same way, on Windows.
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    #[cfg(unix)]
-    std::fs::File::open(dir)?.sync_all()?;
-    #[cfg(not(unix))]
-    let _ = dir;
-    Ok(())
 }
 
 /// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the

@@ -129,7 +129,12 @@ pub fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     let mut f = opts.open(path)?;
     f.write_all(value.as_bytes())?;
     f.write_all(b"\n")?;
-    f.sync_all()
+    f.sync_all()?;
+    // The name too: a secret regenerated after a power loss would no longer match the senders' copy.
+    match path.parent() {
+        Some(dir) => crate::fsync::sync_dir(dir),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

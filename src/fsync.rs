@@ -1,0 +1,34 @@
+//! Making new files survive a power loss: a file's contents are synced through the file, its name through
+//! the directory that holds it.
+
+use std::path::Path;
+
+/// Makes a directory's entries durable, so files just created in it are found after a power loss. Not
+/// possible (and not needed the same way) on Windows, where this does nothing.
+/// An empty path (the parent of a bare file name) is the current directory.
+pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    let dir = if dir.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        dir
+    };
+    #[cfg(unix)]
+    std::fs::File::open(dir)?.sync_all()?;
+    #[cfg(not(unix))]
+    let _ = dir;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_syncs_and_a_missing_one_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        sync_dir(dir.path()).unwrap();
+        sync_dir(Path::new("file-name").parent().unwrap()).unwrap();
+        #[cfg(unix)]
+        assert!(sync_dir(&dir.path().join("missing")).is_err());
+    }
+}
