@@ -31,9 +31,12 @@ pub enum RelayError {
     /// 502: the broker answered, but not with a usable outcome (unknown outcome).
     #[error("{0}")]
     BadGateway(String),
-    /// 503: the relay cannot take the alert now (journal unavailable, shutting down, kill switch on the API).
+    /// 503: the relay cannot take the alert now (journal unavailable, shutting down).
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the kill switch is on; the alert was recorded as rejected with reason "kill switch".
+    #[error("kill switch is on: the alert was recorded as rejected and nothing executes (POST /api/kill-switch {{\"enabled\": false}} to resume)")]
+    KillSwitch,
     /// 500: a bug or storage failure.
     #[error("{0}")]
     Internal(String),
@@ -50,7 +53,7 @@ impl RelayError {
             RelayError::Unprocessable(_) => 422,
             RelayError::RateLimited { .. } => 429,
             RelayError::BadGateway(_) => 502,
-            RelayError::Unavailable(_) => 503,
+            RelayError::Unavailable(_) | RelayError::KillSwitch => 503,
             RelayError::Internal(_) => 500,
         }
     }
@@ -66,9 +69,8 @@ impl RelayError {
             RelayError::Unprocessable(_) => "unprocessable",
             RelayError::RateLimited { .. } => "rate_limited",
             RelayError::BadGateway(_) => "bad_gateway",
-            // The record says "kill switch"; so does the metric.
-            RelayError::Unavailable(m) if m == crate::relay::KILL_SWITCH_MESSAGE => "kill_switch",
             RelayError::Unavailable(_) => "unavailable",
+            RelayError::KillSwitch => "kill_switch",
             RelayError::Internal(_) => "internal",
         }
     }
@@ -93,5 +95,22 @@ impl From<crate::journal::JournalError> for RelayError {
         RelayError::Unavailable(format!(
             "the journal is unavailable, nothing was recorded or executed: {e}"
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The kill switch is its own error: 503, counted as "kill_switch", and its message says how to resume.
+    #[test]
+    fn the_kill_switch_error_says_how_to_resume() {
+        let e = RelayError::KillSwitch;
+        assert_eq!((e.status(), e.reason()), (503, "kill_switch"));
+        assert!(
+            e.to_string()
+                .ends_with("(POST /api/kill-switch {\"enabled\": false} to resume)"),
+            "{e}"
+        );
     }
 }

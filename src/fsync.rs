@@ -1,5 +1,5 @@
 //! Making new files survive a power loss: a file's contents are synced through the file, its name through
-//! the directory that holds it.
+//! the directory that holds it. For the small files the relay writes once (secrets, the journal's id).
 
 use std::path::Path;
 
@@ -17,6 +17,23 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     #[cfg(not(unix))]
     let _ = dir;
     Ok(())
+}
+
+/// Creates (or replaces, as `opts` say) the file at `path` holding `contents`, and makes both its contents
+/// and its directory entry durable before returning.
+pub fn write_durably(
+    opts: &std::fs::OpenOptions,
+    path: &Path,
+    contents: &[u8],
+) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut f = opts.open(path)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    match path.parent() {
+        Some(dir) => sync_dir(dir),
+        None => Ok(()),
+    }
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use ulid::Ulid;
 
 use crate::claims::{ClaimKey, Claims};
 use crate::config::JournalConfig;
-use crate::fsync::sync_dir;
+use crate::fsync::{self, sync_dir};
 use crate::group_commit::GroupCommit;
 use crate::record::{AlertRecord, RecordState, Status};
 
@@ -662,17 +662,12 @@ fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
     }
 }
 
-/// Writes the identity file and makes it and its directory entry durable.
+/// Writes the identity file, durably (it replaces an empty one).
 fn write_synced(file: &Path, id: &str) -> Result<(), String> {
-    use std::io::Write;
-    let err = |e: std::io::Error| format!("cannot write {}: {e}", file.display());
-    let mut f = std::fs::File::create(file).map_err(err)?;
-    f.write_all(format!("{id}\n").as_bytes()).map_err(err)?;
-    f.sync_all().map_err(err)?;
-    match file.parent() {
-        Some(dir) => sync_dir(dir).map_err(err),
-        None => Ok(()),
-    }
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    fsync::write_durably(&opts, file, format!("{id}\n").as_bytes())
+        .map_err(|e| format!("cannot write {}: {e}", file.display()))
 }
 
 /// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the
@@ -690,7 +685,7 @@ fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
     let mut unreadable = 0usize;
     for item in alerts.range(from.as_bytes()..) {
         let (k, v) = item.map_err(|e| e.to_string())?;
-        let Ok(view) = serde_json::from_slice::<ClaimView>(&v) else {
+        let Ok(view) = serde_json::from_slice::<PruneView>(&v) else {
             unreadable += 1;
             continue;
         };
@@ -714,15 +709,6 @@ fn canonical_id(s: &str) -> Option<Ulid> {
     Ulid::from_string(s).ok().filter(|id| id.to_string() == s)
 }
 
-/// What rebuilding the keys reads of a record.
-#[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ClaimView {
-    source: String,
-    #[serde(default)]
-    idempotency_key: Option<String>,
-}
-
 fn encode(rec: &AlertRecord) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(rec).map_err(|e| JournalError::Storage(e.to_string()))
 }
@@ -731,7 +717,8 @@ fn encode_state(st: &RecordState) -> Result<Vec<u8>, JournalError> {
     serde_json::to_vec(st).map_err(|e| JournalError::Storage(e.to_string()))
 }
 
-/// The fields of a stored record that pruning reads (see `Journal::prune_view`).
+/// The fields of a stored record that pruning reads (see `Journal::prune_view`), and the key rebuild
+/// (`load_claims`: source and key).
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct PruneView {
@@ -1248,27 +1235,27 @@ mod tests {
         let held = rec(&j, Some("k"), "aa");
         let held_id = held.id.clone();
         j.admit(held).await.unwrap();
-        j.insert(&older).unwrap();
+        let import = |j: &Journal, r: AlertRecord| {
+            j.insert(&r).unwrap();
+            r.id
+        };
         let holder = |j: &Journal, key: &str, sha: &str| match j.find_key("tv", key, sha).unwrap() {
             Some(Admission::Duplicate(r)) => r.id,
             other => panic!("{key} must be held: {other:?}"),
         };
+        import(&j, older);
         assert_eq!(
             holder(&j, "k", "aa"),
             held_id,
             "an older import takes nothing"
         );
-        let newer = rec(&j, Some("k"), "aa");
-        let newer_id = newer.id.clone();
-        j.insert(&newer).unwrap();
+        let newer_id = import(&j, rec(&j, Some("k"), "aa"));
         assert_eq!(
             holder(&j, "k", "aa"),
             newer_id,
             "a newer import holds the key"
         );
-        let free = rec(&j, Some("free"), "bb");
-        let free_id = free.id.clone();
-        j.insert(&free).unwrap();
+        let free_id = import(&j, rec(&j, Some("free"), "bb"));
         assert_eq!(holder(&j, "free", "bb"), free_id);
         j.sync().await.unwrap();
         drop(j);

@@ -381,9 +381,7 @@ impl Relay {
                     e.error = Some("kill switch".into());
                 }
             }
-            return Err(self
-                .reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into()))
-                .await);
+            return Err(self.reject(rec, RelayError::KillSwitch).await);
         }
         if let Err(limited) = self.inbound.check(&source.name) {
             // A duplicate that raced past the first look-up while its original was being claimed is still
@@ -462,10 +460,9 @@ impl Relay {
     /// Records an authenticated alert that will not execute, and returns the error to answer.
     async fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
         rec.status = Status::Rejected;
-        rec.reason = Some(if e.to_string() == KILL_SWITCH_MESSAGE {
-            "kill switch".to_string()
-        } else {
-            e.to_string()
+        rec.reason = Some(match e {
+            RelayError::KillSwitch => "kill switch".to_string(),
+            _ => e.to_string(),
         });
         // Rejections claim no idempotency key: a corrected retry must go through.
         rec.idempotency_key = None;
@@ -577,9 +574,7 @@ impl Relay {
         if kill {
             rec.executions[0].status = Status::Rejected;
             rec.executions[0].error = Some("kill switch".into());
-            return Err(self
-                .reject(rec, RelayError::Unavailable(KILL_SWITCH_MESSAGE.into()))
-                .await);
+            return Err(self.reject(rec, RelayError::KillSwitch).await);
         }
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).
         let key = rec.idempotency_key.clone().unwrap_or_default();
@@ -1113,10 +1108,6 @@ fn note_origin(notes: &mut Vec<String>, what: &str, origin: &Origin) {
         Origin::Env(_) | Origin::File(_) => {}
     }
 }
-
-/// What a caller is told while the kill switch is on.
-pub const KILL_SWITCH_MESSAGE: &str =
-    "kill switch is on: the alert was recorded as rejected and nothing executes (POST /api/kill-switch {\"enabled\": false} to resume)";
 
 /// Loopback, for requests whose peer address is unknown (in-process tests).
 pub const UNKNOWN_PEER: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);

@@ -160,9 +160,7 @@ impl Relay {
             )));
         }
         if self.kill_switch_on() {
-            return Err(RelayError::Unavailable(
-                crate::relay::KILL_SWITCH_MESSAGE.into(),
-            ));
+            return Err(RelayError::KillSwitch);
         }
         let received = Instant::now();
         let mut rec = AlertRecord::received(

@@ -115,7 +115,6 @@ pub fn generate(kind: SecretKind) -> String {
 
 /// Writes `value` to `path` readable by the owner only (mode 0600 on Unix), creating parent directories.
 pub fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
-    use std::io::Write;
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
@@ -126,15 +125,8 @@ pub fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         opts.mode(0o600);
     }
-    let mut f = opts.open(path)?;
-    f.write_all(value.as_bytes())?;
-    f.write_all(b"\n")?;
-    f.sync_all()?;
-    // The name too: a secret regenerated after a power loss would no longer match the senders' copy.
-    match path.parent() {
-        Some(dir) => crate::fsync::sync_dir(dir),
-        None => Ok(()),
-    }
+    // Its name durable too: a secret regenerated after a power loss would no longer match the senders' copy.
+    crate::fsync::write_durably(&opts, path, format!("{value}\n").as_bytes())
 }
 
 #[cfg(test)]

@@ -129,9 +129,7 @@ impl HttpExecutor {
             ExecError::Unknown(format!("connection lost after sending: {}", chain(&e)))
         }
     }
-}
 
-impl HttpExecutor {
     /// Connects to `base_url`'s host and port and hangs up, at most every [`PROBE_FRESH`], waiting at most
     /// [`PROBE_TIMEOUT`]. The error names the host and port only (the URL could carry credentials). With
     /// a proxy configured for reqwest (`HTTPS_PROXY` and the like) a direct connection says nothing about
