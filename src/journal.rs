@@ -1325,8 +1325,9 @@ mod tests {
 
     /// Thousands of records written in id order from several tasks at once (the pattern the vendored sled's
     /// split point is tuned for: leaves and index nodes split near their end, vendor/sled/PATCHES.md),
-    /// half of them updated, the oldest third pruned (nodes emptied from the left, merged): every record
-    /// left reads back with its state, in order, after a reopen too.
+    /// half of them updated, the oldest two thirds pruned (leaves and index nodes emptied from the left,
+    /// merged): every record left reads back with its state, in order, after a reopen too. It checks the
+    /// data, not the shapes: it passes with upstream sled too.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn many_records_in_id_order_survive_splits_merges_and_reopen() {
         const N: usize = 3_000;
@@ -1362,8 +1363,8 @@ mod tests {
         }
         let mut ids: Vec<String> = reasons.keys().cloned().collect();
         ids.sort();
-        assert_eq!(j.prune_records(window, N - N / 3).unwrap(), N / 3);
-        let kept = ids.split_off(N / 3);
+        assert_eq!(j.prune_records(window, N / 3).unwrap(), N - N / 3);
+        let kept = ids.split_off(N - N / 3);
         j.sync().await.unwrap();
         let check = |j: &Journal| {
             assert_eq!(j.record_count(), kept.len());
