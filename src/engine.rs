@@ -10,6 +10,7 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use crate::domain::{BracketRequest, OcoId};
+use crate::error::KILL_SWITCH_REASON;
 use crate::executor::{ExecError, Executor};
 use crate::journal::{now_ms, Journal, KnownState};
 use crate::limits::OutboundLimit;
@@ -103,7 +104,7 @@ pub struct RetryPolicy {
 pub struct Engine {
     pub journal: Arc<Journal>,
     pub policy: RetryPolicy,
-    /// While on, nothing executes: waiting executions are rejected with reason "kill switch".
+    /// While on, nothing executes: waiting executions are rejected with reason [`KILL_SWITCH_REASON`].
     pub kill_switch: Arc<AtomicBool>,
     /// Executions whose outcome is unknown (they turn `/healthz` degraded).
     pub unknown: Arc<AtomicUsize>,
@@ -238,7 +239,7 @@ impl Worker<ExecJob> for Engine {
                 let exec = self
                     .record(&job, |e| {
                         e.status = Status::Rejected;
-                        e.error = Some("kill switch".into());
+                        e.error = Some(KILL_SWITCH_REASON.into());
                     })
                     .await;
                 return Self::finish(job, exec);

@@ -1,5 +1,8 @@
 //! The errors a caller of the relay sees, and their HTTP status codes: the one place where that mapping lives.
 
+/// The reason (record) and error (execution) stored for an alert the kill switch refused.
+pub const KILL_SWITCH_REASON: &str = "kill switch";
+
 /// An error answered to a caller as `{"error": "..."}` with the status below. Messages say what to fix and
 /// never contain a secret or signature.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -34,7 +37,7 @@ pub enum RelayError {
     /// 503: the relay cannot take the alert now (journal unavailable, shutting down).
     #[error("{0}")]
     Unavailable(String),
-    /// 503: the kill switch is on; the alert was recorded as rejected with reason "kill switch".
+    /// 503: the kill switch is on; the alert was recorded as rejected with reason [`KILL_SWITCH_REASON`].
     #[error("kill switch is on: the alert was recorded as rejected and nothing executes (POST /api/kill-switch {{\"enabled\": false}} to resume)")]
     KillSwitch,
     /// 500: a bug or storage failure.

@@ -17,7 +17,7 @@ use serde_json::{json, Map, Value};
 use crate::config::Config;
 use crate::domain::BracketRequest;
 use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
-use crate::error::RelayError;
+use crate::error::{RelayError, KILL_SWITCH_REASON};
 use crate::executor::Executor;
 use crate::instruments::Instruments;
 use crate::journal::{now_ms, Admission, Journal, KnownState, ListFilter};
@@ -378,7 +378,7 @@ impl Relay {
                 rec.executions = requests.into_iter().map(Execution::new).collect();
                 for e in &mut rec.executions {
                     e.status = Status::Rejected;
-                    e.error = Some("kill switch".into());
+                    e.error = Some(KILL_SWITCH_REASON.into());
                 }
             }
             return Err(self.reject(rec, RelayError::KillSwitch).await);
@@ -461,7 +461,7 @@ impl Relay {
     async fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
         rec.status = Status::Rejected;
         rec.reason = Some(match e {
-            RelayError::KillSwitch => "kill switch".to_string(),
+            RelayError::KillSwitch => KILL_SWITCH_REASON.to_string(),
             _ => e.to_string(),
         });
         // Rejections claim no idempotency key: a corrected retry must go through.
@@ -573,7 +573,7 @@ impl Relay {
         rec.executions = vec![Execution::new(req)];
         if kill {
             rec.executions[0].status = Status::Rejected;
-            rec.executions[0].error = Some("kill switch".into());
+            rec.executions[0].error = Some(KILL_SWITCH_REASON.into());
             return Err(self.reject(rec, RelayError::KillSwitch).await);
         }
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).

@@ -83,7 +83,7 @@
 #![doc(
     html_logo_url = "https://raw.githubusercontent.com/spacejam/sled/master/art/tree_face_anti-transphobia.png"
 )]
-// alert-relay: this copy is sled 0.34.7 with two functional changes (see ../PATCHES.md). Its lint lists,
+// alert-relay: this copy is sled 0.34.7 with the changes listed in ../PATCHES.md. Its lint lists,
 // written for the compilers of 2021, fail on current ones, and cargo caps the lints of registry
 // dependencies but not of path dependencies like this one; so its warnings are off here.
 #![allow(warnings)]
