@@ -103,7 +103,7 @@ impl Metrics {
                 "alert_relay_alerts_total{{source=\"{source}\",status=\"{status}\"}} {n}"
             );
         }
-        out.push_str("# HELP alert_relay_rejections_total Requests refused, by reason.\n# TYPE alert_relay_rejections_total counter\n");
+        out.push_str("# HELP alert_relay_rejections_total Webhook requests (POST /hooks/{source}) refused, by reason; the API's records count in alert_relay_alerts_total by status.\n# TYPE alert_relay_rejections_total counter\n");
         for (reason, n) in self
             .rejections
             .lock()
