@@ -36,7 +36,9 @@
 //! the machine's cores. The relay child is configured like the shipped config.toml, with: the paper
 //! executor, `[paper] cancel_delay_ms = 0`, the default durable journal (every 202 is fsynced first, group
 //! commit), secrets in `file:` references, and inbound/outbound limits raised to 1,000,000/s so the
-//! limiter is not what is measured. Retention is as shipped (`journal.max_records` = 100,000), so a run of
+//! limiter is not what is measured. It runs on the runtime of `alert-relay serve` (`server.workers` as
+//! shipped: one async worker per core but one); the bare server on tokio's default, one per core, its
+//! faster setting here (BENCHMARKS.md, "The twelfth round"). Retention is as shipped (`journal.max_records` = 100,000), so a run of
 //! more alerts than that keeps pruning the oldest records, and the report covers the records still kept.
 
 use std::collections::BTreeMap;
@@ -294,8 +296,17 @@ fn serve_child(kind: &str, dir: &Path, log: bool) {
             .with_writer(Mutex::new(sink))
             .init();
     }
-    // The same runtime as `alert-relay serve` (cli.rs): multi-threaded, one worker per core.
-    let rt = tokio::runtime::Runtime::new().unwrap();
+    let cfg = (kind == "relay").then(|| {
+        let mut cfg = alert_relay::config::Config::load(Some(&dir.join("config.toml"))).unwrap();
+        cfg.server.data_dir = dir.join("data");
+        cfg
+    });
+    // The relay: the runtime of `alert-relay serve` (`server.workers` as shipped: one worker per core but
+    // one). The bare server: tokio's default, one worker per core, its faster setting on this machine.
+    let rt = match &cfg {
+        Some(cfg) => alert_relay::runtime::build(cfg.server.workers).unwrap(),
+        None => tokio::runtime::Runtime::new().unwrap(),
+    };
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
@@ -303,11 +314,8 @@ fn serve_child(kind: &str, dir: &Path, log: bool) {
         let shutdown = async move {
             let _ = stop_rx.await;
         };
-        let relay = if kind == "relay" {
-            let mut cfg =
-                alert_relay::config::Config::load(Some(&dir.join("config.toml"))).unwrap();
-            cfg.server.data_dir = dir.join("data");
-            let (relay, _notes) = alert_relay::relay::Relay::build(&cfg).unwrap();
+        let relay = if let Some(cfg) = &cfg {
+            let (relay, _notes) = alert_relay::relay::Relay::build(cfg).unwrap();
             relay.recover().unwrap();
             relay.spawn_maintenance();
             let r = relay.clone();
@@ -379,6 +387,8 @@ fn serve_child(kind: &str, dir: &Path, log: bool) {
                     let mut report = report;
                     report["cpuMs"] = json!(cpu_ms().saturating_sub(cpu_at_mark));
                     report["rssIdleKb"] = json!(rss_idle_kb);
+                    report["workers"] =
+                        json!(tokio::runtime::Handle::current().metrics().num_workers());
                     if report.get("rssKb").is_none() {
                         report["rssKb"] = json!(proc_status_kb("VmRSS:"));
                         report["hwmKb"] = json!(proc_status_kb("VmHWM:"));
@@ -1240,7 +1250,8 @@ fn print_server(r: &Value, measured_alerts: usize) {
 fn print_rss(r: &Value, alerts: usize) {
     let cpu = r["cpuMs"].as_u64().unwrap_or(0);
     println!(
-        "    server process CPU (user+sys) over the measured run and drain: {} ms = {:.0} µs/alert",
+        "    server process CPU (user+sys, {} async workers) over the measured run and drain: {} ms = {:.0} µs/alert",
+        r["workers"],
         cpu,
         cpu as f64 * 1000.0 / alerts.max(1) as f64
     );

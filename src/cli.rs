@@ -151,7 +151,7 @@ fn serve(
     data_dir: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let cfg = load_config(path, listen, data_dir)?;
-    let rt = tokio::runtime::Runtime::new().context("cannot start the async runtime")?;
+    let rt = crate::runtime::build(cfg.server.workers).context("cannot start the async runtime")?;
     rt.block_on(async move {
         let addr: SocketAddr = cfg.listen_addr().map_err(anyhow::Error::msg)?;
         let (relay, notes) = Relay::build(&cfg)?;
@@ -162,6 +162,11 @@ fn serve(
         let mut out = std::io::stdout().lock();
         writeln!(out, "config: {}", cfg.origin)?;
         writeln!(out, "data dir: {}", cfg.data_dir().display())?;
+        writeln!(
+            out,
+            "async workers: {} (server.workers)",
+            crate::runtime::worker_count(cfg.server.workers)
+        )?;
         for line in &notes.lines {
             writeln!(out, "{line}")?;
         }

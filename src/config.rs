@@ -55,6 +55,8 @@ pub struct ServerConfig {
     pub api_tokens: Vec<String>,
     /// How long in-flight executions may take to finish on shutdown.
     pub shutdown_grace_ms: u64,
+    /// Async worker threads of `serve`; 0 = one per core but one, at least one (see [`crate::runtime`]).
+    pub workers: usize,
 }
 
 impl Default for ServerConfig {
@@ -66,6 +68,7 @@ impl Default for ServerConfig {
             body_limit_bytes: 64 * 1024,
             api_tokens: Vec::new(),
             shutdown_grace_ms: 10_000,
+            workers: 0,
         }
     }
 }
@@ -261,6 +264,12 @@ impl Config {
     /// Checks what can be checked without touching the disk or the environment.
     pub fn validate(&self) -> Result<(), String> {
         self.listen_addr()?;
+        if self.server.workers > crate::runtime::MAX_WORKERS {
+            return Err(format!(
+                "server.workers must be at most {} (0 picks one per core but one)",
+                crate::runtime::MAX_WORKERS
+            ));
+        }
         if self.server.body_limit_bytes < 256 {
             return Err("server.body_limit_bytes must be at least 256".into());
         }

@@ -18,7 +18,7 @@
 //!   [`crosstrade`]: the live executor (CrossTrade API over HTTP or WebSocket).
 //! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
-//!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
+//!   [`metrics`]: Prometheus counters; [`cli`]: the command line; [`runtime`]: the async runtime `serve` runs on.
 //! - [`inspect`]: `alerts list|show|export` and `replay` from the command line, on the journal or via the running server.
 //! - `test_support` (tests only): helpers shared by the unit tests.
 #![forbid(unsafe_code)]
@@ -45,6 +45,7 @@ pub mod paper;
 pub mod record;
 pub mod relay;
 pub mod replay;
+pub mod runtime;
 pub mod secret;
 pub mod sequencer;
 pub mod source;
