@@ -162,11 +162,14 @@ fn serve(
         let mut out = std::io::stdout().lock();
         writeln!(out, "config: {}", cfg.origin)?;
         writeln!(out, "data dir: {}", cfg.data_dir().display())?;
-        writeln!(
-            out,
-            "async workers: {} (server.workers)",
-            crate::runtime::worker_count(cfg.server.workers)
-        )?;
+        let workers = tokio::runtime::Handle::current().metrics().num_workers();
+        match cfg.server.workers {
+            0 => writeln!(
+                out,
+                "async workers: {workers} (server.workers = 0: one per core but one)"
+            )?,
+            _ => writeln!(out, "async workers: {workers} (server.workers)")?,
+        }
         for line in &notes.lines {
             writeln!(out, "{line}")?;
         }

@@ -83,6 +83,8 @@ pub struct Relay {
     retention: Duration,
     max_records: usize,
     max_age: Duration,
+    /// Turns for `GET /api/alerts` listings ([`LISTINGS_AT_ONCE`]).
+    listings: Arc<tokio::sync::Semaphore>,
     /// Injected clock for signature timestamps (tests use the vectors' old timestamps).
     now_unix: Box<dyn Fn() -> i64 + Send + Sync>,
 }
@@ -185,6 +187,7 @@ impl Relay {
             retention: Duration::from_secs(cfg.journal.retention_days * 86_400),
             max_records: cfg.journal.max_records,
             max_age: Duration::from_secs(cfg.execution.max_age_secs),
+            listings: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
             kill_switch,
             unknown,
             now_unix: Box::new(|| {
@@ -675,41 +678,29 @@ impl Relay {
         })
     }
 
-    pub fn list_alerts(
+    /// `GET /api/alerts`: the records matching the query, newest first. A filtered listing may decode every
+    /// record of the journal, so it runs on the blocking pool (the async workers, one on two cores, keep
+    /// taking alerts) and at most [`LISTINGS_AT_ONCE`] run at once (they do not take every core either).
+    pub async fn list_alerts(
         &self,
         q: &BTreeMap<String, String>,
     ) -> Result<Vec<AlertRecord>, RelayError> {
-        let mut f = ListFilter::default();
-        for (k, v) in q {
-            match k.as_str() {
-                "status" => {
-                    f.status = Some(
-                        crate::journal::parse_status(v)
-                            .map_err(|e| RelayError::BadRequest(format!("status: {e}")))?,
-                    )
-                }
-                "source" => f.source = Some(v.clone()),
-                "since" => f.since_ms = Some(parse_time(v, "since")?),
-                "until" => f.until_ms = Some(parse_time(v, "until")?),
-                "limit" => {
-                    f.limit = v
-                        .parse::<usize>()
-                        .ok()
-                        .filter(|n| (1..=1000).contains(n))
-                        .ok_or_else(|| {
-                            RelayError::BadRequest(format!(
-                                "limit: '{v}' must be a whole number from 1 to 1000"
-                            ))
-                        })?
-                }
-                other => {
-                    return Err(RelayError::BadRequest(format!(
-                        "unknown query parameter '{other}'; use status, source, since, until, limit"
-                    )))
-                }
-            }
-        }
-        Ok(self.journal.list(&f)?)
+        let filter = list_filter(q)?;
+        let turn = self
+            .listings
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| RelayError::Internal("listings are closed".into()))?;
+        let journal = self.journal.clone();
+        // The turn goes with the walk, which goes on to its end if the client hangs up meanwhile.
+        tokio::task::spawn_blocking(move || {
+            let _turn = turn;
+            journal.list(&filter)
+        })
+        .await
+        .map_err(|e| RelayError::Internal(format!("listing failed: {e}")))?
+        .map_err(RelayError::from)
     }
 
     /// `/healthz`: ok, or degraded with the reasons (unknown outcomes, kill switch, an executor that is not
@@ -946,6 +937,9 @@ impl Relay {
     }
 }
 
+/// Listings (`GET /api/alerts`) walking the journal at once.
+const LISTINGS_AT_ONCE: usize = 2;
+
 /// The JSON answer for a record: the record with `alertId` beside `id`.
 pub fn record_reply(rec: &AlertRecord) -> Value {
     let mut v = serde_json::to_value(rec).unwrap_or(Value::Null);
@@ -1001,6 +995,41 @@ fn prefer_wait(headers: &HeaderMap) -> Option<Duration> {
 /// A time filter: RFC 3339, unix milliseconds, or an age (`7d`).
 fn parse_time(v: &str, field: &str) -> Result<u64, RelayError> {
     crate::journal::parse_time(v).map_err(|e| RelayError::BadRequest(format!("{field}: {e}")))
+}
+
+/// The journal filter of a `GET /api/alerts` query; unknown or malformed parameters are a 400 naming them.
+fn list_filter(q: &BTreeMap<String, String>) -> Result<ListFilter, RelayError> {
+    let mut f = ListFilter::default();
+    for (k, v) in q {
+        match k.as_str() {
+            "status" => {
+                f.status = Some(
+                    crate::journal::parse_status(v)
+                        .map_err(|e| RelayError::BadRequest(format!("status: {e}")))?,
+                )
+            }
+            "source" => f.source = Some(v.clone()),
+            "since" => f.since_ms = Some(parse_time(v, "since")?),
+            "until" => f.until_ms = Some(parse_time(v, "until")?),
+            "limit" => {
+                f.limit = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| (1..=1000).contains(n))
+                    .ok_or_else(|| {
+                        RelayError::BadRequest(format!(
+                            "limit: '{v}' must be a whole number from 1 to 1000"
+                        ))
+                    })?
+            }
+            other => {
+                return Err(RelayError::BadRequest(format!(
+                    "unknown query parameter '{other}'; use status, source, since, until, limit"
+                )))
+            }
+        }
+    }
+    Ok(f)
 }
 
 pub fn load_templates(cfg: &Config, instruments: &Arc<Instruments>) -> anyhow::Result<Templates> {

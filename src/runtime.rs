@@ -1,13 +1,21 @@
-//! The async runtime `serve` runs on, sized by `server.workers`.
+//! The async runtime `serve` runs on, sized by `server.workers` (tokio's `TOKIO_WORKER_THREADS` is not read).
 //!
-//! By default the runtime gets one worker thread per core but one (at least one). The relay does not run on
-//! its async workers alone: every acknowledgement waits for the journal's flush thread ([`crate::group_commit`]),
-//! and sled writes its log from its own IO threads. With a worker on every core those threads, the workers
-//! and anything else on the machine (a reverse proxy, a co-located client) compete for every core, and a
-//! request's tasks hop between cores. On the 2-core bench machine one worker instead of two took about a
-//! fifth less CPU per alert and acknowledged more alerts per second (BENCHMARKS.md, "The twelfth round").
-//! One worker is not one request at a time: requests interleave at every await, and nothing on the async
-//! workers blocks for long (journal pruning runs on the blocking pool).
+//! By default the runtime gets one worker thread per core but one (at least one); "cores" are what
+//! `std::thread::available_parallelism` reports, so CPU affinity and cgroup quotas count. The relay does not
+//! run on its async workers alone: every acknowledgement waits for the journal's flush thread
+//! ([`crate::group_commit`]), and sled writes its log from its own IO threads. With a worker on every core
+//! those threads, the workers and anything else on the machine (a reverse proxy, a co-located client)
+//! compete for every core, and a request's tasks hop between cores. On the 2-core bench machine one worker
+//! instead of two took about a fifth less CPU per alert and acknowledged more alerts per second
+//! (BENCHMARKS.md, "The twelfth round").
+//!
+//! One worker is not one request at a time: requests interleave at every await. Long work stays off the
+//! workers: journal pruning and `GET /api/alerts` listings run on the blocking pool. What still runs on a
+//! worker is each request's own journal write, which is short except in one case: a record so large that
+//! sled stores it as a file of its own (alert bodies averaging several KB; see vendor/sled/PATCHES.md,
+//! change 3) syncs that file and its directory before returning, milliseconds during which one worker
+//! serves nobody else. With such bodies, `server.workers` at the number of cores keeps other requests
+//! moving meanwhile.
 
 use std::io;
 

@@ -299,6 +299,19 @@ async fn api_alerts_filters_newest_first_and_requires_the_bearer_token() {
     );
     let (st, v) = s.api_get("/api/alerts?limit=0").await;
     assert_eq!(st, 400, "{v}");
+    // More listings at once than may walk the journal together: they take turns, and each gets the whole
+    // answer.
+    let listings = futures_util::future::join_all(
+        (0..8).map(|_| s.api_get("/api/alerts?status=executed&source=tradingview")),
+    )
+    .await;
+    for (st, v) in listings {
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(
+            ids_of(v["alerts"].as_array().unwrap()),
+            vec![ids[2].clone(), ids[1].clone(), ids[0].clone()]
+        );
+    }
     let (st, v) = s.api_get("/api/alerts/01NOPE").await;
     assert_eq!(st, 404, "{v}");
 

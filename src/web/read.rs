@@ -8,7 +8,6 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply as _};
 
 use super::{bearer_ok, respond, unauthorized, with_relay};
-use crate::error::RelayError;
 use crate::relay::{record_reply, Relay, Reply};
 
 pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -23,12 +22,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 if !bearer_ok(&relay, authz.as_deref(), None) {
                     return respond(Err(unauthorized()));
                 }
-                // A filtered listing may walk the whole journal: on the blocking pool, so the async workers
-                // (one, on two cores) keep taking alerts meanwhile.
-                let listed = tokio::task::spawn_blocking(move || relay.list_alerts(&q))
-                    .await
-                    .unwrap_or_else(|e| Err(RelayError::Internal(format!("listing failed: {e}"))));
-                respond(listed.map(|recs| Reply {
+                respond(relay.list_alerts(&q).await.map(|recs| Reply {
                     status: 200,
                     body: json!({
                         "alerts": recs.iter().map(record_reply).collect::<Vec<_>>(),
