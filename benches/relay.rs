@@ -24,6 +24,7 @@
 //!   --duration S        soak mode: seconds of fixed-rate load (default 600)
 //!   --sample T          soak mode: seconds per sample window / printed line (default 10)
 //!   --config TOML       extra TOML merged over the relay's config, e.g. --config 'journal.cache_mb = 8'
+//!   --pad BYTES         add a "comment" field of BYTES filler to every alert (large alerts; default none)
 //!
 //! `--mode soak` (not part of `all`) drives the relay at `--rate` alerts/s for `--duration` seconds and prints
 //! one line per `--sample` window: server RSS, client ack latency, end-to-end latency, journal size on disk.
@@ -83,6 +84,8 @@ struct Opts {
     rounds: Option<usize>,
     /// Extra TOML merged over the relay's bench config (`--config 'journal.cache_mb = 8'`).
     extra: String,
+    /// Bytes of filler in each alert's `comment` field (0: none), for large alerts.
+    pad: usize,
     serve: Option<String>,
     dir: Option<PathBuf>,
 }
@@ -116,6 +119,7 @@ fn parse_opts() -> Opts {
         sample: env("SAMPLE").and_then(|v| v.parse().ok()).unwrap_or(10),
         rounds: env("ROUNDS").and_then(|v| v.parse().ok()),
         extra: env("CONFIG").unwrap_or_default(),
+        pad: env("PAD").and_then(|v| v.parse().ok()).unwrap_or(0),
         serve: None,
         dir: None,
     };
@@ -158,6 +162,7 @@ fn parse_opts() -> Opts {
             "--sample" => o.sample = (num(val()) as u64).max(1),
             "--rounds" => o.rounds = Some(num(val()).max(1)),
             "--config" => o.extra = val(),
+            "--pad" => o.pad = num(val()),
             "--serve" => o.serve = Some(val()),
             "--dir" => o.dir = Some(PathBuf::from(val())),
             other => die(&format!(
@@ -680,6 +685,8 @@ impl Server {
 struct AlertGen {
     auth: Auth,
     base_unix: u64,
+    /// `"comment":"xxx…",` with `--pad` bytes of filler, or empty.
+    pad: String,
 }
 
 impl AlertGen {
@@ -700,11 +707,12 @@ impl AlertGen {
         };
         let body = format!(
             concat!(
-                "{{{secret}\"ticker\":\"{ticker}\",\"timenow\":\"{timenow}\",\"close\":{price},",
+                "{{{secret}{pad}\"ticker\":\"{ticker}\",\"timenow\":\"{timenow}\",\"close\":{price},",
                 "\"strategy\":{{\"action\":\"{action}\",\"contracts\":{size},\"price\":{price},",
                 "\"id\":\"{id}\",\"market_position\":\"{mp}\",\"market_position_size\":{size}}}}}"
             ),
             secret = secret,
+            pad = self.pad,
             ticker = ticker,
             timenow = timenow,
             price = price,
@@ -1337,6 +1345,11 @@ fn orchestrate(opts: &Opts) {
     let gen = Arc::new(AlertGen {
         auth: opts.auth,
         base_unix,
+        pad: if opts.pad > 0 {
+            format!("\"comment\":\"{}\",", "x".repeat(opts.pad))
+        } else {
+            String::new()
+        },
     });
     let (n, c) = (opts.alerts, opts.concurrency);
     let w = opts.warmup;
