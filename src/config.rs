@@ -395,6 +395,16 @@ mod tests {
         assert!(e.to_string().contains("server.listen"), "{e}");
         let e = Config::parse("[server]\nbogus = 1\n", "t", ".".into()).unwrap_err();
         assert!(e.to_string().contains("bogus"), "{e}");
+        let e = Config::parse("[server]\nworkers = 5000\n", "t", ".".into()).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("server.workers must be at most 1024"),
+            "{e}"
+        );
+        let text = EMBEDDED_CONFIG.replace("workers = 0", "workers = 3");
+        let cfg = Config::parse(&text, "t", ".".into()).unwrap();
+        assert_eq!(cfg.server.workers, 3);
+        assert_eq!(Config::load(None).unwrap().server.workers, 0);
         let text = format!(
             "{EMBEDDED_CONFIG}\n[sources.bad]\nauth = \"token\"\nsecret = \"auto\"\ntemplate = \"x\"\nallow_ips = [\"not-an-ip\"]\n"
         );
