@@ -39,8 +39,9 @@
 //! commit), secrets in `file:` references, and inbound/outbound limits raised to 1,000,000/s so the
 //! limiter is not what is measured. It runs on the runtime of `alert-relay serve` (`server.workers` as
 //! shipped: one async worker per core but one); the bare server on tokio's default, one per core, its
-//! faster setting here (BENCHMARKS.md, "The twelfth round"). Retention is as shipped (`journal.max_records` = 100,000), so a run of
-//! more alerts than that keeps pruning the oldest records, and the report covers the records still kept.
+//! faster setting here (BENCHMARKS.md, "The twelfth round"). Retention is as shipped
+//! (`journal.max_records` = 100,000), so a run of more alerts than that keeps pruning the oldest records,
+//! and the report covers the records still kept.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};

@@ -1,5 +1,6 @@
 //! Making new files survive a power loss: a file's contents are synced through the file, its name through
-//! the directory that holds it. For the small files the relay writes once (secrets, the journal's id).
+//! the directory that holds it. For the small files the relay writes once (secrets, the journal's id) and the
+//! directories it creates (the data dir and its `secrets/`).
 
 use std::path::Path;
 
@@ -16,6 +17,28 @@ pub fn sync_dir(dir: &Path) -> std::io::Result<()> {
     std::fs::File::open(dir)?.sync_all()?;
     #[cfg(not(unix))]
     let _ = dir;
+    Ok(())
+}
+
+/// Creates `dir` and whatever parents are missing, like `std::fs::create_dir_all`, and makes each new
+/// directory's entry durable (syncs the directory holding it): a data dir created on first start would
+/// otherwise be lost with everything in it on a power loss, however well its files were synced.
+pub fn create_dir_all(dir: &Path) -> std::io::Result<()> {
+    let mut created = Vec::new();
+    let mut d = dir;
+    while !d.as_os_str().is_empty() && !d.exists() {
+        created.push(d);
+        match d.parent() {
+            Some(parent) => d = parent,
+            None => break,
+        }
+    }
+    std::fs::create_dir_all(dir)?;
+    for new in created {
+        if let Some(parent) = new.parent() {
+            sync_dir(parent)?;
+        }
+    }
     Ok(())
 }
 
@@ -47,5 +70,18 @@ mod tests {
         sync_dir(Path::new("file-name").parent().unwrap()).unwrap();
         #[cfg(unix)]
         assert!(sync_dir(&dir.path().join("missing")).is_err());
+    }
+
+    #[test]
+    fn missing_directories_are_created_and_existing_ones_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let nested = dir.path().join("a").join("b").join("c");
+        create_dir_all(&nested).unwrap();
+        assert!(nested.is_dir());
+        std::fs::write(nested.join("f"), "x").unwrap();
+        create_dir_all(&nested).unwrap();
+        assert_eq!(std::fs::read_to_string(nested.join("f")).unwrap(), "x");
+        std::fs::write(dir.path().join("file"), "").unwrap();
+        assert!(create_dir_all(&dir.path().join("file").join("sub")).is_err());
     }
 }

@@ -130,7 +130,7 @@ impl Journal {
             path: dir.display().to_string(),
             cause,
         };
-        std::fs::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        fsync::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
         let db_dir = dir.join("journal");
         let db = sled::Config::new()
             .path(&db_dir)

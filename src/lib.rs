@@ -10,8 +10,8 @@
 //! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator;
 //!   [`instruments`]: tick sizes and TradingView symbol mapping.
 //! - [`journal`]: the sled journal; [`claims`]: its idempotency keys, in memory, rebuilt from the records;
-//!   [`record`]: what a journal record holds; [`group_commit`]: many writers, one fsync; [`fsync`]: syncing
-//!   directories, so new files survive a power loss.
+//!   [`record`]: what a journal record holds; [`group_commit`]: many writers, one fsync; [`fsync`]: creating and
+//!   syncing directories, so new files survive a power loss.
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;

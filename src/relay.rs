@@ -376,14 +376,7 @@ impl Relay {
             return self.answer_existing(found, &key).await;
         }
         if self.kill_switch_on() {
-            rec.idempotency_key = None;
-            if !requests.is_empty() {
-                rec.executions = requests.into_iter().map(Execution::new).collect();
-                for e in &mut rec.executions {
-                    e.status = Status::Rejected;
-                    e.error = Some(KILL_SWITCH_REASON.into());
-                }
-            }
+            rec.executions = requests.into_iter().map(Execution::new).collect();
             return Err(self.reject(rec, RelayError::KillSwitch).await);
         }
         if let Err(limited) = self.inbound.check(&source.name) {
@@ -460,11 +453,18 @@ impl Relay {
         v
     }
 
-    /// Records an authenticated alert that will not execute, and returns the error to answer.
+    /// Records an authenticated alert that will not execute, and returns the error to answer. Refused by the
+    /// kill switch, its executions are rejected too, each with the same reason.
     async fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
         rec.status = Status::Rejected;
         rec.reason = Some(match e {
-            RelayError::KillSwitch => KILL_SWITCH_REASON.to_string(),
+            RelayError::KillSwitch => {
+                for ex in &mut rec.executions {
+                    ex.status = Status::Rejected;
+                    ex.error = Some(KILL_SWITCH_REASON.into());
+                }
+                KILL_SWITCH_REASON.to_string()
+            }
             _ => e.to_string(),
         });
         // Rejections claim no idempotency key: a corrected retry must go through.
@@ -575,8 +575,6 @@ impl Relay {
         rec.key_origin = idempotency_key.map(|_| KeyOrigin::Header);
         rec.executions = vec![Execution::new(req)];
         if kill {
-            rec.executions[0].status = Status::Rejected;
-            rec.executions[0].error = Some(KILL_SWITCH_REASON.into());
             return Err(self.reject(rec, RelayError::KillSwitch).await);
         }
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).

@@ -116,7 +116,7 @@ pub fn generate(kind: SecretKind) -> String {
 /// Writes `value` to `path` readable by the owner only (mode 0600 on Unix), creating parent directories.
 pub fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+        crate::fsync::create_dir_all(parent)?;
     }
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create_new(true);

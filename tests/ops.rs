@@ -23,6 +23,9 @@ async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_re
     assert_eq!(recs.len(), 1);
     assert_eq!(recs[0]["status"], "rejected");
     assert_eq!(recs[0]["reason"], "kill switch");
+    // Its rendered request is kept, rejected for the same reason.
+    assert_eq!(recs[0]["executions"][0]["status"], "rejected");
+    assert_eq!(recs[0]["executions"][0]["error"], "kill switch");
     let metrics = s.get_text("/metrics").await;
     assert!(
         metrics.contains("alert_relay_rejections_total{reason=\"kill_switch\"} 1"),
@@ -39,6 +42,20 @@ async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_re
         )
         .await;
     assert_eq!(st, 503);
+    let api = s.alerts("source=api").await;
+    assert_eq!(api.len(), 1);
+    assert_eq!(
+        (
+            &api[0]["reason"],
+            &api[0]["executions"][0]["status"],
+            &api[0]["executions"][0]["error"]
+        ),
+        (
+            &json!("kill switch"),
+            &json!("rejected"),
+            &json!("kill switch")
+        )
+    );
 
     s.restart();
     let (st, v) = s.api_get("/api/kill-switch").await;
