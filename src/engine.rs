@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
-use crate::domain::{BracketRequest, OcoId};
+use crate::domain::{BracketOutcome, BracketRequest, OcoId};
 use crate::error::KILL_SWITCH_REASON;
 use crate::executor::{ExecError, Executor};
 use crate::journal::{now_ms, Journal, KnownState};
@@ -209,6 +209,106 @@ impl Engine {
     }
 }
 
+/// How the execution loop ended.
+enum End {
+    /// The broker answered the last attempt (or it failed in a way that ends the retries).
+    Answered(Result<BracketOutcome, ExecError>, Attempt),
+    /// The engine stopped before making another attempt.
+    Halted(Halt),
+}
+
+/// Why the engine made no (further) attempt.
+enum Halt {
+    KillSwitch,
+    /// The outbound budget had no room within `max_wait`; the message says so in words.
+    RateLimited(String),
+}
+
+impl Halt {
+    fn reason(&self) -> &str {
+        match self {
+            Halt::KillSwitch => KILL_SWITCH_REASON,
+            Halt::RateLimited(msg) => msg,
+        }
+    }
+}
+
+/// The final state of one execution, as recorded.
+struct Settled {
+    status: Status,
+    /// The outcome, or the error text for the record.
+    result: Result<BracketOutcome, String>,
+    /// The attempt that ended the loop, recorded with the final state in one write.
+    last_attempt: Option<Attempt>,
+    unauthorized: bool,
+}
+
+impl End {
+    /// Decides the final status. Once any attempt may have reached the broker (`maybe_sent`), nothing that
+    /// happens afterwards — a failed retry, the kill switch, an exhausted outbound budget — can make the
+    /// outcome known: the bracket may be live, so the execution ends `unknown`, never `rejected` or `failed`.
+    fn settle(self, maybe_sent: bool, max_age: Duration) -> Settled {
+        let unknown = |why: String| {
+            format!(
+                "outcome unknown: {why}; not retried past the {}s age limit: check the account",
+                max_age.as_secs()
+            )
+        };
+        match self {
+            End::Answered(Ok(outcome), attempt) => Settled {
+                status: Status::Executed,
+                result: Ok(outcome),
+                last_attempt: Some(attempt),
+                unauthorized: false,
+            },
+            End::Answered(Err(ExecError::Unknown(msg)), attempt) => Settled {
+                status: Status::Unknown,
+                result: Err(unknown(msg)),
+                last_attempt: Some(attempt),
+                unauthorized: false,
+            },
+            End::Answered(Err(e), attempt) if maybe_sent => Settled {
+                status: Status::Unknown,
+                result: Err(unknown(format!(
+                    "an earlier attempt may have reached the broker; the last one: {e}"
+                ))),
+                last_attempt: Some(attempt),
+                unauthorized: matches!(e, ExecError::Unauthorized(_)),
+            },
+            End::Answered(Err(e), attempt) => Settled {
+                status: Status::Failed,
+                unauthorized: matches!(e, ExecError::Unauthorized(_)),
+                result: Err(e.to_string()),
+                last_attempt: Some(attempt),
+            },
+            End::Halted(halt) if maybe_sent => Settled {
+                status: Status::Unknown,
+                result: Err(format!(
+                    "outcome unknown: an earlier attempt may have reached the broker, and no retry was made ({}): check the account",
+                    halt.reason()
+                )),
+                last_attempt: None,
+                unauthorized: false,
+            },
+            End::Halted(halt) => Settled {
+                status: Status::Rejected,
+                result: Err(halt.reason().to_string()),
+                last_attempt: None,
+                unauthorized: false,
+            },
+        }
+    }
+}
+
+/// A wait in words: milliseconds below a second (so 10 ms is never "0.0s"), else seconds.
+fn fmt_wait(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{} ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
 #[async_trait]
 impl Worker<ExecJob> for Engine {
     async fn run(&self, job: ExecJob) {
@@ -234,15 +334,9 @@ impl Worker<ExecJob> for Engine {
         let name = executor.name().to_string();
         // Once any attempt may have reached the broker, a later failure cannot make the outcome known.
         let mut maybe_sent = false;
-        let result = loop {
+        let end = loop {
             if self.kill_switch.load(Ordering::SeqCst) {
-                let exec = self
-                    .record(&job, |e| {
-                        e.status = Status::Rejected;
-                        e.error = Some(KILL_SWITCH_REASON.into());
-                    })
-                    .await;
-                return Self::finish(job, exec);
+                break End::Halted(Halt::KillSwitch);
             }
             let waited = self.outbound.acquire().await;
             let waited_us = match waited {
@@ -251,23 +345,13 @@ impl Worker<ExecJob> for Engine {
             total_wait_us += waited_us;
             self.metrics.limiter_wait(waited_us);
             if waited.is_err() {
-                let (ps, burst, max) = (
+                tracing::warn!(alert_id = %id, "outbound rate limit: no further attempt");
+                break End::Halted(Halt::RateLimited(format!(
+                    "rate limited: waited {} for the outbound execution budget ({}/s, burst {}); raise limits.outbound or send fewer alerts",
+                    fmt_wait(self.outbound.max_wait()),
                     self.outbound.per_second,
                     self.outbound.burst,
-                    self.outbound.max_wait(),
-                );
-                tracing::warn!(alert_id = %id, "execution rejected: outbound rate limit");
-                let exec = self
-                    .record(&job, |e| {
-                        e.status = Status::Rejected;
-                        e.limiter_wait_us = Some(total_wait_us);
-                        e.error = Some(format!(
-                            "rate limited: waited {:.1}s for the outbound execution budget ({ps}/s, burst {burst}); raise limits.outbound or send fewer alerts",
-                            max.as_secs_f64()
-                        ));
-                    })
-                    .await;
-                return Self::finish(job, exec);
+                )));
             }
 
             // Durable *before* sending: after a crash, `executing` means "may have reached the broker". A
@@ -315,21 +399,22 @@ impl Worker<ExecJob> for Engine {
                 Some(delay) => {
                     let a = attempt.clone();
                     self.record(&job, |e| e.attempts.push(a.clone())).await;
-                    tracing::warn!(alert_id = %id, error = ?result.as_ref().err(), retry_in_ms = delay.as_millis() as u64, "retrying");
+                    if let Err(e) = &result {
+                        tracing::warn!(alert_id = %id, error = %e, retry_in_ms = delay.as_millis() as u64, "attempt did not succeed; retrying");
+                    }
                     tokio::time::sleep(delay).await;
                     backoff = (backoff * 2).min(self.policy.backoff_max);
                 }
                 // The last attempt is recorded with the final state, in one write.
-                None => break (result, attempt),
+                None => break End::Answered(result, attempt),
             }
         };
-        let (result, last_attempt) = result;
-        let result = match result {
-            Err(e) if maybe_sent && !matches!(e, ExecError::Unknown(_)) => Err(ExecError::Unknown(
-                format!("an earlier attempt may have reached the broker; the last one: {e}"),
-            )),
-            other => other,
-        };
+        let Settled {
+            status,
+            result,
+            last_attempt,
+            unauthorized,
+        } = end.settle(maybe_sent, self.policy.max_age);
         // Someone waiting for this outcome (a synchronous API call, `Prefer: wait`) hears it only once it is
         // on disk; otherwise the lane moves on and the flush follows within `SOON`.
         let done = if job.reply.is_some() || self.waiters.has(&id) {
@@ -339,38 +424,42 @@ impl Worker<ExecJob> for Engine {
         };
         let exec = self
             .record_with(&job, done, |e| {
-                e.attempts.push(last_attempt.clone());
-                e.finished_at_ms = Some(now_ms());
+                if let Some(a) = &last_attempt {
+                    e.attempts.push(a.clone());
+                }
+                if e.started_at_ms.is_some() {
+                    e.finished_at_ms = Some(now_ms());
+                }
+                e.status = status;
+                e.limiter_wait_us = Some(total_wait_us);
                 match &result {
                     Ok(outcome) => {
-                        e.status = Status::Executed;
                         e.outcome = Some(outcome.clone());
                         e.error = None;
                     }
-                    Err(ExecError::Unknown(msg)) => {
-                        e.status = Status::Unknown;
-                        e.error = Some(format!(
-                            "outcome unknown: {msg}; not retried past the {}s age limit: check the account",
-                            self.policy.max_age.as_secs()
-                        ));
-                    }
-                    Err(err) => {
-                        e.status = Status::Failed;
-                        e.error = Some(err.to_string());
-                    }
+                    Err(msg) => e.error = Some(msg.clone()),
                 }
             })
             .await;
-        match &result {
-            Ok(_) => tracing::info!(alert_id = %id, "executed"),
-            Err(ExecError::Unknown(_)) => {
+        let (account, instrument) = (&job.request.account, &job.request.instrument);
+        match (status, &result) {
+            (Status::Executed, _) => {
+                tracing::info!(alert_id = %id, %account, %instrument, "executed")
+            }
+            (Status::Unknown, Err(msg)) => {
                 self.unknown.fetch_add(1, Ordering::SeqCst);
-                tracing::error!(alert_id = %id, "outcome unknown: check the account and resolve by hand");
+                tracing::error!(alert_id = %id, %account, %instrument, error = %msg, "outcome unknown: check the account and resolve by hand");
             }
-            Err(ExecError::Unauthorized(_)) => {
-                tracing::error!(alert_id = %id, executor = %name, "the broker refused the token: check the CrossTrade token")
+            (Status::Rejected, Err(msg)) => {
+                tracing::warn!(alert_id = %id, %account, %instrument, reason = %msg, "execution rejected before anything was sent")
             }
-            Err(e) => tracing::warn!(alert_id = %id, error = %e, "execution did not succeed"),
+            (_, Err(msg)) if unauthorized => {
+                tracing::error!(alert_id = %id, %account, %instrument, executor = %name, error = %msg, "the broker refused the token: check the CrossTrade token")
+            }
+            (_, Err(msg)) => {
+                tracing::warn!(alert_id = %id, %account, %instrument, error = %msg, "execution did not succeed")
+            }
+            (_, Ok(_)) => {}
         }
         self.metrics.execution_done(job.received.elapsed());
         Self::finish(job, exec);
@@ -387,5 +476,88 @@ impl Worker<ExecJob> for Engine {
             })
             .await;
         Self::finish(job, exec);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn attempt(status: &str) -> Attempt {
+        Attempt {
+            at_ms: 0,
+            transport: "crosstrade-http".into(),
+            status: status.into(),
+            error: None,
+            duration_ms: 0,
+        }
+    }
+
+    const AGE: Duration = Duration::from_secs(30);
+
+    /// Every way the loop can end, before and after an attempt that may have reached the broker: once one
+    /// may have, the execution never ends `rejected` or `failed`.
+    #[test]
+    fn a_maybe_sent_bracket_always_ends_unknown() {
+        let rate = || Halt::RateLimited("rate limited: waited 10 ms".into());
+        let cases: Vec<(End, bool, Status)> = vec![
+            (End::Halted(Halt::KillSwitch), false, Status::Rejected),
+            (End::Halted(Halt::KillSwitch), true, Status::Unknown),
+            (End::Halted(rate()), false, Status::Rejected),
+            (End::Halted(rate()), true, Status::Unknown),
+            (
+                End::Answered(
+                    Err(ExecError::Transient("refused".into())),
+                    attempt("transient"),
+                ),
+                false,
+                Status::Failed,
+            ),
+            (
+                End::Answered(
+                    Err(ExecError::Transient("refused".into())),
+                    attempt("transient"),
+                ),
+                true,
+                Status::Unknown,
+            ),
+            (
+                End::Answered(Err(ExecError::Rejected("bad".into())), attempt("rejected")),
+                true,
+                Status::Unknown,
+            ),
+            (
+                End::Answered(
+                    Err(ExecError::Unknown("timeout".into())),
+                    attempt("unknown"),
+                ),
+                false,
+                Status::Unknown,
+            ),
+        ];
+        for (end, maybe_sent, want) in cases {
+            let s = end.settle(maybe_sent, AGE);
+            assert_eq!(s.status, want, "maybe_sent {maybe_sent}: {:?}", s.result);
+            let err = s.result.unwrap_err();
+            if want == Status::Unknown {
+                assert!(err.starts_with("outcome unknown"), "{err}");
+            }
+        }
+    }
+
+    #[test]
+    fn halted_rejections_keep_their_reason() {
+        let s = End::Halted(Halt::KillSwitch).settle(false, AGE);
+        assert_eq!(s.result.unwrap_err(), KILL_SWITCH_REASON);
+        let s = End::Halted(Halt::KillSwitch).settle(true, AGE);
+        assert!(s.result.unwrap_err().contains("(kill switch)"));
+    }
+
+    #[test]
+    fn waits_below_a_second_are_in_milliseconds() {
+        assert_eq!(fmt_wait(Duration::from_millis(10)), "10 ms");
+        assert_eq!(fmt_wait(Duration::from_millis(999)), "999 ms");
+        assert_eq!(fmt_wait(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(fmt_wait(Duration::from_secs(30)), "30.0s");
     }
 }

@@ -103,6 +103,17 @@ async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
 
 /// Relay A: account Sim101 is live through CrossTrade at `url`; its own paper account is `Paper1`.
 fn live_overrides(url: &str, transport: &str, max_age_secs: u64) -> String {
+    live_overrides_with(url, transport, max_age_secs, 50, "")
+}
+
+/// As `live_overrides`, with the first retry's backoff and further config tables.
+fn live_overrides_with(
+    url: &str,
+    transport: &str,
+    max_age_secs: u64,
+    backoff_ms: u64,
+    tables: &str,
+) -> String {
     format!(
         r#"
 [paper]
@@ -116,8 +127,9 @@ connect_timeout_ms = 300
 accounts = ["Sim101"]
 [execution]
 max_age_secs = {max_age_secs}
-retry_backoff_ms = 50
-retry_backoff_max_ms = 200
+retry_backoff_ms = {backoff_ms}
+retry_backoff_max_ms = {backoff_ms}
+{tables}
 "#
     )
 }
@@ -374,4 +386,92 @@ async fn two_relays_chained_bracket_lands_in_b_over_each_transport() {
             );
         }
     }
+}
+
+/// Part of the record that tells a trader a bracket may be live: status, error, attempts, and /healthz.
+async fn assert_maybe_live(a: &TestServer, rec: &Value, why: &str) {
+    assert_eq!(rec["status"], "unknown", "{rec}");
+    assert_eq!(rec["executions"][0]["status"], "unknown", "{rec}");
+    let err = rec["executions"][0]["error"].as_str().unwrap_or("");
+    assert!(err.starts_with("outcome unknown"), "{err}");
+    assert!(err.contains(why), "{err}");
+    assert_eq!(attempts(rec), ["unknown"], "{rec}");
+    let h = a.health().await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(h["problems"].to_string().contains("unknown outcome"), "{h}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_switch_during_a_retry_after_an_unknown_attempt_ends_unknown() {
+    let f = fake_upstream(vec![
+        Step::Respond(500, r#"{"error":"boom"}"#, &[]),
+        Step::Respond(200, r#"{"orderIds":["zz"],"success":true}"#, &[]),
+    ])
+    .await;
+    // A long first backoff: the kill switch goes on while the execution waits to retry.
+    let over = live_overrides_with(&f.url, "http", 30, 1500, "");
+    let a = TestServer::in_process_with_files(&over, &[], None).await;
+    let id = send_alert(&a, 30).await;
+    a.wait_for(&id, |r| attempts(r) == ["unknown"]).await;
+    let (st, v) = a
+        .api_post("/api/kill-switch", serde_json::json!({"enabled": true}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let rec = a.wait_final(&id).await;
+    assert_maybe_live(&a, &rec, "kill switch").await;
+    assert_eq!(
+        f.hits.lock().unwrap().len(),
+        1,
+        "no retry once the switch is on"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_budget_exhausted_after_an_unknown_attempt_ends_unknown() {
+    let f = fake_upstream(vec![
+        Step::Respond(500, r#"{"error":"boom"}"#, &[]),
+        Step::Respond(200, r#"{"orderIds":["zz"],"success":true}"#, &[]),
+    ])
+    .await;
+    let tables = "[limits.outbound]\nper_second = 1\nburst = 1\nmax_wait_ms = 10\n";
+    let over = live_overrides_with(&f.url, "http", 30, 50, tables);
+    let a = TestServer::in_process_with_files(&over, &[], None).await;
+    let rec = a.wait_final(&send_alert(&a, 31).await).await;
+    assert_maybe_live(&a, &rec, "rate limited: waited 10 ms").await;
+    let err = rec["executions"][0]["error"].as_str().unwrap();
+    assert!(!err.contains("0.0s"), "{err}");
+    assert_eq!(
+        f.hits.lock().unwrap().len(),
+        1,
+        "the budget allowed one call"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outbound_budget_exhausted_before_any_attempt_is_rejected_in_ms() {
+    let f = fake_upstream(vec![Step::Respond(
+        200,
+        r#"{"orderIds":["yy"],"success":true}"#,
+        &[],
+    )])
+    .await;
+    let tables = "[limits.outbound]\nper_second = 1\nburst = 1\nmax_wait_ms = 10\n";
+    let over = live_overrides_with(&f.url, "http", 30, 50, tables);
+    let a = TestServer::in_process_with_files(&over, &[], None).await;
+    // Two lanes, so the second alert is not superseded: the first uses the one unit of budget.
+    let first = send_alert(&a, 32).await;
+    let body = tv_alert("NQ1!", "2026-11-27T10:00:33Z", "long", 1, 21000.0).to_string();
+    let (st, v, _) = a.post_hook("tradingview", &body, &[]).await;
+    assert_eq!(st, 202, "{v}");
+    let second = v["alertId"].as_str().unwrap().to_string();
+    let recs = [a.wait_final(&first).await, a.wait_final(&second).await];
+    let rejected: Vec<&Value> = recs.iter().filter(|r| r["status"] == "rejected").collect();
+    assert_eq!(rejected.len(), 1, "{recs:?}");
+    let err = rejected[0]["executions"][0]["error"].as_str().unwrap();
+    assert!(err.starts_with("rate limited: waited 10 ms "), "{err}");
+    assert!(
+        attempts(rejected[0]).is_empty(),
+        "nothing was sent: {recs:?}"
+    );
+    assert_eq!(a.health().await["status"], "ok");
 }
