@@ -11,7 +11,7 @@ use serde_json::{json, Map, Value};
 use crate::domain::{number, OrderId};
 use crate::error::RelayError;
 use crate::paper::{PaperError, PlaceOrder};
-use crate::relay::{Relay, Reply};
+use crate::relay::{CallOutcome, Relay};
 
 /// Every operation callable by name (WebSocket `api` field).
 pub const OPERATIONS: [&str; 9] = [
@@ -26,22 +26,28 @@ pub const OPERATIONS: [&str; 9] = [
     "SetQuote",
 ];
 
+/// What an operation answered.
+#[derive(Debug)]
+pub enum Answer {
+    /// A broker operation's result, as CrossTrade shapes it.
+    Body(Value),
+    /// CancelAndBracket's execution, in its final state.
+    Execution(Box<CallOutcome>),
+}
+
 /// Runs one operation. `args` carries the body fields plus path parameters (`account`, `orderId`).
 pub async fn call(
     relay: &Arc<Relay>,
     api: &str,
     args: Map<String, Value>,
     idempotency_key: Option<&str>,
-) -> Result<Reply, RelayError> {
-    let ok = |body: Value| {
-        Ok(Reply {
-            status: 200,
-            body,
-            headers: vec![],
-        })
-    };
+) -> Result<Answer, RelayError> {
+    let ok = |body: Value| Ok(Answer::Body(body));
     match api {
-        "CancelAndBracket" => relay.cancel_and_bracket(None, &args, idempotency_key).await,
+        "CancelAndBracket" => relay
+            .cancel_and_bracket(None, &args, idempotency_key)
+            .await
+            .map(|o| Answer::Execution(Box::new(o))),
         "GetAccounts" => ok(json!({
             "accounts": relay.paper.accounts().iter().map(|a| json!({"name": a, "executor": "paper"})).collect::<Vec<_>>(),
             "success": true,
@@ -70,7 +76,7 @@ pub async fn call(
             let id = match args.get("orderId") {
                 Some(Value::String(s)) if !s.is_empty() => OrderId(s.clone()),
                 _ => {
-                    return Err(RelayError::BadRequest(
+                    return Err(RelayError::InvalidRequest(
                         "orderId: the id of the order to cancel is required".into(),
                     ))
                 }
@@ -96,20 +102,22 @@ pub async fn call(
         }
         "Quote" => {
             let instrument = optional_str(&args, "instrument")?.ok_or_else(|| {
-                RelayError::BadRequest("instrument: required (e.g. ?instrument=ES 12-26)".into())
+                RelayError::InvalidRequest(
+                    "instrument: required (e.g. ?instrument=ES 12-26)".into(),
+                )
             })?;
             let q = relay.paper.quote(&instrument).map_err(paper_error)?;
             ok(serde_json::to_value(q).unwrap_or(Value::Null))
         }
         "SetQuote" => {
             let instrument = optional_str(&args, "instrument")?
-                .ok_or_else(|| RelayError::BadRequest("instrument: required".into()))?;
+                .ok_or_else(|| RelayError::InvalidRequest("instrument: required".into()))?;
             let price = args
                 .get("price")
                 .and_then(number)
                 .filter(|p| p.is_finite() && *p > 0.0)
                 .ok_or_else(|| {
-                    RelayError::BadRequest("price: must be a finite positive number".into())
+                    RelayError::InvalidRequest("price: must be a finite positive number".into())
                 })?;
             let update = relay
                 .paper
@@ -117,7 +125,7 @@ pub async fn call(
                 .map_err(paper_error)?;
             ok(serde_json::to_value(update).unwrap_or(Value::Null))
         }
-        other => Err(RelayError::BadRequest(format!(
+        other => Err(RelayError::InvalidRequest(format!(
             "api: unknown operation '{}'; use one of {}",
             other.chars().take(64).collect::<String>(),
             OPERATIONS.join(", ")
@@ -128,7 +136,7 @@ pub async fn call(
 /// The account named in `args`, which must be a paper account for direct broker operations.
 fn paper_account(relay: &Relay, args: &Map<String, Value>) -> Result<String, RelayError> {
     let account = optional_str(args, "account")?
-        .ok_or_else(|| RelayError::BadRequest("account: required".into()))?;
+        .ok_or_else(|| RelayError::InvalidRequest("account: required".into()))?;
     if relay.paper.has_account(&account) {
         Ok(account)
     } else {
@@ -144,7 +152,9 @@ fn optional_str(args: &Map<String, Value>, field: &str) -> Result<Option<String>
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_string())),
-        Some(_) => Err(RelayError::BadRequest(format!("{field}: must be a string"))),
+        Some(_) => Err(RelayError::InvalidRequest(format!(
+            "{field}: must be a string"
+        ))),
     }
 }
 
@@ -152,6 +162,6 @@ fn paper_error(e: PaperError) -> RelayError {
     if e.is_not_found() {
         RelayError::NotFound(e.to_string())
     } else {
-        RelayError::BadRequest(e.to_string())
+        RelayError::InvalidRequest(e.to_string())
     }
 }

@@ -321,7 +321,7 @@ impl Config {
             if src.token_field.trim().is_empty() {
                 return Err(format!("{key}.token_field must not be empty"));
             }
-            if http_header_name(&src.signature_header).is_none() {
+            if !valid_header_name(&src.signature_header) {
                 return Err(format!(
                     "{key}.signature_header: '{}' is not a valid HTTP header name",
                     src.signature_header
@@ -374,13 +374,27 @@ pub fn valid_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
-fn http_header_name(name: &str) -> Option<warp::http::HeaderName> {
-    warp::http::HeaderName::from_bytes(name.as_bytes()).ok()
+/// An HTTP header name (RFC 9110 `token`: letters, digits and ``!#$%&'*+-.^_`|~``).
+fn valid_header_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_names_are_rfc_tokens() {
+        for ok in ["X-Hub-Signature-256", "x-signature", "A!#$%&'*+-.^_`|~9"] {
+            assert!(valid_header_name(ok), "{ok}");
+        }
+        for bad in ["", "X Signature", "x:sig", "x(sig)", "é", "x\"y"] {
+            assert!(!valid_header_name(bad), "{bad}");
+        }
+    }
 
     #[test]
     fn embedded_default_is_valid() {

@@ -1,83 +1,88 @@
-//! The errors a caller of the relay sees, and their HTTP status codes: the one place where that mapping lives.
+//! The one error a caller of the relay sees. Each variant says what happened; the HTTP status each one is
+//! answered with is decided in one place, `web::response`, and the domain never speaks HTTP.
 
 /// The reason (record) and error (execution) stored for an alert the kill switch refused.
 pub const KILL_SWITCH_REASON: &str = "kill switch";
 
-/// An error answered to a caller as `{"error": "..."}` with the status below. Messages say what to fix and
-/// never contain a secret or signature.
+/// Why the relay did not take (or could not answer) a request. Messages say what to fix and never contain a
+/// secret or signature.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum RelayError {
-    /// 400: the body cannot be parsed, or a seed-API request is invalid.
+    /// The webhook names a source that is not configured.
     #[error("{0}")]
-    BadRequest(String),
-    /// 401: missing or bad authentication.
-    #[error("{0}")]
-    Unauthorized(String),
-    /// 403: the sender's address is not allowed.
-    #[error("{0}")]
-    Forbidden(String),
-    /// 404: unknown source, alert, account or order.
+    UnknownSource(String),
+    /// No such alert, account, order or endpoint.
     #[error("{0}")]
     NotFound(String),
-    /// 413: body over the configured limit.
+    /// The sender's address may not send to this source.
     #[error("{0}")]
-    PayloadTooLarge(String),
-    /// 422: template or validation error, idempotency key reused with another body.
+    AddressNotAllowed(String),
+    /// The body is over the configured limit.
     #[error("{0}")]
-    Unprocessable(String),
-    /// 429: over a rate limit; retry after the given seconds.
+    BodyTooLarge(String),
+    /// Missing or bad authentication (signature, token, bearer token).
+    #[error("{0}")]
+    Authentication(String),
+    /// The alert's body cannot be parsed.
+    #[error("{0}")]
+    Body(String),
+    /// A request to the API is invalid: a CancelAndBracket field, a query parameter, an admin body.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// The template could not turn the alert into requests (render error, template choice, an account that
+    /// is not configured).
+    #[error("{0}")]
+    Template(String),
+    /// The idempotency key is over the length limit.
+    #[error("{0}")]
+    KeyTooLong(String),
+    /// The idempotency key was already used with another body.
+    #[error("{0}")]
+    KeyConflict(String),
+    /// A stored alert cannot be replayed as asked.
+    #[error("{0}")]
+    NotReplayable(String),
+    /// Over a rate limit; retry after the given seconds.
     #[error("{message}")]
     RateLimited {
         message: String,
         retry_after_secs: u64,
     },
-    /// 502: the broker answered, but not with a usable outcome (unknown outcome).
-    #[error("{0}")]
-    BadGateway(String),
-    /// 503: the relay cannot take the alert now (journal unavailable, shutting down).
-    #[error("{0}")]
-    Unavailable(String),
-    /// 503: the kill switch is on; the alert was recorded as rejected with reason [`KILL_SWITCH_REASON`].
+    /// The kill switch is on; the alert was recorded as rejected with reason [`KILL_SWITCH_REASON`].
     #[error("kill switch is on: the alert was recorded as rejected and nothing executes (POST /api/kill-switch {{\"enabled\": false}} to resume)")]
     KillSwitch,
-    /// 500: a bug or storage failure.
+    /// The relay is stopping and takes nothing new.
+    #[error("the relay is shutting down; retry shortly")]
+    ShuttingDown,
+    /// The journal cannot record or answer (disk full, I/O error).
+    #[error("{0}")]
+    Journal(String),
+    /// A bug, or work that stopped unexpectedly.
     #[error("{0}")]
     Internal(String),
 }
 
 impl RelayError {
-    pub fn status(&self) -> u16 {
-        match self {
-            RelayError::BadRequest(_) => 400,
-            RelayError::Unauthorized(_) => 401,
-            RelayError::Forbidden(_) => 403,
-            RelayError::NotFound(_) => 404,
-            RelayError::PayloadTooLarge(_) => 413,
-            RelayError::Unprocessable(_) => 422,
-            RelayError::RateLimited { .. } => 429,
-            RelayError::BadGateway(_) => 502,
-            RelayError::Unavailable(_) | RelayError::KillSwitch => 503,
-            RelayError::Internal(_) => 500,
-        }
-    }
-
     /// Short label for metrics (`alert_relay_rejections_total{reason=...}`).
     pub fn reason(&self) -> &'static str {
         match self {
-            RelayError::BadRequest(_) => "bad_request",
-            RelayError::Unauthorized(_) => "unauthorized",
-            RelayError::Forbidden(_) => "forbidden",
-            RelayError::NotFound(_) => "not_found",
-            RelayError::PayloadTooLarge(_) => "too_large",
-            RelayError::Unprocessable(_) => "unprocessable",
+            RelayError::Body(_) | RelayError::InvalidRequest(_) => "bad_request",
+            RelayError::Authentication(_) => "unauthorized",
+            RelayError::AddressNotAllowed(_) => "forbidden",
+            RelayError::UnknownSource(_) | RelayError::NotFound(_) => "not_found",
+            RelayError::BodyTooLarge(_) => "too_large",
+            RelayError::Template(_)
+            | RelayError::KeyTooLong(_)
+            | RelayError::KeyConflict(_)
+            | RelayError::NotReplayable(_) => "unprocessable",
             RelayError::RateLimited { .. } => "rate_limited",
-            RelayError::BadGateway(_) => "bad_gateway",
-            RelayError::Unavailable(_) => "unavailable",
+            RelayError::ShuttingDown | RelayError::Journal(_) => "unavailable",
             RelayError::KillSwitch => "kill_switch",
             RelayError::Internal(_) => "internal",
         }
     }
 
+    /// For rate limits: when to try again.
     pub fn retry_after_secs(&self) -> Option<u64> {
         match self {
             RelayError::RateLimited {
@@ -86,16 +91,12 @@ impl RelayError {
             _ => None,
         }
     }
-
-    pub fn body(&self) -> serde_json::Value {
-        serde_json::json!({ "error": self.to_string() })
-    }
 }
 
 impl From<crate::journal::JournalError> for RelayError {
     fn from(e: crate::journal::JournalError) -> Self {
         tracing::error!(error = %e, "journal error");
-        RelayError::Unavailable(format!(
+        RelayError::Journal(format!(
             "the journal is unavailable, nothing was recorded or executed: {e}"
         ))
     }
@@ -105,11 +106,11 @@ impl From<crate::journal::JournalError> for RelayError {
 mod tests {
     use super::*;
 
-    /// The kill switch is its own error: 503, counted as "kill_switch", and its message says how to resume.
+    /// The kill switch is its own error, counted as "kill_switch", and its message says how to resume.
     #[test]
     fn the_kill_switch_error_says_how_to_resume() {
         let e = RelayError::KillSwitch;
-        assert_eq!((e.status(), e.reason()), (503, "kill_switch"));
+        assert_eq!(e.reason(), "kill_switch");
         assert!(
             e.to_string()
                 .ends_with("(POST /api/kill-switch {\"enabled\": false} to resume)"),

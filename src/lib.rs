@@ -35,6 +35,7 @@ pub mod error;
 pub mod executor;
 pub mod fsync;
 pub mod group_commit;
+pub mod headers;
 pub mod inspect;
 pub mod instruments;
 pub mod journal;

@@ -12,8 +12,8 @@ use serde_json::{Map, Value};
 use crate::domain::BracketRequest;
 use crate::error::RelayError;
 use crate::instruments::Instruments;
-use crate::journal::Admission;
 use crate::record::{AlertRecord, Execution, Status};
+use crate::relay::admission::{Admitted, Queueing};
 use crate::relay::{Relay, API_SOURCE};
 use crate::template::{Rendered, Templates};
 
@@ -141,7 +141,7 @@ impl Relay {
             return Ok((rec, plan));
         }
         if let Some(e) = &plan.error {
-            return Err(RelayError::Unprocessable(format!(
+            return Err(RelayError::NotReplayable(format!(
                 "alert {id} cannot be replayed: {e}"
             )));
         }
@@ -154,13 +154,10 @@ impl Relay {
             }
         }
         if let Some(bad) = plan.now.iter().find(|r| !self.has_executor(&r.account)) {
-            return Err(RelayError::Unprocessable(format!(
+            return Err(RelayError::NotReplayable(format!(
                 "account '{}' is not configured",
                 bad.account
             )));
-        }
-        if self.kill_switch_on() {
-            return Err(RelayError::KillSwitch);
         }
         let received = Instant::now();
         let mut rec = AlertRecord::received(
@@ -178,18 +175,22 @@ impl Relay {
         }
         // In a task of its own, like a webhook: a caller that hangs up cannot strand the new record.
         self.detached(|me| async move {
-            let rec = match me.journal.admit(rec).await? {
-                Admission::New(r) => r,
-                _ => return Err(RelayError::Internal("replay record collided".into())),
+            let queueing = Queueing {
+                received,
+                supersedable: false,
+                inbound: None,
+                wait_record: true,
+                reply: None,
             };
-            if let Err(e) = me.journal.sync().await {
-                return Err(me.not_acknowledged(&rec, false, received, e.into()));
-            }
-            if rec.status == Status::Skipped {
+            let (rec, done) = match me.admit_and_queue(rec, queueing).await? {
+                Admitted::New { rec, done } => (rec, done),
+                Admitted::Existing(_) => {
+                    return Err(RelayError::Internal("replay record collided".into()))
+                }
+            };
+            let Some(rx) = done else {
                 return Ok((rec, plan));
-            }
-            let rx = me.register_waiter(&rec.id);
-            me.submit_replay(&rec, received);
+            };
             let done = match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(done)) => done,
                 _ => me.get_alert(&rec.id)?,

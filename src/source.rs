@@ -4,12 +4,12 @@
 use std::net::IpAddr;
 use std::path::Path;
 
-use http::HeaderMap;
 use ipnet::IpNet;
 
 use crate::body::{self, AlertBody};
 use crate::config::{AuthScheme, SourceConfig};
 use crate::error::RelayError;
+use crate::headers::Headers;
 use crate::netguard;
 use crate::secret::{self, Origin, Secret, SecretKind};
 use crate::verify::{self, VerifyError, WebhookSecret};
@@ -102,7 +102,7 @@ impl Source {
         if netguard::is_allowed(ip, &self.allow_ips) {
             Ok(ip)
         } else {
-            Err(RelayError::Forbidden(format!(
+            Err(RelayError::AddressNotAllowed(format!(
                 "address {ip} is not allowed to send to source '{}'; add it to sources.{}.allow_ips (behind a proxy, list the proxy in trusted_proxies)",
                 self.name, self.name
             )))
@@ -112,7 +112,7 @@ impl Source {
     /// Authenticates the raw request and parses its body. Nothing about an unauthenticated request is kept.
     pub fn authenticate(
         &self,
-        headers: &HeaderMap,
+        headers: &Headers,
         query_token: Option<&str>,
         raw: &[u8],
         now_unix: i64,
@@ -120,7 +120,7 @@ impl Source {
         let content_type = header(headers, "content-type");
         let parse = |raw: &[u8]| {
             body::parse(raw, content_type)
-                .map_err(|e| RelayError::BadRequest(format!("unparsable body: {e}")))
+                .map_err(|e| RelayError::Body(format!("unparsable body: {e}")))
         };
         match self.scheme {
             AuthScheme::Token => {
@@ -203,7 +203,7 @@ impl Source {
     }
 
     fn unauthorized(&self, why: &str) -> RelayError {
-        RelayError::Unauthorized(format!("source '{}': {why}", self.name))
+        RelayError::Authentication(format!("source '{}': {why}", self.name))
     }
 
     /// The templates an alert may name: the source's own, then the allowed ones, each once.
@@ -226,12 +226,12 @@ impl Source {
             return Ok(self.template.clone());
         };
         let name = v.as_str().ok_or_else(|| {
-            RelayError::Unprocessable(format!(
+            RelayError::Template(format!(
                 "alert field '{field}' must be a template name (a string)"
             ))
         })?;
         if !crate::config::valid_name(name) {
-            return Err(RelayError::Unprocessable(format!(
+            return Err(RelayError::Template(format!(
                 "alert field '{field}': '{}' is not a valid template name (letters, digits, '-', '_')",
                 name.chars().take(64).collect::<String>()
             )));
@@ -239,7 +239,7 @@ impl Source {
         if self.allowed_names().contains(&name) {
             Ok(name.to_string())
         } else {
-            Err(RelayError::Unprocessable(format!(
+            Err(RelayError::Template(format!(
                 "alert field '{field}': template '{name}' is not allowed for source '{}'; allowed: {}",
                 self.name,
                 self.allowed_names().join(", ")
@@ -248,6 +248,6 @@ impl Source {
     }
 }
 
-pub fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
-    headers.get(name).and_then(|v| v.to_str().ok())
+pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
+    headers.get(name)
 }

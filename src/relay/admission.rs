@@ -1,9 +1,113 @@
-//! Admission: recording an alert durably and queueing its executions in their lanes; the
-//! CrossTrade-compatible API's synchronous CancelAndBracket.
+//! Admission: the one tail every path ends in. Webhooks, the CrossTrade-compatible API and replays each
+//! build a record their own way, then [`Relay::admit_and_queue`] checks the accounts and the kill switch,
+//! records it durably (a repeat answers with the original), and queues its executions in their lanes.
+//! Also here: the API's synchronous CancelAndBracket.
+
+use tokio::sync::oneshot;
 
 use super::*;
 
+/// How a path wants its record admitted and queued.
+pub(crate) struct Queueing<'a> {
+    /// When the alert was received (acknowledgement and end-to-end latency count from here).
+    pub received: Instant,
+    /// May a newer alert of the lane supersede it while it waits? Webhooks: yes; a synchronous call, whose
+    /// caller waits for this very execution, and a replay: no.
+    pub supersedable: bool,
+    /// The webhook's per-source inbound limit, checked after the kill switch; refused, the alert claims no
+    /// idempotency key. `None`: not limited (the API and replays are bounded by the outbound budget).
+    pub inbound: Option<InboundGate<'a>>,
+    /// Register for the final record before queueing (`Prefer: wait`, replays).
+    pub wait_record: bool,
+    /// Receives the first execution's final state (the synchronous API).
+    pub reply: Option<oneshot::Sender<Execution>>,
+}
+
+/// What the inbound limit needs to tell a rate-limit victim from a duplicate that raced past the first look-up.
+pub(crate) struct InboundGate<'a> {
+    pub source: &'a str,
+    pub key: &'a str,
+    pub body_sha: &'a str,
+}
+
+/// What admission did with a record.
+pub(crate) enum Admitted {
+    /// Recorded durably, counted, and (unless skipped) queued. `done` resolves with the final record when
+    /// `wait_record` asked for it.
+    New {
+        rec: AlertRecord,
+        done: Option<oneshot::Receiver<AlertRecord>>,
+    },
+    /// The journal already holds this key: the original (or a conflict), nothing recorded.
+    Existing(Admission),
+}
+
 impl Relay {
+    /// Records `rec` and queues its executions: every execution's account must have an executor, the kill
+    /// switch must be off (refused, the record is kept as `rejected`), the inbound limit (webhooks) must
+    /// allow it; then it is admitted under its key, made durable before anyone is told, counted, and queued.
+    pub(crate) async fn admit_and_queue(
+        &self,
+        rec: AlertRecord,
+        q: Queueing<'_>,
+    ) -> Result<Admitted, RelayError> {
+        if let Some(bad) = rec
+            .executions
+            .iter()
+            .find(|e| !self.has_executor(&e.request.account))
+        {
+            let e = RelayError::Template(format!(
+                "account '{}' is not configured; configured accounts: {}",
+                bad.request.account,
+                self.account_names().join(", ")
+            ));
+            return Err(self.reject(rec, e).await);
+        }
+        if self.kill_switch_on() {
+            return Err(self.reject(rec, RelayError::KillSwitch).await);
+        }
+        if let Some(gate) = &q.inbound {
+            if let Err(limited) = self.inbound.check(gate.source) {
+                // A duplicate that raced past the first look-up while its original was being claimed is
+                // still a duplicate, not a rate-limit victim.
+                if let Some(found) = self
+                    .journal
+                    .find_key(gate.source, gate.key, gate.body_sha)?
+                {
+                    return Ok(Admitted::Existing(found));
+                }
+                let e = RelayError::RateLimited {
+                    message: format!(
+                        "rate limited: source '{}' accepts {}/s (burst {}); retry after {}s",
+                        gate.source,
+                        limited.per_second,
+                        limited.burst,
+                        limited.retry_after_secs()
+                    ),
+                    retry_after_secs: limited.retry_after_secs(),
+                };
+                return Err(self.reject(rec, e).await);
+            }
+        }
+        let rec = match self.journal.admit(rec).await? {
+            Admission::New(rec) => rec,
+            other => return Ok(Admitted::Existing(other)),
+        };
+        if let Err(e) = self.journal.sync().await {
+            return Err(self.not_acknowledged(&rec, q.supersedable, q.received, e.into()));
+        }
+        let ack = q.received.elapsed();
+        self.metrics.acknowledged(ack);
+        self.metrics.alert_status(&rec.source, rec.status.as_str());
+        tracing::info!(alert_id = %rec.id, source = %rec.source, status = rec.status.as_str(), "alert recorded");
+        if rec.status == Status::Skipped {
+            return Ok(Admitted::New { rec, done: None });
+        }
+        let done = q.wait_record.then(|| self.engine.waiters.register(&rec.id));
+        self.submit(&rec, q.supersedable, q.received, Some(ack), q.reply);
+        Ok(Admitted::New { rec, done })
+    }
+
     /// Records an authenticated alert that will not execute, and returns the error to answer. Refused by the
     /// kill switch, its executions are rejected too, each with the same reason.
     pub(super) async fn reject(&self, mut rec: AlertRecord, e: RelayError) -> RelayError {
@@ -16,7 +120,11 @@ impl Relay {
                 }
                 KILL_SWITCH_REASON.to_string()
             }
-            _ => e.to_string(),
+            // Refused before its requests were final: the record keeps none.
+            _ => {
+                rec.executions.clear();
+                e.to_string()
+            }
         });
         // Rejections claim no idempotency key: a corrected retry must go through.
         rec.idempotency_key = None;
@@ -30,11 +138,6 @@ impl Relay {
             tracing::info!(alert_id = %rec.id, source = %rec.source, reason = %e, "alert rejected");
         }
         e
-    }
-
-    /// Queues a replayed record: every request runs (a replay is not superseded by the next replay).
-    pub(crate) fn submit_replay(&self, rec: &AlertRecord, received: Instant) {
-        self.submit(rec, false, received, None, None);
     }
 
     /// Queues every execution of a durable record in its lane.
@@ -73,23 +176,20 @@ impl Relay {
         path_account: Option<&str>,
         args: &Map<String, Value>,
         idempotency_key: Option<&str>,
-    ) -> Result<Reply, RelayError> {
+    ) -> Result<CallOutcome, RelayError> {
         let received = Instant::now();
         let req = BracketRequest::from_args(args, path_account, &self.instruments)
-            .map_err(|e| RelayError::BadRequest(e.to_string()))?;
+            .map_err(|e| RelayError::InvalidRequest(e.to_string()))?;
         if !self.has_executor(&req.account) {
-            return Err(RelayError::BadRequest(format!(
+            return Err(RelayError::InvalidRequest(format!(
                 "account: unknown account '{}'; configured accounts: {}",
                 req.account,
                 self.account_names().join(", ")
             )));
         }
         if !self.accepting.load(Ordering::SeqCst) {
-            return Err(RelayError::Unavailable(
-                "the relay is shutting down; retry shortly".into(),
-            ));
+            return Err(RelayError::ShuttingDown);
         }
-        let kill = self.kill_switch_on();
         let mut rec = AlertRecord::received(
             self.journal.next_id(),
             API_SOURCE,
@@ -101,26 +201,28 @@ impl Relay {
             .map(|k| format!("{}/{k}", req.account));
         rec.key_origin = idempotency_key.map(|_| KeyOrigin::Header);
         rec.executions = vec![Execution::new(req)];
-        if kill {
-            return Err(self.reject(rec, RelayError::KillSwitch).await);
-        }
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).
         let key = rec.idempotency_key.clone().unwrap_or_default();
         self.detached(|me| async move {
-            let rec = match me.journal.admit(rec).await? {
-                Admission::New(rec) => rec,
-                other => return me.api_existing(other, &key).await,
+            let (tx, rx) = oneshot::channel();
+            let queueing = Queueing {
+                received,
+                supersedable: false,
+                inbound: None,
+                wait_record: false,
+                reply: Some(tx),
             };
-            if let Err(e) = me.journal.sync().await {
-                return Err(me.not_acknowledged(&rec, false, received, e.into()));
+            match me.admit_and_queue(rec, queueing).await? {
+                Admitted::New { .. } => {}
+                Admitted::Existing(found) => return me.api_existing(found, &key).await,
             }
-            me.metrics.acknowledged(received.elapsed());
-            let (tx, rx) = tokio::sync::oneshot::channel();
-            me.submit(&rec, false, received, Some(received.elapsed()), Some(tx));
-            let exec = rx
+            let execution = rx
                 .await
                 .map_err(|_| RelayError::Internal("execution was dropped".into()))?;
-            execution_reply(&exec, vec![])
+            Ok(CallOutcome {
+                execution,
+                repeat: false,
+            })
         })
         .await
     }
@@ -146,7 +248,7 @@ impl Relay {
         &self,
         found: Admission,
         key: &str,
-    ) -> Result<Reply, RelayError> {
+    ) -> Result<CallOutcome, RelayError> {
         match found {
             Admission::Duplicate(rec) | Admission::New(rec) => {
                 let rec = if rec.is_final() {
@@ -164,42 +266,19 @@ impl Relay {
                 // The final state may be an instant old and not yet flushed (nobody was waiting for it
                 // when it was written): on disk before anyone is told.
                 self.journal.sync().await?;
-                let exec = rec
+                let execution = rec
                     .executions
                     .first()
                     .cloned()
                     .ok_or_else(|| RelayError::Internal("record without execution".into()))?;
-                execution_reply(&exec, vec![("Idempotent-Replayed", "true".into())])
+                Ok(CallOutcome {
+                    execution,
+                    repeat: true,
+                })
             }
-            Admission::Conflict { existing_id } => Err(RelayError::Unprocessable(format!(
+            Admission::Conflict { existing_id } => Err(RelayError::KeyConflict(format!(
                 "Idempotency-Key '{key}' was already used by call {existing_id} with a different body; send a new key"
             ))),
         }
-    }
-}
-
-/// The CrossTrade answer for a finished execution.
-pub(super) fn execution_reply(
-    exec: &Execution,
-    headers: Vec<(&'static str, String)>,
-) -> Result<Reply, RelayError> {
-    let err = || {
-        exec.error
-            .clone()
-            .unwrap_or_else(|| format!("execution {}", exec.status.as_str()))
-    };
-    match exec.status {
-        Status::Executed => Ok(Reply {
-            status: 200,
-            body: serde_json::to_value(exec.outcome.as_ref()).unwrap_or(Value::Null),
-            headers,
-        }),
-        Status::Failed => Err(RelayError::BadRequest(err())),
-        Status::Rejected => Err(RelayError::RateLimited {
-            message: err(),
-            retry_after_secs: 1,
-        }),
-        Status::Unknown => Err(RelayError::BadGateway(err())),
-        _ => Err(RelayError::Unavailable(err())),
     }
 }

@@ -12,7 +12,7 @@
 //!
 //! This file holds the [`Relay`] itself, built from the config.
 
-mod admission;
+pub(crate) mod admission;
 mod check;
 mod ingest;
 mod lifecycle;
@@ -30,7 +30,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use http::HeaderMap;
 use serde_json::{json, Map, Value};
 
 use crate::config::Config;
@@ -38,6 +37,7 @@ use crate::domain::BracketRequest;
 use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
 use crate::error::{RelayError, KILL_SWITCH_REASON};
 use crate::executor::Executor;
+use crate::headers::Headers;
 use crate::instruments::Instruments;
 use crate::journal::{now_ms, Admission, Journal, KnownState, ListFilter};
 use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
@@ -58,22 +58,42 @@ const KILL_SWITCH_KEY: &str = "kill_switch";
 /// Source name under which CrossTrade-API calls are journaled.
 pub const API_SOURCE: &str = "api";
 
-/// What the HTTP layer needs to turn an outcome into a response, without the domain knowing warp.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub body: Value,
-    pub headers: Vec<(&'static str, String)>,
-}
-
-/// A webhook as received.
+/// A webhook as received. The transport fills it in; the relay decides everything else.
 pub struct Inbound {
     pub source: String,
     pub peer: IpAddr,
-    pub headers: HeaderMap,
+    pub headers: Headers,
     pub query_token: Option<String>,
     pub body: bytes::Bytes,
     pub received: Instant,
+    /// How long the sender is willing to wait for the final outcome (HTTP: `Prefer: wait=N`), capped at
+    /// [`MAX_PREFER_WAIT_SECS`]; `None` answers as soon as the alert is durable.
+    pub wait: Option<Duration>,
+}
+
+/// What became of a webhook that was taken.
+#[derive(Debug)]
+pub enum Ingested {
+    /// Recorded durably and queued in its lane.
+    Accepted { alert_id: String },
+    /// Recorded durably; the template chose not to trade.
+    Skipped {
+        alert_id: String,
+        reason: Option<String>,
+    },
+    /// Recorded, and finished within the wait the sender asked for.
+    Finished(AlertRecord),
+    /// A repeated delivery: the original's record; nothing new was recorded or executed.
+    Repeat(AlertRecord),
+}
+
+/// The outcome of a synchronous CancelAndBracket call (the CrossTrade-compatible API).
+#[derive(Debug)]
+pub struct CallOutcome {
+    /// The execution in its final state.
+    pub execution: Execution,
+    /// A repeated call (same `Idempotency-Key`): the original's execution; nothing was sent again.
+    pub repeat: bool,
 }
 
 /// Everything start-up says about itself: the bound address is printed by the caller.
@@ -267,10 +287,6 @@ impl Relay {
         let mut v: Vec<String> = self.engine.executors.keys().cloned().collect();
         v.sort();
         v
-    }
-
-    pub(crate) fn register_waiter(&self, id: &str) -> tokio::sync::oneshot::Receiver<AlertRecord> {
-        self.engine.waiters.register(id)
     }
 
     /// Runs `work` in a task of its own and waits for it. A caller that goes away (a webhook sender's

@@ -43,7 +43,7 @@ pub(super) const LISTINGS_AT_ONCE: usize = 2;
 
 /// A time filter: RFC 3339, unix milliseconds, or an age (`7d`).
 pub(super) fn parse_time(v: &str, field: &str) -> Result<u64, RelayError> {
-    crate::journal::parse_time(v).map_err(|e| RelayError::BadRequest(format!("{field}: {e}")))
+    crate::journal::parse_time(v).map_err(|e| RelayError::InvalidRequest(format!("{field}: {e}")))
 }
 
 /// The journal filter of a `GET /api/alerts` query; unknown or malformed parameters are a 400 naming them.
@@ -54,7 +54,7 @@ pub(super) fn list_filter(q: &BTreeMap<String, String>) -> Result<ListFilter, Re
             "status" => {
                 f.status = Some(
                     crate::journal::parse_status(v)
-                        .map_err(|e| RelayError::BadRequest(format!("status: {e}")))?,
+                        .map_err(|e| RelayError::InvalidRequest(format!("status: {e}")))?,
                 )
             }
             "source" => f.source = Some(v.clone()),
@@ -66,13 +66,13 @@ pub(super) fn list_filter(q: &BTreeMap<String, String>) -> Result<ListFilter, Re
                     .ok()
                     .filter(|n| (1..=1000).contains(n))
                     .ok_or_else(|| {
-                        RelayError::BadRequest(format!(
+                        RelayError::InvalidRequest(format!(
                             "limit: '{v}' must be a whole number from 1 to 1000"
                         ))
                     })?
             }
             other => {
-                return Err(RelayError::BadRequest(format!(
+                return Err(RelayError::InvalidRequest(format!(
                     "unknown query parameter '{other}'; use status, source, since, until, limit"
                 )))
             }

@@ -7,10 +7,12 @@ use serde_json::{json, Value};
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
+use super::response::respond_with;
 use super::{bearer_ok, read_body, respond, unauthorized, with_relay};
 use crate::error::RelayError;
-use crate::relay::{record_reply, Relay, Reply};
+use crate::relay::{record_reply, Relay};
 use crate::replay::{ReplayOptions, ReplayTarget};
+use warp::http::StatusCode;
 
 pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let auth = warp::header::optional::<String>("authorization");
@@ -37,12 +39,12 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 let result = async {
                     let raw = read_body(body, 4096).await?;
                     let v: Value = serde_json::from_slice(&raw).map_err(|e| {
-                        RelayError::BadRequest(format!(
+                        RelayError::InvalidRequest(format!(
                             "body must be {{\"enabled\": true|false}}: {e}"
                         ))
                     })?;
                     let enabled = v.get("enabled").and_then(Value::as_bool).ok_or_else(|| {
-                        RelayError::BadRequest("enabled: must be true or false".into())
+                        RelayError::InvalidRequest("enabled: must be true or false".into())
                     })?;
                     relay.set_kill_switch(enabled).await?;
                     Ok(state(&relay))
@@ -67,45 +69,46 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                         json!({})
                     } else {
                         serde_json::from_slice(&raw).map_err(|e| {
-                            RelayError::BadRequest(format!("body is not valid JSON: {e}"))
+                            RelayError::InvalidRequest(format!("body is not valid JSON: {e}"))
                         })?
                     };
                     let to: ReplayTarget = match v.get("to") {
                         None => ReplayTarget::DryRun,
                         Some(t) => serde_json::from_value(t.clone()).map_err(|_| {
-                            RelayError::BadRequest(
+                            RelayError::InvalidRequest(
                                 "to: must be \"dry-run\", \"paper\" or \"live\"".into(),
                             )
                         })?,
                     };
                     let opts: ReplayOptions = serde_json::from_value(v.clone()).map_err(|e| {
-                        RelayError::BadRequest(format!("template/account must be strings: {e}"))
+                        RelayError::InvalidRequest(format!("template/account must be strings: {e}"))
                     })?;
                     let (rec, plan) = relay
                         .replay(&id, to, &opts, Duration::from_secs(10))
                         .await?;
-                    let status = if rec.is_final() { 200 } else { 202 };
-                    Ok(Reply {
-                        status,
-                        body: json!({
+                    Ok((rec, plan))
+                }
+                .await;
+                // 202 while the replay is still running.
+                let status = match &result {
+                    Ok((rec, _)) if !rec.is_final() => StatusCode::ACCEPTED,
+                    _ => StatusCode::OK,
+                };
+                respond_with(
+                    status,
+                    result.map(|(rec, plan)| {
+                        json!({
                             "alert": record_reply(&rec),
                             "plan": plan,
                             "changed": plan.changed(),
-                        }),
-                        headers: vec![],
-                    })
-                }
-                .await;
-                respond(result)
+                        })
+                    }),
+                )
             },
         );
     get.or(set).unify().or(replay).unify()
 }
 
-fn state(relay: &Relay) -> Reply {
-    Reply {
-        status: 200,
-        body: json!({"enabled": relay.kill_switch_on()}),
-        headers: vec![],
-    }
+fn state(relay: &Relay) -> Value {
+    json!({"enabled": relay.kill_switch_on()})
 }

@@ -9,11 +9,11 @@ use warp::http::HeaderMap;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{bearer_ok, read_body, respond, unauthorized, with_relay};
+use super::response::{api_response, error_response};
+use super::{bearer_ok, read_body, unauthorized, with_relay};
 use crate::api;
 use crate::error::RelayError;
 use crate::relay::Relay;
-use crate::source::header;
 
 /// Largest JSON body accepted by the API.
 const API_BODY_LIMIT: usize = 64 * 1024;
@@ -77,15 +77,15 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
              body,
              relay: Arc<Relay>| async move {
                 if !bearer_ok(&relay, header(&headers, "authorization"), None) {
-                    return respond(Err(unauthorized()));
+                    return error_response(&unauthorized());
                 }
                 let raw = match read_body(body, API_BODY_LIMIT).await {
                     Ok(b) => b,
-                    Err(e) => return respond(Err(e)),
+                    Err(e) => return error_response(&e),
                 };
                 let mut args = match json_object(&raw) {
                     Ok(m) => m,
-                    Err(e) => return respond(Err(e)),
+                    Err(e) => return error_response(&e),
                 };
                 // Query parameters fill in what the body does not say (GET quote?instrument=...).
                 for (k, v) in query {
@@ -94,7 +94,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 // Path parameters win over the body.
                 args.extend(path);
                 let key = header(&headers, "idempotency-key").map(str::to_string);
-                respond(api::call(&relay, api, args, key.as_deref()).await)
+                api_response(api::call(&relay, api, args, key.as_deref()).await)
             },
         )
 }
@@ -118,9 +118,15 @@ fn json_object(raw: &[u8]) -> Result<Map<String, Value>, RelayError> {
     }
     match serde_json::from_slice::<Value>(raw) {
         Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err(RelayError::BadRequest("body must be a JSON object".into())),
-        Err(e) => Err(RelayError::BadRequest(format!(
+        Ok(_) => Err(RelayError::InvalidRequest(
+            "body must be a JSON object".into(),
+        )),
+        Err(e) => Err(RelayError::InvalidRequest(format!(
             "body is not valid JSON: {e}"
         ))),
     }
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).and_then(|v| v.to_str().ok())
 }

@@ -9,7 +9,8 @@ use warp::http::HeaderMap;
 use warp::reply::Response;
 use warp::{Filter, Rejection};
 
-use super::{read_body, respond, with_relay};
+use super::response::{domain_headers, error_response, ingested_response, prefer_wait};
+use super::{read_body, with_relay};
 use crate::relay::{Inbound, Relay, UNKNOWN_PEER};
 
 pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
@@ -31,17 +32,18 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
              relay: Arc<Relay>| async move {
                 let body = match read_body(body, relay.body_limit).await {
                     Ok(b) => b,
-                    Err(e) => return respond(Err(e)),
+                    Err(e) => return error_response(&e),
                 };
                 let inbound = Inbound {
                     source,
                     peer: peer.map(|p| p.ip()).unwrap_or(UNKNOWN_PEER),
-                    headers,
+                    headers: domain_headers(&headers),
+                    wait: prefer_wait(&headers),
                     query_token: query.remove("token"),
                     body,
                     received,
                 };
-                respond(relay.ingest(inbound).await)
+                ingested_response(relay.ingest(inbound).await)
             },
         )
 }

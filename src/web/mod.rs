@@ -1,10 +1,11 @@
 //! The HTTP transport (warp): thin filters that extract what a request carries and hand it to the relay.
-//! Nothing here decides anything; every status code comes from [`RelayError::status`].
+//! Nothing here decides anything about alerts; every status code comes from [`response`].
 
 mod admin;
 mod crosstrade;
 mod hooks;
 mod read;
+pub mod response;
 mod ws;
 
 use std::convert::Infallible;
@@ -12,12 +13,13 @@ use std::future::Future;
 use std::sync::Arc;
 
 use serde_json::json;
-use warp::http::{HeaderValue, StatusCode};
+use warp::http::StatusCode;
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply as _};
 
 use crate::error::RelayError;
-use crate::relay::{Relay, Reply};
+use crate::relay::Relay;
+pub use response::{error_response, respond};
 
 /// All routes, with one `recover` that turns every rejection into a JSON error.
 pub fn routes(
@@ -55,39 +57,6 @@ fn with_relay(
     warp::any().map(move || relay.clone())
 }
 
-/// Turns a relay reply into an HTTP response.
-pub fn respond(r: Result<Reply, RelayError>) -> Response {
-    match r {
-        Ok(reply) => {
-            let mut resp = warp::reply::with_status(
-                warp::reply::json(&reply.body),
-                StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK),
-            )
-            .into_response();
-            for (k, v) in reply.headers {
-                if let Ok(v) = HeaderValue::from_str(&v) {
-                    resp.headers_mut().insert(k, v);
-                }
-            }
-            resp
-        }
-        Err(e) => error_response(&e),
-    }
-}
-
-pub fn error_response(e: &RelayError) -> Response {
-    let mut resp = warp::reply::with_status(
-        warp::reply::json(&e.body()),
-        StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
-    )
-    .into_response();
-    if let Some(secs) = e.retry_after_secs() {
-        resp.headers_mut()
-            .insert("Retry-After", HeaderValue::from(secs));
-    }
-    resp
-}
-
 /// Checks `Authorization: Bearer <token>` (or, for browsers on WebSocket, `?token=`).
 pub fn bearer_ok(relay: &Relay, authorization: Option<&str>, query_token: Option<&str>) -> bool {
     let presented = authorization
@@ -101,7 +70,7 @@ pub fn bearer_ok(relay: &Relay, authorization: Option<&str>, query_token: Option
 }
 
 pub fn unauthorized() -> RelayError {
-    RelayError::Unauthorized(
+    RelayError::Authentication(
         "missing or invalid bearer token: send Authorization: Bearer <token> (see server.api_tokens, RELAY_API_TOKEN or <data_dir>/api-token)".into(),
     )
 }
@@ -116,16 +85,16 @@ async fn recover(err: Rejection) -> Result<Response, Infallible> {
         )
         .into_response());
     } else if err.find::<warp::reject::PayloadTooLarge>().is_some() {
-        RelayError::PayloadTooLarge("body too large".into())
+        RelayError::BodyTooLarge("body too large".into())
     } else if let Some(e) = err.find::<warp::reject::InvalidQuery>() {
-        RelayError::BadRequest(format!("invalid query string: {e}"))
+        RelayError::InvalidRequest(format!("invalid query string: {e}"))
     } else if let Some(e) = err.find::<warp::reject::MissingHeader>() {
-        RelayError::BadRequest(format!("missing header: {}", e.name()))
+        RelayError::InvalidRequest(format!("missing header: {}", e.name()))
     } else if let Some(e) = err.find::<warp::reject::InvalidHeader>() {
-        RelayError::BadRequest(format!("invalid header: {}", e.name()))
+        RelayError::InvalidRequest(format!("invalid header: {}", e.name()))
     } else {
         tracing::debug!(?err, "unhandled rejection");
-        RelayError::BadRequest(format!("bad request: {err:?}"))
+        RelayError::InvalidRequest(format!("bad request: {err:?}"))
     };
     Ok(error_response(&e))
 }
@@ -140,10 +109,10 @@ where
     let mut out = bytes::BytesMut::new();
     futures_util::pin_mut!(stream);
     while let Some(chunk) = stream.next().await {
-        let mut chunk =
-            chunk.map_err(|e| RelayError::BadRequest(format!("could not read the body: {e}")))?;
+        let mut chunk = chunk
+            .map_err(|e| RelayError::InvalidRequest(format!("could not read the body: {e}")))?;
         if out.len() + chunk.remaining() > limit {
-            return Err(RelayError::PayloadTooLarge(format!(
+            return Err(RelayError::BodyTooLarge(format!(
                 "body exceeds the limit of {limit} bytes (server.body_limit_bytes)"
             )));
         }

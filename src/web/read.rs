@@ -8,7 +8,7 @@ use warp::reply::Response;
 use warp::{Filter, Rejection, Reply as _};
 
 use super::{bearer_ok, respond, unauthorized, with_relay};
-use crate::relay::{record_reply, Relay, Reply};
+use crate::relay::{record_reply, Relay};
 
 pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = Rejection> + Clone {
     let auth = warp::header::optional::<String>("authorization");
@@ -22,13 +22,11 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 if !bearer_ok(&relay, authz.as_deref(), None) {
                     return respond(Err(unauthorized()));
                 }
-                respond(relay.list_alerts(&q).await.map(|recs| Reply {
-                    status: 200,
-                    body: json!({
+                respond(relay.list_alerts(&q).await.map(|recs| {
+                    json!({
                         "alerts": recs.iter().map(record_reply).collect::<Vec<_>>(),
                         "count": recs.len(),
-                    }),
-                    headers: vec![],
+                    })
                 }))
             },
         );
@@ -40,11 +38,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
             if !bearer_ok(&relay, authz.as_deref(), None) {
                 return respond(Err(unauthorized()));
             }
-            respond(relay.get_alert(&id).map(|rec| Reply {
-                status: 200,
-                body: record_reply(&rec),
-                headers: vec![],
-            }))
+            respond(relay.get_alert(&id).map(|rec| record_reply(&rec)))
         });
     let health = warp::path!("healthz")
         .and(warp::get())

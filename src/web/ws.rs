@@ -13,7 +13,8 @@ use warp::filters::ws::{Message, WebSocket, Ws};
 use warp::reply::Response;
 use warp::{Filter, Rejection, Reply as _};
 
-use super::{bearer_ok, respond, unauthorized, with_relay};
+use super::response::{api_frame, error_response};
+use super::{bearer_ok, unauthorized, with_relay};
 use crate::api;
 use crate::relay::Relay;
 
@@ -29,7 +30,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .map(
             |authz: Option<String>, q: HashMap<String, String>, ws: Ws, relay: Arc<Relay>| {
                 if !bearer_ok(&relay, authz.as_deref(), q.get("token").map(String::as_str)) {
-                    return respond(Err(unauthorized()));
+                    return error_response(&unauthorized());
                 }
                 ws.max_message_size(MAX_FRAME)
                     .on_upgrade(move |socket| session(socket, relay))
@@ -101,10 +102,8 @@ async fn session(socket: WebSocket, relay: Arc<Relay>) {
                 let tx = tx.clone();
                 // Each call runs on its own, so a slow bracket does not hold up the others.
                 tokio::spawn(async move {
-                    let answer = match api::call(&relay, &api_name, args, key.as_deref()).await {
-                        Ok(reply) => json!({"id": id, "data": reply.body}),
-                        Err(e) => json!({"id": id, "error": e.to_string(), "status": e.status()}),
-                    };
+                    let answer =
+                        api_frame(id, api::call(&relay, &api_name, args, key.as_deref()).await);
                     let _ = tx.send(answer);
                 });
             }
