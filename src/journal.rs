@@ -13,12 +13,14 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use serde::Deserialize;
 use ulid::Ulid;
 
 use crate::claims::{ClaimKey, Claims};
+/// The wall clock's old path (it lives in [`crate::clock`]), kept for callers outside the journal.
+pub use crate::clock::now_ms;
 use crate::config::JournalConfig;
 use crate::fsync::{self, sync_dir};
 use crate::group_commit::GroupCommit;
@@ -785,13 +787,6 @@ pub fn parse_status(v: &str) -> Result<Status, String> {
             Status::ALL.map(|s| s.as_str()).join(", ")
         )
     })
-}
-
-pub fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
 }
 
 #[cfg(test)]

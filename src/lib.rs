@@ -12,6 +12,7 @@
 //! - [`journal`]: the sled journal; [`claims`]: its idempotency keys, in memory, rebuilt from the records;
 //!   [`record`]: what a journal record holds; [`group_commit`]: many writers, one fsync; [`fsync`]: creating and
 //!   syncing directories, so new files survive a power loss.
+//! - [`clock`]: the wall clock (`now_ms`, `Clock`, `SystemClock`), `ManualClock` for tests, and `Timestamp`.
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;
@@ -27,6 +28,7 @@ pub mod api;
 pub mod body;
 pub mod claims;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crosstrade;
 pub mod domain;
