@@ -21,11 +21,13 @@
 //! - `pruning`: retention: expired keys, and finished records past their age or beyond the count.
 //! - `identity`: which data dir a journal belongs to (`journal.id`) and which on-disk format it is in.
 //! - `codec`: records and states as stored (JSON), and the partial views pruning and the rebuild read.
+//! - `config`: the `[journal]` settings ([`JournalConfig`]) and their validation.
 //!
 //! [`RecordState`]: crate::record::RecordState
 
 mod admission;
 mod codec;
+mod config;
 mod identity;
 mod listing;
 mod pruning;
@@ -39,12 +41,12 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use crate::claims::Claims;
-use crate::config::JournalConfig;
 use crate::fsync::{self, sync_dir};
 use crate::group_commit::GroupCommit;
 use crate::record::AlertRecord;
 
 pub use admission::Admission;
+pub use config::JournalConfig;
 pub use listing::{parse_status, parse_time, ListFilter};
 pub use state::KnownState;
 
