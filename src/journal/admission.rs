@@ -76,9 +76,8 @@ impl Journal {
             return Ok(Admission::New(rec));
         };
         let k = ClaimKey::new(&rec.source, key);
-        let id = canonical_id(&rec.id).ok_or_else(|| {
-            JournalError::Storage(format!("record id '{}' is not a canonical ULID", rec.id))
-        })?;
+        let id =
+            canonical_id(&rec.id).ok_or_else(|| JournalError::NotCanonicalId(rec.id.clone()))?;
         let mut expected: Option<Ulid> = None;
         let started = std::time::Instant::now();
         loop {
@@ -112,10 +111,9 @@ impl Journal {
                     expected = None;
                 }
                 None => {
-                    return Err(JournalError::Storage(format!(
-                        "the first delivery with this idempotency key is still being written after {} s; nothing was recorded for this one: retry",
-                        CLAIM_WAIT.as_secs()
-                    )))
+                    return Err(JournalError::ClaimPending {
+                        waited_secs: CLAIM_WAIT.as_secs(),
+                    })
                 }
             }
         }
@@ -147,13 +145,13 @@ impl Journal {
 /// receipt time, and their text sorts by it), so the walk starts at the window's beginning instead of at the
 /// oldest record; the newest record holding a key keeps it (it took the key over). An unreadable
 /// record has no claim to give: it is passed over, and counted in a warning.
-pub(super) fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, String> {
+pub(super) fn load_claims(alerts: &sled::Tree, window_ms: u64) -> Result<Claims, sled::Error> {
     let cutoff = now_ms().saturating_sub(window_ms);
     let from = Ulid::from_parts(cutoff, 0).to_string();
     let claims = Claims::default();
     let mut unreadable = 0usize;
     for item in alerts.range(from.as_bytes()..) {
-        let (k, v) = item.map_err(|e| e.to_string())?;
+        let (k, v) = item?;
         let Ok(view) = serde_json::from_slice::<PruneView>(&v) else {
             unreadable += 1;
             continue;

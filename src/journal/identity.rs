@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use super::OpenFailure;
 use crate::fsync;
 
 /// The journal's layout: 2 = records with their changing part in `alert_state`; 3 = no claim trees (the
@@ -14,20 +15,17 @@ pub(super) const FORMAT_KEY: &str = "journal_format";
 
 /// Refuses a journal written by a newer layout (reading it would miss what that layout keeps elsewhere),
 /// and marks an older or new one with this layout.
-pub(super) fn check_format(meta: &sled::Tree) -> Result<(), String> {
+pub(super) fn check_format(meta: &sled::Tree) -> Result<(), OpenFailure> {
     let found = meta
-        .get(FORMAT_KEY)
-        .map_err(|e| e.to_string())?
+        .get(FORMAT_KEY)?
         .and_then(|v| std::str::from_utf8(&v).ok()?.parse::<u32>().ok());
     match found {
-        Some(f) if f > FORMAT => Err(format!(
-            "the journal is in format {f}, written by a newer alert-relay; this version reads format {FORMAT}: run the newer version"
-        )),
+        Some(found) if found > FORMAT => Err(OpenFailure::NewerFormat { found }),
         Some(f) if f == FORMAT => Ok(()),
-        _ => meta
-            .insert(FORMAT_KEY, FORMAT.to_string().as_bytes())
-            .map(|_| ())
-            .map_err(|e| e.to_string()),
+        _ => {
+            meta.insert(FORMAT_KEY, FORMAT.to_string().as_bytes())?;
+            Ok(())
+        }
     }
 }
 
@@ -39,7 +37,7 @@ pub(super) const IDENTITY_KEY: &str = "journal_id";
 /// keeps the same id inside. A journal that opens without its id while the file exists was lost or replaced
 /// (corruption sled recovered from by truncating, a deleted database): starting anyway would forget every
 /// alert and idempotency key, so that is an error for a human to look at.
-pub(super) fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String> {
+pub(super) fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), OpenFailure> {
     let file = dir.join(IDENTITY_FILE);
     // An empty file is one whose write a power loss cut short: as good as none.
     let on_disk = std::fs::read_to_string(&file)
@@ -47,35 +45,39 @@ pub(super) fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), String
         .map(|s| s.trim().to_string())
         .filter(|s| !s.is_empty());
     let inside = meta
-        .get(IDENTITY_KEY)
-        .map_err(|e| e.to_string())?
+        .get(IDENTITY_KEY)?
         .map(|v| String::from_utf8_lossy(&v).to_string());
     match (inside, on_disk) {
         (Some(a), Some(b)) if a == b => Ok(()),
-        (Some(a), Some(b)) => Err(format!(
-            "the journal's id {a} does not match {} ({b}): this is another data dir's journal",
-            file.display()
-        )),
+        (Some(inside), Some(on_disk)) => Err(OpenFailure::ForeignJournal {
+            inside,
+            file: file.display().to_string(),
+            on_disk,
+        }),
         (Some(a), None) => write_synced(&file, &a),
-        (None, Some(b)) => Err(format!(
-            "the journal lost its contents: {} names journal {b}, but the database opened empty or without it; refusing to start over empty (restore the journal from a backup, or move the data dir away to start fresh)",
-            file.display()
-        )),
+        (None, Some(id)) => Err(OpenFailure::LostContents {
+            file: file.display().to_string(),
+            id,
+        }),
         (None, None) => {
             let id = ulid::Ulid::new().to_string();
-            meta.insert(IDENTITY_KEY, id.as_bytes()).map_err(|e| e.to_string())?;
-            meta.flush().map_err(|e| e.to_string())?;
+            meta.insert(IDENTITY_KEY, id.as_bytes())?;
+            meta.flush()?;
             write_synced(&file, &id)
         }
     }
 }
 
 /// Writes the identity file, durably (it replaces an empty one).
-fn write_synced(file: &Path, id: &str) -> Result<(), String> {
+fn write_synced(file: &Path, id: &str) -> Result<(), OpenFailure> {
     let mut opts = std::fs::OpenOptions::new();
     opts.write(true).create(true).truncate(true);
-    fsync::write_durably(&opts, file, format!("{id}\n").as_bytes())
-        .map_err(|e| format!("cannot write {}: {e}", file.display()))
+    fsync::write_durably(&opts, file, format!("{id}\n").as_bytes()).map_err(|e| {
+        OpenFailure::WriteIdentity {
+            file: file.display().to_string(),
+            cause: e.to_string(),
+        }
+    })
 }
 
 /// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the
@@ -88,7 +90,7 @@ mod tests {
 
     use super::*;
     use crate::journal::test_support::reopen;
-    use crate::journal::Journal;
+    use crate::journal::{Journal, JournalError};
 
     #[test]
     fn a_journal_of_a_newer_format_is_refused() {
@@ -101,11 +103,17 @@ mod tests {
         }
         let e = reopen(dir.path(), Duration::from_secs(60))
             .err()
-            .expect("a newer format must not open")
-            .to_string();
+            .expect("a newer format must not open");
+        let JournalError::Open { cause, .. } = &e else {
+            panic!("{e}");
+        };
         assert!(
-            e.contains("format 4, written by a newer alert-relay"),
+            matches!(cause, OpenFailure::NewerFormat { found: 4 }),
             "{e}"
+        );
+        assert_eq!(
+            cause.to_string(),
+            "the journal is in format 4, written by a newer alert-relay; this version reads format 3: run the newer version"
         );
     }
 
@@ -135,8 +143,48 @@ mod tests {
         let e = Journal::open(dir.path(), Duration::from_secs(60))
             .err()
             .expect("must refuse");
+        let named = std::fs::read_to_string(dir.path().join(IDENTITY_FILE)).unwrap();
+        match &e {
+            JournalError::Open {
+                cause: OpenFailure::LostContents { id, .. },
+                ..
+            } => assert_eq!(id, named.trim()),
+            other => panic!("{other}"),
+        }
         assert!(
             e.to_string().contains("refusing to start over empty"),
+            "{e}"
+        );
+    }
+
+    /// A data dir whose `journal.id` names another journal than the database holds (a database copied or
+    /// moved in from elsewhere) is refused, naming both ids.
+    #[test]
+    fn another_data_dirs_journal_is_refused() {
+        let (here, there) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        drop(Journal::open(here.path(), Duration::from_secs(60)).unwrap());
+        drop(Journal::open(there.path(), Duration::from_secs(60)).unwrap());
+        let ids =
+            [&here, &there].map(|d| std::fs::read_to_string(d.path().join(IDENTITY_FILE)).unwrap());
+        std::fs::write(here.path().join(IDENTITY_FILE), &ids[1]).unwrap();
+        let e = reopen(here.path(), Duration::from_secs(60))
+            .err()
+            .expect("must refuse");
+        match &e {
+            JournalError::Open {
+                cause:
+                    OpenFailure::ForeignJournal {
+                        inside, on_disk, ..
+                    },
+                ..
+            } => assert_eq!(
+                (inside.as_str(), on_disk.as_str()),
+                (ids[0].trim(), ids[1].trim())
+            ),
+            other => panic!("{other}"),
+        }
+        assert!(
+            e.to_string().contains("this is another data dir's journal"),
             "{e}"
         );
     }

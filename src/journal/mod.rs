@@ -42,7 +42,7 @@ use std::time::Duration;
 
 use crate::claims::Claims;
 use crate::fsync::{self, sync_dir};
-use crate::group_commit::GroupCommit;
+use crate::group_commit::{CommitError, GroupCommit};
 use crate::record::AlertRecord;
 
 pub use admission::Admission;
@@ -60,9 +60,20 @@ use identity::{check_format, check_identity, OLD_CLAIM_TREES};
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
     #[error("cannot open the journal in {path}: {cause} (is another alert-relay running with this data dir? is the directory writable?)")]
-    Open { path: String, cause: String },
+    Open { path: String, cause: OpenFailure },
+    /// The database failed a read or a write (sled's error, as text), or a record could not be encoded.
     #[error("journal storage error: {0}")]
     Storage(String),
+    /// What was written could not be made durable.
+    #[error("journal storage error: {0}")]
+    Commit(#[from] CommitError),
+    /// A repeat found its key claimed by a first delivery whose record was still not written after
+    /// `waited_secs`: nothing was recorded for the repeat, and it may be retried.
+    #[error("journal storage error: the first delivery with this idempotency key is still being written after {waited_secs} s; nothing was recorded for this one: retry")]
+    ClaimPending { waited_secs: u64 },
+    /// A record to admit under a key has an id that is not a ULID as printed (a claim could not find it).
+    #[error("journal storage error: record id '{0}' is not a canonical ULID")]
+    NotCanonicalId(String),
     #[error("journal record {0} is corrupt: {1}")]
     Corrupt(String, String),
 }
@@ -73,10 +84,48 @@ impl From<sled::Error> for JournalError {
     }
 }
 
+/// Why the journal did not open.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenFailure {
+    /// The data dir or the database could not be created, opened or read (the error, as text).
+    #[error("{0}")]
+    Storage(String),
+    #[error("cannot sync the directory {dir}: {cause}")]
+    SyncDir { dir: String, cause: String },
+    /// The journal was written by a newer layout than this version reads.
+    #[error("the journal is in format {found}, written by a newer alert-relay; this version reads format {}: run the newer version", identity::FORMAT)]
+    NewerFormat { found: u32 },
+    /// `journal.id` names another journal than the one in the database.
+    #[error("the journal's id {inside} does not match {file} ({on_disk}): this is another data dir's journal")]
+    ForeignJournal {
+        inside: String,
+        file: String,
+        on_disk: String,
+    },
+    /// `journal.id` names a journal, and the database opened without it: refused, not started over empty.
+    #[error("the journal lost its contents: {file} names journal {id}, but the database opened empty or without it; refusing to start over empty (restore the journal from a backup, or move the data dir away to start fresh)")]
+    LostContents { file: String, id: String },
+    #[error("cannot write {file}: {cause}")]
+    WriteIdentity { file: String, cause: String },
+}
+
+impl From<sled::Error> for OpenFailure {
+    fn from(e: sled::Error) -> Self {
+        OpenFailure::Storage(e.to_string())
+    }
+}
+
+impl From<std::io::Error> for OpenFailure {
+    fn from(e: std::io::Error) -> Self {
+        OpenFailure::Storage(e.to_string())
+    }
+}
+
 pub struct Journal {
     db: sled::Db,
     alerts: sled::Tree,
-    /// id → [`RecordState`](crate::record::RecordState), overriding the state stored in `alerts` once the record has changed.
+    /// id → [`RecordState`](crate::record::RecordState), overriding the state stored in `alerts` once the
+    /// record has changed.
     state: sled::Tree,
     claims: Claims,
     meta: sled::Tree,
@@ -108,42 +157,46 @@ impl Journal {
         idempotency_window: Duration,
         cache_mb: u64,
     ) -> Result<Journal, JournalError> {
-        let open_err = |cause: String| JournalError::Open {
+        Self::try_open(dir, idempotency_window, cache_mb).map_err(|cause| JournalError::Open {
             path: dir.display().to_string(),
             cause,
-        };
-        fsync::create_dir_all(dir).map_err(|e| open_err(e.to_string()))?;
+        })
+    }
+
+    fn try_open(
+        dir: &Path,
+        idempotency_window: Duration,
+        cache_mb: u64,
+    ) -> Result<Journal, OpenFailure> {
+        fsync::create_dir_all(dir)?;
         let db_dir = dir.join("journal");
         let db = sled::Config::new()
             .path(&db_dir)
             .mode(sled::Mode::HighThroughput)
             .cache_capacity(cache_mb.max(1) * 1024 * 1024)
-            .open()
-            .map_err(|e| open_err(e.to_string()))?;
+            .open()?;
         // What sled has just created (its directory, log file and config) is found after a power loss only
         // once the directory entries are on disk: synced once here, before anything is acknowledged. (sled
         // syncs its log's contents; a config file found empty is written again.)
         for d in [db_dir.as_path(), dir] {
-            sync_dir(d)
-                .map_err(|e| open_err(format!("cannot sync the directory {}: {e}", d.display())))?;
+            sync_dir(d).map_err(|e| OpenFailure::SyncDir {
+                dir: d.display().to_string(),
+                cause: e.to_string(),
+            })?;
         }
-        let alerts = db
-            .open_tree("alerts")
-            .map_err(|e| open_err(e.to_string()))?;
-        let state = db
-            .open_tree("alert_state")
-            .map_err(|e| open_err(e.to_string()))?;
-        let meta = db.open_tree("meta").map_err(|e| open_err(e.to_string()))?;
-        check_identity(dir, &meta).map_err(open_err)?;
-        check_format(&meta).map_err(open_err)?;
+        let alerts = db.open_tree("alerts")?;
+        let state = db.open_tree("alert_state")?;
+        let meta = db.open_tree("meta")?;
+        check_identity(dir, &meta)?;
+        check_format(&meta)?;
         // Journals of format 2 and before kept the claims in trees of their own; the records hold all they
         // said. (`drop_tree` does nothing when there is no such tree.)
         for old in OLD_CLAIM_TREES {
-            db.drop_tree(old).map_err(|e| open_err(e.to_string()))?;
+            db.drop_tree(old)?;
         }
         let window_ms = idempotency_window.as_millis() as u64;
         let started = std::time::Instant::now();
-        let claims = admission::load_claims(&alerts, window_ms).map_err(open_err)?;
+        let claims = admission::load_claims(&alerts, window_ms)?;
         tracing::info!(
             keys = claims.len(),
             ms = started.elapsed().as_millis() as u64,
@@ -182,7 +235,7 @@ impl Journal {
 
     /// Waits until everything written so far is on disk.
     pub async fn sync(&self) -> Result<(), JournalError> {
-        self.commit.sync().await.map_err(JournalError::Storage)
+        Ok(self.commit.sync().await?)
     }
 
     /// Asks for everything written so far to be on disk within `delay`, without waiting: for writes nobody
