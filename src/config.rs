@@ -12,6 +12,8 @@ use serde::Deserialize;
 
 use crate::crosstrade::CrossTradeConfig;
 use crate::instruments::{InstrumentSpec, Instruments};
+/// The `[journal]` section: the journal owns its settings.
+pub use crate::journal::JournalConfig;
 use crate::paper::PaperConfig;
 
 /// The default configuration, identical to the shipped `config.toml`.
@@ -69,34 +71,6 @@ impl Default for ServerConfig {
             api_tokens: Vec::new(),
             shutdown_grace_ms: 10_000,
             workers: 0,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct JournalConfig {
-    /// How long an idempotency key blocks a repeat delivery.
-    pub idempotency_window_secs: u64,
-    /// How often expired idempotency keys and old records are pruned.
-    pub prune_interval_secs: u64,
-    /// Records older than this are pruned (finished ones only).
-    pub retention_days: u64,
-    /// At most this many records are kept; the oldest finished ones go first.
-    pub max_records: usize,
-    /// Memory the database may use as a page cache, in MiB (sled's default, 1 GiB, lets the process grow
-    /// with the journal).
-    pub cache_mb: u64,
-}
-
-impl Default for JournalConfig {
-    fn default() -> Self {
-        JournalConfig {
-            idempotency_window_secs: 24 * 3600,
-            prune_interval_secs: 300,
-            retention_days: 30,
-            max_records: 100_000,
-            cache_mb: 16,
         }
     }
 }
@@ -279,12 +253,7 @@ impl Config {
                 "limits.outbound.per_second and limits.outbound.burst must be at least 1".into(),
             );
         }
-        if self.journal.retention_days * 86_400 < self.journal.idempotency_window_secs {
-            return Err("journal.retention_days must cover journal.idempotency_window_secs: a repeat delivery must find its original record".into());
-        }
-        if self.journal.max_records < 1000 {
-            return Err("journal.max_records must be at least 1000".into());
-        }
+        self.journal.validate()?;
         if self.paper.accounts.is_empty() {
             return Err("paper.accounts must name at least one account (e.g. [\"Sim101\"])".into());
         }

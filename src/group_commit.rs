@@ -35,7 +35,18 @@ fn spacing(previous_batch: usize) -> Duration {
     (SPACING_PER_WAITER * previous_batch.min(1_000) as u32).min(MAX_SPACING)
 }
 
-type Waiter = oneshot::Sender<Result<(), String>>;
+/// Why a write could not be made durable.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError {
+    /// The database flush failed (the disk's error, as text: every waiter of the flush gets a copy).
+    #[error("journal flush failed: {0}")]
+    Flush(String),
+    /// The flusher thread is gone (the journal is shutting down, or the thread died).
+    #[error("journal flusher has stopped")]
+    Stopped,
+}
+
+type Waiter = oneshot::Sender<Result<(), CommitError>>;
 
 /// A request to the flusher: a writer waiting now, or a flush wanted by a deadline with nobody waiting.
 enum Request {
@@ -99,7 +110,7 @@ impl GroupCommit {
                     let result = db
                         .flush()
                         .map(|_| ())
-                        .map_err(|e| format!("journal flush failed: {e}"));
+                        .map_err(|e| CommitError::Flush(e.to_string()));
                     if let Err(e) = &result {
                         tracing::error!(error = %e, "journal flush failed");
                     }
@@ -119,15 +130,14 @@ impl GroupCommit {
     }
 
     /// Returns once everything written before this call is durable on disk.
-    pub async fn sync(&self) -> Result<(), String> {
+    pub async fn sync(&self) -> Result<(), CommitError> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .as_ref()
-            .ok_or_else(|| "journal flusher has stopped".to_string())?
+            .ok_or(CommitError::Stopped)?
             .send(Request::Now(tx))
-            .map_err(|_| "journal flusher has stopped".to_string())?;
-        rx.await
-            .map_err(|_| "journal flusher has stopped".to_string())?
+            .map_err(|_| CommitError::Stopped)?;
+        rx.await.map_err(|_| CommitError::Stopped)?
     }
 
     /// Asks for everything written so far to be on disk within `delay`, without waiting for it. The flush

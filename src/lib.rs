@@ -9,9 +9,12 @@
 //! - [`template`]: minijinja templates that turn an alert into CancelAndBracket requests.
 //! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator;
 //!   [`instruments`]: tick sizes and TradingView symbol mapping.
-//! - [`journal`]: the sled journal; [`claims`]: its idempotency keys, in memory, rebuilt from the records;
-//!   [`record`]: what a journal record holds; [`group_commit`]: many writers, one fsync; [`fsync`]: creating and
-//!   syncing directories, so new files survive a power loss.
+//! - [`journal`]: the sled journal: admission under idempotency keys, record state, listing, pruning, and its
+//!   `[journal]` settings (its module doc maps the files); [`claims`]: its idempotency keys, in memory, rebuilt
+//!   from the records; [`record`]: what a journal record holds and its status; [`group_commit`]: many writers,
+//!   one fsync; [`fsync`]: creating and syncing directories, so new files survive a power loss.
+//! - [`clock`]: the wall clock (`now_ms`, the `Clock` trait, `SystemClock`), `ManualClock` for tests, and
+//!   `Timestamp` (epoch milliseconds shown as RFC 3339).
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;
@@ -27,6 +30,7 @@ pub mod api;
 pub mod body;
 pub mod claims;
 pub mod cli;
+pub mod clock;
 pub mod config;
 pub mod crosstrade;
 pub mod domain;

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::clock::{Clock, SystemClock};
 use crate::domain::{BracketOutcome, BracketRequest};
 
 /// The life of an alert (and of each of its executions):
@@ -180,11 +181,13 @@ impl AlertRecord {
         let body_sha256 = hex::encode(Sha256::digest(
             serde_json::to_vec(&body).unwrap_or_default(),
         ));
+        // One reading of the clock for both forms, so they name the same millisecond.
+        let now = SystemClock.now();
         AlertRecord {
             id,
             source: source.to_string(),
-            received_at: humantime::format_rfc3339_millis(std::time::SystemTime::now()).to_string(),
-            received_at_ms: crate::journal::now_ms(),
+            received_at: now.to_string(),
+            received_at_ms: now.as_ms(),
             idempotency_key: None,
             key_origin: None,
             body_sha256,

@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::clock::Timestamp;
 use crate::domain::{Action, OcoId, OrderId};
 use crate::instruments::{on_tick_grid, round_to_tick, Instruments};
 
-use super::clock::Timestamp;
 use super::error::PaperError;
 use super::order::{Order, OrderState, OrderType, PlaceOrder};
 use super::position::Position;

@@ -7,14 +7,13 @@
 //! - `bracket`: CancelAndBracket as two synchronous phases around the cancel window;
 //! - `order`, `position`: the records and the `PlaceOrder` request;
 //! - `store`: one log entry per operation over a periodic snapshot, reloaded on open;
-//! - `clock`, `config`, `error`: time source, `[paper]` config section, refusals.
+//! - `config`, `error`: `[paper]` config section, refusals; the time source is [`crate::clock`].
 //!
 //! All state sits behind one `std::sync::Mutex`. Operations are short and synchronous; the only wait,
 //! the CancelAndBracket cancel delay, happens between two lock scopes, never inside one.
 
 mod book;
 mod bracket;
-mod clock;
 mod config;
 mod error;
 mod order;
@@ -30,13 +29,16 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 
+use crate::clock::Clock;
 use crate::domain::{BracketOutcome, BracketRequest, OrderId};
 use crate::executor::{ExecError, Executor};
 use crate::instruments::Instruments;
 
+/// The clock's old paths (it lives in [`crate::clock`]), kept for callers outside this module until they
+/// import it from there.
+pub use crate::clock::{ManualClock, SystemClock, Timestamp};
 pub use book::{Flattened, Quote, QuoteUpdate};
 pub use bracket::BracketTicket;
-pub use clock::{Clock, ManualClock, SystemClock, Timestamp};
 pub use config::PaperConfig;
 pub use error::PaperError;
 pub use order::{Order, OrderState, OrderType, PlaceOrder};

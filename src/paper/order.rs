@@ -3,10 +3,10 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::clock::Timestamp;
 use crate::domain::{number, positive_int_number, Action, OcoId, OrderId};
 use crate::instruments::{on_tick_grid, round_to_tick, Instruments};
 
-use super::clock::Timestamp;
 use super::error::PaperError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

@@ -22,6 +22,7 @@ use proptest::prelude::*;
 
 use super::tests::{bracket, instruments, order, ES, NQ, OTHER, SIM};
 use super::*;
+use crate::clock::ManualClock;
 use crate::domain::{Action, OcoId};
 
 const ACCOUNTS: [&str; 2] = [SIM, OTHER];

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 
 use super::*;
+use crate::clock::{ManualClock, SystemClock};
 use crate::domain::{Action, OcoId};
 use crate::instruments::InstrumentSpec;
 

@@ -1,5 +1,6 @@
-//! Where the broker gets the time from. Cancel latency is a time rule, so tests inject a [`ManualClock`]
-//! and step it instead of sleeping.
+//! The wall clock, in one place: epoch milliseconds ([`now_ms`], [`Clock::now_ms`]) and [`Timestamp`], the
+//! point in time records and orders show as RFC 3339. Time rules (the paper broker's cancel latency) take a
+//! [`Clock`], so tests inject a [`ManualClock`] and step it instead of sleeping.
 
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,18 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 pub trait Clock: Send + Sync {
     /// Milliseconds since the Unix epoch.
     fn now_ms(&self) -> u64;
+
+    /// The current time as a [`Timestamp`].
+    fn now(&self) -> Timestamp {
+        Timestamp(self.now_ms())
+    }
+}
+
+/// Milliseconds since the Unix epoch, by the wall clock (0 if the system clock is set before 1970).
+pub fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// The wall clock.
@@ -18,9 +31,7 @@ pub struct SystemClock;
 
 impl Clock for SystemClock {
     fn now_ms(&self) -> u64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64)
+        now_ms()
     }
 }
 
@@ -90,5 +101,31 @@ impl<'de> Deserialize<'de> for Timestamp {
             .map_err(serde::de::Error::custom)?
             .as_millis() as u64;
         Ok(Timestamp(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_manual_clock_moves_only_when_told() {
+        let c = ManualClock::default();
+        assert_eq!(c.now(), Timestamp(ManualClock::DEFAULT_START_MS));
+        c.advance(250);
+        assert_eq!(c.now_ms(), ManualClock::DEFAULT_START_MS + 250);
+        c.set(5);
+        assert_eq!(c.now().as_ms(), 5);
+    }
+
+    /// Records and orders show times as RFC 3339 with milliseconds, and read them back to the millisecond.
+    #[test]
+    fn a_timestamp_shows_rfc3339_millis_and_reads_back() {
+        let t = Timestamp(ManualClock::DEFAULT_START_MS + 123);
+        assert_eq!(t.to_string(), "2026-01-01T00:00:00.123Z");
+        let json = serde_json::to_string(&t).unwrap();
+        assert_eq!(serde_json::from_str::<Timestamp>(&json).unwrap(), t);
+        let wall = SystemClock.now_ms();
+        assert!(wall > ManualClock::DEFAULT_START_MS && now_ms() >= wall);
     }
 }
