@@ -50,10 +50,6 @@ pub use config::JournalConfig;
 pub use listing::{parse_status, parse_time, ListFilter};
 pub use state::KnownState;
 
-/// The wall clock's old path (it lives in [`crate::clock`]), kept for callers outside the journal until
-/// they import it from there.
-pub use crate::clock::now_ms;
-
 use codec::with_state;
 use identity::{check_format, check_identity, OLD_CLAIM_TREES};
 

@@ -34,9 +34,6 @@ use crate::domain::{BracketOutcome, BracketRequest, OrderId};
 use crate::executor::{ExecError, Executor};
 use crate::instruments::Instruments;
 
-/// The clock's old paths (it lives in [`crate::clock`]), kept for callers outside this module until they
-/// import it from there.
-pub use crate::clock::{ManualClock, SystemClock, Timestamp};
 pub use book::{Flattened, Quote, QuoteUpdate};
 pub use bracket::BracketTicket;
 pub use config::PaperConfig;
