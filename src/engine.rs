@@ -9,10 +9,10 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 use tokio::sync::oneshot;
 
+use crate::clock::now_ms;
 use crate::domain::{BracketOutcome, BracketRequest, OcoId};
 use crate::error::KILL_SWITCH_REASON;
 use crate::executor::{ExecError, Executor};
-use crate::clock::now_ms;
 use crate::journal::{Journal, KnownState};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;

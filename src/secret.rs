@@ -118,15 +118,13 @@ pub fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
     if let Some(parent) = path.parent() {
         crate::fsync::create_dir_all(parent)?;
     }
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    // Its name durable too: a secret regenerated after a power loss would no longer match the senders' copy.
-    crate::fsync::write_durably(&opts, path, format!("{value}\n").as_bytes())
+    // Whole or absent, and its name durable too: a secret cut short or regenerated after a power loss would
+    // no longer match the senders' copy. Never over an existing one.
+    crate::fsync::write_atomically(
+        path,
+        format!("{value}\n").as_bytes(),
+        crate::fsync::Existing::Keep,
+    )
 }
 
 #[cfg(test)]

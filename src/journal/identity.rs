@@ -70,14 +70,12 @@ pub(super) fn check_identity(dir: &Path, meta: &sled::Tree) -> Result<(), OpenFa
 
 /// Writes the identity file, durably (it replaces an empty one).
 fn write_synced(file: &Path, id: &str) -> Result<(), OpenFailure> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create(true).truncate(true);
-    fsync::write_durably(&opts, file, format!("{id}\n").as_bytes()).map_err(|e| {
-        OpenFailure::WriteIdentity {
+    fsync::write_atomically(file, format!("{id}\n").as_bytes(), fsync::Existing::Replace).map_err(
+        |e| OpenFailure::WriteIdentity {
             file: file.display().to_string(),
             cause: e.to_string(),
-        }
-    })
+        },
+    )
 }
 
 /// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the

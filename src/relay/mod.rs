@@ -32,6 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
+use crate::clock::{now_ms, SystemClock};
 use crate::config::Config;
 use crate::domain::BracketRequest;
 use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
@@ -39,7 +40,6 @@ use crate::error::{RelayError, KILL_SWITCH_REASON};
 use crate::executor::Executor;
 use crate::headers::Headers;
 use crate::instruments::Instruments;
-use crate::clock::{now_ms, SystemClock};
 use crate::journal::{Admission, Journal, KnownState, ListFilter};
 use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
 use crate::metrics::Metrics;
