@@ -1,136 +1,220 @@
-//! In-process counters and latency histograms, rendered in Prometheus text format at `GET /metrics`.
+//! The relay's Prometheus metrics, kept and encoded by `prometheus-client` (OpenMetrics text at
+//! `GET /metrics`, label values escaped by the encoder).
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::Registry;
 
 /// Latency bucket bounds, in seconds.
 const BUCKETS: [f64; 14] = [
     0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
-#[derive(Default)]
-struct Histogram {
-    counts: [AtomicU64; BUCKETS.len()],
-    count: AtomicU64,
-    sum_us: AtomicU64,
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AlertLabels {
+    source: String,
+    status: String,
 }
 
-impl Histogram {
-    fn observe(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        for (i, b) in BUCKETS.iter().enumerate() {
-            if s <= *b {
-                self.counts[i].fetch_add(1, Ordering::Relaxed);
-            }
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_us
-            .fetch_add(d.as_micros() as u64, Ordering::Relaxed);
-    }
-
-    fn render(&self, out: &mut String, name: &str, help: &str) {
-        let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
-        for (i, b) in BUCKETS.iter().enumerate() {
-            let _ = writeln!(
-                out,
-                "{name}_bucket{{le=\"{b}\"}} {}",
-                self.counts[i].load(Ordering::Relaxed)
-            );
-        }
-        let count = self.count.load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {count}");
-        let _ = writeln!(
-            out,
-            "{name}_sum {}",
-            self.sum_us.load(Ordering::Relaxed) as f64 / 1e6
-        );
-        let _ = writeln!(out, "{name}_count {count}");
-    }
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabels {
+    reason: String,
 }
 
-#[derive(Default)]
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LaneLabels {
+    account: String,
+    instrument: String,
+}
+
+/// What the relay knows only when asked: read at each scrape.
+pub struct Snapshot {
+    /// Executions waiting per (account, instrument) lane.
+    pub queue_depths: Vec<((String, String), usize)>,
+    pub journal_records: u64,
+    pub journal_bytes: u64,
+}
+
 pub struct Metrics {
-    /// (source, status) → alerts that reached that status.
-    alerts: Mutex<BTreeMap<(String, String), u64>>,
-    /// reason → rejected requests (including those never journaled: 401, 403...).
-    rejections: Mutex<BTreeMap<String, u64>>,
+    registry: Registry,
+    alerts: Family<AlertLabels, Counter>,
+    rejections: Family<ReasonLabels, Counter>,
     ack: Histogram,
     execution: Histogram,
     limiter_wait: Histogram,
+    queue_depth: Family<LaneLabels, Gauge>,
+    journal_records: Gauge,
+    journal_bytes: Gauge,
+}
+
+impl Default for Metrics {
+    fn default() -> Metrics {
+        let mut registry = Registry::default();
+        let alerts = Family::<AlertLabels, Counter>::default();
+        let rejections = Family::<ReasonLabels, Counter>::default();
+        let histogram = || Histogram::new(BUCKETS);
+        let (ack, execution, limiter_wait) = (histogram(), histogram(), histogram());
+        let queue_depth = Family::<LaneLabels, Gauge>::default();
+        let (journal_records, journal_bytes) = (Gauge::default(), Gauge::default());
+        registry.register(
+            "alert_relay_alerts",
+            "Alerts by source and status reached",
+            alerts.clone(),
+        );
+        registry.register(
+            "alert_relay_rejections",
+            "Webhook requests (POST /hooks/{source}) refused, by reason; the API's records count in alert_relay_alerts_total by status",
+            rejections.clone(),
+        );
+        registry.register(
+            "alert_relay_ack_latency_seconds",
+            "Receipt to durable acknowledgement",
+            ack.clone(),
+        );
+        registry.register(
+            "alert_relay_execution_latency_seconds",
+            "Receipt to execution finished (bracket live or failed)",
+            execution.clone(),
+        );
+        registry.register(
+            "alert_relay_limiter_wait_seconds",
+            "Time executions waited for the outbound budget",
+            limiter_wait.clone(),
+        );
+        registry.register(
+            "alert_relay_queue_depth",
+            "Executions waiting per lane",
+            queue_depth.clone(),
+        );
+        registry.register(
+            "alert_relay_journal_records",
+            "Records in the journal",
+            journal_records.clone(),
+        );
+        registry.register(
+            "alert_relay_journal_bytes",
+            "Journal size on disk",
+            journal_bytes.clone(),
+        );
+        Metrics {
+            registry,
+            alerts,
+            rejections,
+            ack,
+            execution,
+            limiter_wait,
+            queue_depth,
+            journal_records,
+            journal_bytes,
+        }
+    }
 }
 
 impl Metrics {
     pub fn alert_status(&self, source: &str, status: &str) {
-        *self
-            .alerts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry((source.to_string(), status.to_string()))
-            .or_default() += 1;
+        self.alerts
+            .get_or_create(&AlertLabels {
+                source: source.to_string(),
+                status: status.to_string(),
+            })
+            .inc();
     }
 
     pub fn rejected(&self, reason: &str) {
-        *self
-            .rejections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(reason.to_string())
-            .or_default() += 1;
+        self.rejections
+            .get_or_create(&ReasonLabels {
+                reason: reason.to_string(),
+            })
+            .inc();
     }
 
     pub fn acknowledged(&self, d: Duration) {
-        self.ack.observe(d);
+        self.ack.observe(d.as_secs_f64());
     }
 
     pub fn execution_done(&self, end_to_end: Duration) {
-        self.execution.observe(end_to_end);
+        self.execution.observe(end_to_end.as_secs_f64());
     }
 
     pub fn limiter_wait(&self, us: u64) {
-        self.limiter_wait.observe(Duration::from_micros(us));
+        self.limiter_wait.observe(us as f64 / 1e6);
     }
 
-    /// Prometheus text exposition; `extra` lines (gauges known to the caller) are appended.
-    pub fn render(&self, extra: &str) -> String {
+    /// The exposition, with the gauges set from `now`.
+    pub fn render(&self, now: Snapshot) -> String {
+        // Lanes come and go: only the current ones are reported.
+        self.queue_depth.clear();
+        for ((account, instrument), n) in now.queue_depths {
+            self.queue_depth
+                .get_or_create(&LaneLabels {
+                    account,
+                    instrument,
+                })
+                .set(n as i64);
+        }
+        self.journal_records.set(now.journal_records as i64);
+        self.journal_bytes.set(now.journal_bytes as i64);
         let mut out = String::new();
-        out.push_str("# HELP alert_relay_alerts_total Alerts by source and status reached.\n# TYPE alert_relay_alerts_total counter\n");
-        for ((source, status), n) in self.alerts.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            let _ = writeln!(
-                out,
-                "alert_relay_alerts_total{{source=\"{source}\",status=\"{status}\"}} {n}"
-            );
+        if let Err(e) = encode(&mut out, &self.registry) {
+            tracing::error!(error = %e, "cannot encode the metrics");
         }
-        out.push_str("# HELP alert_relay_rejections_total Webhook requests (POST /hooks/{source}) refused, by reason; the API's records count in alert_relay_alerts_total by status.\n# TYPE alert_relay_rejections_total counter\n");
-        for (reason, n) in self
-            .rejections
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .iter()
-        {
-            let _ = writeln!(
-                out,
-                "alert_relay_rejections_total{{reason=\"{reason}\"}} {n}"
-            );
-        }
-        self.ack.render(
-            &mut out,
-            "alert_relay_ack_latency_seconds",
-            "Receipt to durable acknowledgement.",
-        );
-        self.execution.render(
-            &mut out,
-            "alert_relay_execution_latency_seconds",
-            "Receipt to execution finished (bracket live or failed).",
-        );
-        self.limiter_wait.render(
-            &mut out,
-            "alert_relay_limiter_wait_seconds",
-            "Time executions waited for the outbound budget.",
-        );
-        out.push_str(extra);
         out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn snapshot(lanes: &[(&str, &str, usize)]) -> Snapshot {
+        Snapshot {
+            queue_depths: lanes
+                .iter()
+                .map(|(a, i, n)| ((a.to_string(), i.to_string()), *n))
+                .collect(),
+            journal_records: 7,
+            journal_bytes: 4096,
+        }
+    }
+
+    #[test]
+    fn counters_histograms_and_gauges_render() {
+        let m = Metrics::default();
+        m.alert_status("tradingview", "executed");
+        m.alert_status("tradingview", "executed");
+        m.rejected("not_found");
+        m.acknowledged(Duration::from_micros(700));
+        let text = m.render(snapshot(&[("Sim101", "ES 12-26", 3)]));
+        for line in [
+            "alert_relay_alerts_total{source=\"tradingview\",status=\"executed\"} 2",
+            "alert_relay_rejections_total{reason=\"not_found\"} 1",
+            "alert_relay_ack_latency_seconds_count 1",
+            "alert_relay_ack_latency_seconds_bucket{le=\"0.001\"} 1",
+            "alert_relay_ack_latency_seconds_bucket{le=\"0.0005\"} 0",
+            "alert_relay_queue_depth{account=\"Sim101\",instrument=\"ES 12-26\"} 3",
+            "alert_relay_journal_records 7",
+            "alert_relay_journal_bytes 4096",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
+        }
+        let text = m.render(snapshot(&[]));
+        assert!(!text.contains("alert_relay_queue_depth{"), "{text}");
+    }
+
+    #[test]
+    fn label_values_are_escaped() {
+        let m = Metrics::default();
+        m.alert_status("a\"b\\c\nd", "executed");
+        let text = m.render(snapshot(&[]));
+        assert!(
+            text.contains(r#"alert_relay_alerts_total{source="a\"b\\c\nd",status="executed"} 1"#),
+            "{text}"
+        );
     }
 }

@@ -63,22 +63,12 @@ impl Relay {
         }
     }
 
+    /// `/metrics`: the counters, with the gauges read now.
     pub fn metrics_text(&self) -> String {
-        let mut extra = String::new();
-        extra.push_str("# HELP alert_relay_queue_depth Executions waiting per lane.\n# TYPE alert_relay_queue_depth gauge\n");
-        for ((account, instrument), n) in self.sequencer.depths() {
-            extra.push_str(&format!(
-                "alert_relay_queue_depth{{account=\"{account}\",instrument=\"{instrument}\"}} {n}\n"
-            ));
-        }
-        extra.push_str(&format!(
-            "# HELP alert_relay_journal_records Records in the journal.\n# TYPE alert_relay_journal_records gauge\nalert_relay_journal_records {}\n",
-            self.journal.record_count()
-        ));
-        extra.push_str(&format!(
-            "# HELP alert_relay_journal_bytes Journal size on disk.\n# TYPE alert_relay_journal_bytes gauge\nalert_relay_journal_bytes {}\n",
-            self.journal.size_on_disk()
-        ));
-        self.metrics.render(&extra)
+        self.metrics.render(crate::metrics::Snapshot {
+            queue_depths: self.sequencer.depths(),
+            journal_records: self.journal.record_count() as u64,
+            journal_bytes: self.journal.size_on_disk(),
+        })
     }
 }

@@ -66,7 +66,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
             warp::reply::with_header(
                 relay.metrics_text(),
                 "content-type",
-                "text/plain; version=0.0.4",
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
             )
             .into_response()
         });
