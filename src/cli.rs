@@ -1,7 +1,7 @@
 //! The command line: `serve`, `check`, `render`, and the journal commands `alerts list|show|export` and
 //! `replay` (implemented in [`crate::inspect`]).
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::json;
 
 use crate::config::Config;
-use crate::relay::Relay;
+use crate::server::Server;
 use crate::template::Rendered;
 
 #[derive(Parser, Debug)]
@@ -154,60 +154,15 @@ fn serve(
     let rt = crate::runtime::build(cfg.server.workers).context("cannot start the async runtime")?;
     rt.block_on(async move {
         let addr: SocketAddr = cfg.listen_addr().map_err(anyhow::Error::msg)?;
-        let (relay, notes) = Relay::build(&cfg)?;
+        // Built before binding: a config or journal that cannot be used is reported before the port is taken.
+        let server = Server::build(&cfg)?;
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (server.listen / --listen)"))?;
-        let bound = listener.local_addr()?;
-        let mut out = std::io::stdout().lock();
-        writeln!(out, "config: {}", cfg.origin)?;
-        writeln!(out, "data dir: {}", cfg.data_dir().display())?;
-        let workers = tokio::runtime::Handle::current().metrics().num_workers();
-        match cfg.server.workers {
-            0 => writeln!(
-                out,
-                "async workers: {workers} (server.workers = 0: one per core but one)"
-            )?,
-            _ => writeln!(out, "async workers: {workers} (server.workers)")?,
-        }
-        for line in &notes.lines {
-            writeln!(out, "{line}")?;
-        }
-        for line in relay.recover()? {
-            writeln!(out, "recovery: {line}")?;
-        }
-        // Lets `alerts` / `replay` find this server while it holds the journal.
-        let data_dir = cfg.data_dir();
-        crate::inspect::write_server_file(&data_dir, bound).with_context(|| {
-            format!(
-                "cannot write {}",
-                data_dir.join(crate::inspect::SERVER_FILE).display()
-            )
-        })?;
+        let running = server.start(listener)?;
         // Before anyone can know the address: a SIGTERM from here on is a graceful stop.
         let stop_signal = shutdown_signal();
-        writeln!(out, "listening on http://{bound}")?;
-        out.flush()?;
-        drop(out);
-        relay.spawn_maintenance();
-        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(crate::web::serve(relay.clone(), listener, async move {
-            let _ = stop_rx.await;
-        }));
-        stop_signal.await;
-        tracing::info!("shutdown requested: no new connections; finishing in-flight work");
-        let _ = stop_tx.send(());
-        // Open WebSocket sessions would hold a graceful stop forever: bound it.
-        if tokio::time::timeout(relay.shutdown_grace, server)
-            .await
-            .is_err()
-        {
-            tracing::warn!("connections still open after the grace period; closing them");
-        }
-        relay.shutdown().await;
-        crate::inspect::remove_server_file(&data_dir);
-        tracing::info!("journal flushed; bye");
-        Ok(())
+        running.run_until(stop_signal).await
     })
 }
 

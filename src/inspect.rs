@@ -218,7 +218,7 @@ impl Pace {
 
 // ------------------------------------------------------------------------------------------------ server.json
 
-/// What `serve` writes into `<data_dir>/server.json`.
+/// What a running server ([`crate::server`]) writes into `<data_dir>/server.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ServerInfo {
     pub url: String,

@@ -18,7 +18,9 @@
 //!   [`crosstrade`]: the live executor (CrossTrade API over HTTP or WebSocket).
 //! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
-//!   [`metrics`]: Prometheus counters; [`cli`]: the command line; [`runtime`]: the async runtime `serve` runs on.
+//!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
+//! - [`server`]: a running server (build, recover, announce in `server.json`, serve, drain), the one start-up
+//!   sequence of `serve`, the tests and the benchmark; [`runtime`]: the async runtime `serve` runs on.
 //! - [`inspect`]: `alerts list|show|export` and `replay` from the command line, on the journal or via the running server.
 //! - `test_support` (tests only): helpers shared by the unit tests.
 #![forbid(unsafe_code)]
@@ -48,6 +50,7 @@ pub mod replay;
 pub mod runtime;
 pub mod secret;
 pub mod sequencer;
+pub mod server;
 pub mod source;
 pub mod template;
 #[cfg(test)]
