@@ -18,10 +18,11 @@
 //!   [`crosstrade`]: the live executor (CrossTrade API over HTTP or WebSocket).
 //! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
-//!   [`metrics`]: Prometheus counters; [`cli`]: the command line.
+//!   [`metrics`]: Prometheus counters.
 //! - [`server`]: a running server (build, recover, announce in `server.json`, serve, drain), the one start-up
 //!   sequence of `serve`, the tests and the benchmark; [`runtime`]: the async runtime `serve` runs on.
-//! - [`inspect`]: `alerts list|show|export` and `replay` from the command line, on the journal or via the running server.
+//! - [`cli`]: the command line, one file per command (`serve`, `check`, `render`, `alerts`, `replay`), with
+//!   the journal commands' arguments, journal access, HTTP client and output beside them.
 //! - `test_support` (tests only): helpers shared by the unit tests.
 #![forbid(unsafe_code)]
 
@@ -37,7 +38,6 @@ pub mod error;
 pub mod executor;
 pub mod fsync;
 pub mod group_commit;
-pub mod inspect;
 pub mod instruments;
 pub mod journal;
 pub mod limits;

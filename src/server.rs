@@ -12,22 +12,37 @@
 //! Between the steps a caller can take what it needs: [`Server::with_clock`] (old signature vectors in
 //! tests), [`Running::relay`] and [`Running::addr`] (in-process tests, the benchmark's reports).
 //!
-//! While it runs, the server announces itself in `<data_dir>/server.json` ([`crate::inspect::ServerInfo`]), so
-//! `alerts` and `replay` reach it through its API instead of opening the journal it holds; a clean exit removes
-//! the file.
+//! While it runs, the server announces itself in `<data_dir>/server.json` ([`ServerInfo`]), so `alerts` and
+//! `replay` reach it through its API instead of opening the journal it holds; a clean exit removes the file.
 
 use std::future::Future;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use serde::{Deserialize, Serialize};
 use tokio::net::TcpListener;
 
 use crate::config::Config;
-use crate::inspect::{remove_server_file, write_server_file, SERVER_FILE};
 use crate::relay::{Relay, StartupNotes};
+
+/// Where a running server announces itself, inside its data dir.
+pub const SERVER_FILE: &str = "server.json";
+
+/// What a running server writes into `<data_dir>/server.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ServerInfo {
+    pub url: String,
+    pub pid: u32,
+}
+
+/// The announcement in `data_dir`, if a server wrote one (it may be stale: a killed server leaves it).
+pub fn announced(data_dir: &Path) -> Option<ServerInfo> {
+    let raw = std::fs::read(data_dir.join(SERVER_FILE)).ok()?;
+    serde_json::from_slice(&raw).ok()
+}
 
 /// A relay built from a config, its journal open, not yet recovered or reachable.
 pub struct Server {
@@ -89,7 +104,7 @@ impl Server {
         }
         // Lets `alerts` / `replay` find this server while it holds the journal.
         let data_dir = cfg.data_dir();
-        write_server_file(&data_dir, addr)
+        announce(&data_dir, addr)
             .with_context(|| format!("cannot write {}", data_dir.join(SERVER_FILE).display()))?;
         Ok(Running {
             relay,
@@ -147,7 +162,7 @@ impl Running {
             tracing::warn!("connections still open after the grace period; closing them");
         }
         relay.shutdown().await;
-        remove_server_file(&data_dir);
+        let _ = std::fs::remove_file(data_dir.join(SERVER_FILE));
         tracing::info!("journal flushed; bye");
         Ok(())
     }
@@ -176,4 +191,24 @@ impl Lines {
         self.lines.push(line);
         Ok(())
     }
+}
+
+/// Announces a server bound to `bound` (an unspecified address is announced as loopback). Written to a
+/// temporary file and renamed, so a reader never sees half of it.
+fn announce(data_dir: &Path, bound: SocketAddr) -> std::io::Result<()> {
+    let mut addr = bound;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(match addr {
+            SocketAddr::V4(_) => std::net::Ipv4Addr::LOCALHOST.into(),
+            SocketAddr::V6(_) => std::net::Ipv6Addr::LOCALHOST.into(),
+        });
+    }
+    let info = ServerInfo {
+        url: format!("http://{addr}"),
+        pid: std::process::id(),
+    };
+    let path = data_dir.join(SERVER_FILE);
+    let tmp = data_dir.join(format!("{SERVER_FILE}.tmp"));
+    std::fs::write(&tmp, serde_json::to_vec(&info).unwrap_or_default())?;
+    std::fs::rename(&tmp, path)
 }
