@@ -321,11 +321,14 @@ fn serve_child(kind: &str, dir: &Path, log: bool) {
             let _ = stop_rx.await;
         };
         let relay = if let Some(cfg) = &cfg {
-            let (relay, _notes) = alert_relay::relay::Relay::build(cfg).unwrap();
-            relay.recover().unwrap();
-            relay.spawn_maintenance();
-            let r = relay.clone();
-            tokio::spawn(async move { alert_relay::web::serve(r, listener, shutdown).await });
+            // What `alert-relay serve` runs, without its start-up lines (this child prints LISTENING).
+            let running = alert_relay::server::Server::build(cfg)
+                .unwrap()
+                .quiet()
+                .start(listener)
+                .unwrap();
+            let relay = running.relay.clone();
+            tokio::spawn(running.run_until(shutdown));
             Some(relay)
         } else {
             tokio::spawn(bare_server(listener, shutdown));

@@ -334,6 +334,26 @@ impl Config {
     }
 }
 
+/// Loads the config (`path`, or the embedded default) and applies the command-line overrides `--listen` and
+/// `--data-dir`, then validates again.
+pub fn load_config(
+    path: Option<&Path>,
+    listen: Option<String>,
+    data_dir: Option<PathBuf>,
+) -> anyhow::Result<Config> {
+    let mut cfg = Config::load(path)?;
+    if let Some(l) = listen {
+        cfg.server.listen = l;
+    }
+    if let Some(d) = data_dir {
+        // A data dir given on the command line is relative to the working directory, as usual for flags.
+        cfg.server.data_dir = std::env::current_dir().map(|cwd| cwd.join(&d)).unwrap_or(d);
+    }
+    cfg.validate()
+        .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.origin))?;
+    Ok(cfg)
+}
+
 /// Names used in URLs and file names: letters, digits, `-`, `_`.
 pub fn valid_name(name: &str) -> bool {
     !name.is_empty()

@@ -19,10 +19,15 @@
 //!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;
 //!   [`crosstrade`]: the live executor (CrossTrade API over HTTP or WebSocket).
-//! - [`relay`]: the pipeline that ties it together; [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
-//! - [`web`]: the warp transport (HTTP routes, WebSocket RPC); [`error`]: errors and their status codes;
-//!   [`metrics`]: Prometheus counters; [`cli`]: the command line; [`runtime`]: the async runtime `serve` runs on.
-//! - [`inspect`]: `alerts list|show|export` and `replay` from the command line, on the journal or via the running server.
+//! - [`relay`]: the pipeline, one file per stage (ingest, admission, query, status, lifecycle, check);
+//!   [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
+//! - [`web`]: the warp transport (HTTP routes, WebSocket RPC), and in `web::response` the one mapping of
+//!   outcomes and errors to status codes; [`error`]: the relay's error, one variant per thing that went
+//!   wrong; [`headers`]: request headers as the domain sees them; [`metrics`]: the Prometheus metrics.
+//! - [`server`]: a running server (build, recover, announce in `server.json`, serve, drain), the one start-up
+//!   sequence of `serve`, the tests and the benchmark; [`runtime`]: the async runtime `serve` runs on.
+//! - [`cli`]: the command line, one file per command (`serve`, `check`, `render`, `alerts`, `replay`), with
+//!   the journal commands' arguments, journal access, HTTP client and output beside them.
 //! - `test_support` (tests only): helpers shared by the unit tests.
 #![forbid(unsafe_code)]
 
@@ -40,7 +45,6 @@ pub mod executor;
 pub mod fsync;
 pub mod group_commit;
 pub mod headers;
-pub mod inspect;
 pub mod instruments;
 pub mod journal;
 pub mod limits;
@@ -53,6 +57,7 @@ pub mod replay;
 pub mod runtime;
 pub mod secret;
 pub mod sequencer;
+pub mod server;
 pub mod source;
 pub mod template;
 #[cfg(test)]

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use alert_relay::config::{Config, EMBEDDED_CONFIG};
 use alert_relay::relay::Relay;
+use alert_relay::server::Server;
 use serde_json::{json, Value};
 
 /// Test secrets, written to files and referenced as `file:` from the test config.
@@ -71,6 +72,7 @@ pub struct TestServer {
     pub dir: tempfile::TempDir,
     pub config_path: PathBuf,
     child: Option<Child>,
+    /// The server's start-up lines (printed by a child; kept, not printed, in-process).
     pub stdout_lines: Vec<String>,
     runtime_task: Option<tokio::task::JoinHandle<()>>,
     pub relay: Option<Arc<Relay>>,
@@ -384,25 +386,27 @@ impl TestServer {
         std::fs::write(&config_path, config_text(dir.path(), &overrides)).unwrap();
         let mut cfg = Config::load(Some(&config_path)).unwrap();
         cfg.server.data_dir = dir.path().join("data");
-        let (relay, _notes) = Relay::build(&cfg).unwrap();
-        let relay = match now_unix {
-            Some(t) => relay.with_clock(move || t),
-            None => relay,
-        };
-        relay.recover().unwrap();
-        relay.spawn_maintenance();
+        let mut server = Server::build(&cfg).unwrap().quiet();
+        if let Some(t) = now_unix {
+            server = server.with_clock(move || t);
+        }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        let r = relay.clone();
+        let running = server.start(listener).unwrap();
+        let base = format!("http://{}", running.addr);
+        let relay = running.relay.clone();
+        let stdout_lines = running.lines.clone();
         let task = tokio::spawn(async move {
-            alert_relay::web::serve(r, listener, std::future::pending()).await;
+            running
+                .run_until(std::future::pending())
+                .await
+                .expect("in-process server");
         });
         TestServer {
             base,
             dir,
             config_path,
             child: None,
-            stdout_lines: vec![],
+            stdout_lines,
             runtime_task: Some(task),
             relay: Some(relay),
             client: reqwest::Client::new(),
