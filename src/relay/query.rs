@@ -14,7 +14,7 @@ impl Relay {
 
     /// `GET /api/alerts`: the records matching the query, newest first. A filtered listing may decode every
     /// record of the journal, so it runs on the blocking pool (the async workers, one on two cores, keep
-    /// taking alerts) and at most [`LISTINGS_AT_ONCE`] run at once (they do not take every core either).
+    /// taking alerts) and at most `LISTINGS_AT_ONCE` run at once (they do not take every core either).
     pub async fn list_alerts(
         &self,
         q: &BTreeMap<String, String>,

@@ -20,7 +20,7 @@
 //! Each expression is stored as a one-line minijinja template (`{% set __value = (expr) %}`) in a single
 //! shared `Environment`: the environment owns the compiled code, so `Templates` needs neither self-references
 //! nor leaked memory, and a render is a lookup plus a VM run. The vars, and each request table, are also
-//! compiled together into one template ([`group`]), which is what renders: four renders per alert
+//! compiled together into one template (`group`), which is what renders: four renders per alert
 //! instead of one per field.
 
 mod functions;
