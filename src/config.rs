@@ -59,6 +59,19 @@ pub struct ServerConfig {
     pub shutdown_grace_ms: u64,
     /// Async worker threads of `serve`; 0 = one per core but one, at least one (see [`crate::runtime`]).
     pub workers: usize,
+    /// `/healthz`'s status code when degraded: 200 with `"status": "degraded"` (`always-200`), or 503 for
+    /// monitors that read only the code (`503-when-degraded`).
+    pub health_status_code: HealthStatusCode,
+}
+
+/// How `/healthz` answers when degraded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+pub enum HealthStatusCode {
+    #[default]
+    #[serde(rename = "always-200")]
+    Always200,
+    #[serde(rename = "503-when-degraded")]
+    ServiceUnavailableWhenDegraded,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +84,7 @@ impl Default for ServerConfig {
             api_tokens: Vec::new(),
             shutdown_grace_ms: 10_000,
             workers: 0,
+            health_status_code: HealthStatusCode::Always200,
         }
     }
 }
@@ -86,6 +100,9 @@ pub struct ExecutionConfig {
     pub retry_backoff_max_ms: u64,
     /// Start with the kill switch on: alerts are authenticated and recorded as rejected, nothing executes.
     pub kill_switch: bool,
+    /// How long the broker is asked, with backoff, about an execution whose outcome is unknown before it is
+    /// left to a person (`alerts resolve`).
+    pub settle_for_secs: u64,
 }
 
 impl Default for ExecutionConfig {
@@ -95,6 +112,7 @@ impl Default for ExecutionConfig {
             retry_backoff_ms: 250,
             retry_backoff_max_ms: 5_000,
             kill_switch: false,
+            settle_for_secs: 600,
         }
     }
 }

@@ -42,6 +42,10 @@ pub enum RelayError {
     /// A stored alert cannot be replayed as asked.
     #[error("{0}")]
     NotReplayable(String),
+    /// The alert is not in a state the request applies to (e.g. resolving an execution that is not
+    /// `unknown`).
+    #[error("{0}")]
+    Conflict(String),
     /// Over a rate limit; retry after the given seconds.
     #[error("{message}")]
     RateLimited {
@@ -75,6 +79,7 @@ impl RelayError {
             | RelayError::KeyTooLong(_)
             | RelayError::KeyConflict(_)
             | RelayError::NotReplayable(_) => "unprocessable",
+            RelayError::Conflict(_) => "conflict",
             RelayError::RateLimited { .. } => "rate_limited",
             RelayError::ShuttingDown | RelayError::Journal(_) => "unavailable",
             RelayError::KillSwitch => "kill_switch",

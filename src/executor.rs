@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::domain::{BracketOutcome, BracketRequest};
+use crate::domain::{BracketOutcome, BracketRequest, OcoId, OrderId};
 
 /// Why an attempt did not succeed, split by what the caller can do about it.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -57,6 +57,46 @@ impl ExecError {
     }
 }
 
+/// One order as a broker lists it: only what settling needs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerOrder {
+    pub order_id: OrderId,
+    pub oco_id: Option<OcoId>,
+    /// The broker's word for its state (`Working`, `Filled`, `Cancelled`, ...), kept for the record.
+    pub state: String,
+}
+
+impl BrokerOrder {
+    /// From one order of a CrossTrade-style listing: `orderId`, the OCO id as `ocoId` or `oco`, the state as
+    /// `orderState` or `state`. `None` without an order id.
+    pub fn from_json(v: &serde_json::Value) -> Option<BrokerOrder> {
+        let text = |keys: &[&str]| {
+            keys.iter()
+                .find_map(|k| v.get(*k).and_then(serde_json::Value::as_str))
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        Some(BrokerOrder {
+            order_id: OrderId(text(&["orderId", "id"])?),
+            oco_id: text(&["ocoId", "oco"]).map(OcoId),
+            state: text(&["orderState", "state"]).unwrap_or_default(),
+        })
+    }
+
+    /// The orders of a listing answer: a JSON array, or an object holding one under `orders` (or `data`).
+    pub fn list_from_json(v: &serde_json::Value) -> Option<Vec<BrokerOrder>> {
+        let list = match v {
+            serde_json::Value::Array(a) => a,
+            serde_json::Value::Object(m) => m
+                .get("orders")
+                .or_else(|| m.get("data"))
+                .and_then(serde_json::Value::as_array)?,
+            _ => return None,
+        };
+        Some(list.iter().filter_map(BrokerOrder::from_json).collect())
+    }
+}
+
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Short name for logs and records (`paper`, `crosstrade-http`, `crosstrade-websocket`).
@@ -72,8 +112,57 @@ pub trait Executor: Send + Sync + 'static {
         false
     }
 
+    /// The account's orders as the broker reports them, working and finished: what settling an `unknown`
+    /// execution asks (an order with the execution's OCO id means its bracket was placed).
+    async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError>;
+
+    /// The longest one attempt can be in flight (its request timeout): the broker is asked about an
+    /// unknown outcome only once this has passed since the attempt began, so a call still on its way is
+    /// not mistaken for one that never arrived.
+    fn in_flight_bound(&self) -> Duration {
+        Duration::ZERO
+    }
+
     /// Is the backend usable right now (for `/readyz`)? `Err` says why not.
     async fn ready(&self) -> Result<(), String> {
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn listings_in_either_shape_and_either_spelling() {
+        let orders = json!([
+            {"orderId": "a", "ocoId": "oco-1", "state": "Working"},
+            {"orderId": "b", "oco": "oco-1", "orderState": "Cancelled"},
+            {"orderId": "c"},
+            {"ocoId": "no-id"},
+        ]);
+        let want = vec![
+            BrokerOrder {
+                order_id: OrderId("a".into()),
+                oco_id: Some(OcoId("oco-1".into())),
+                state: "Working".into(),
+            },
+            BrokerOrder {
+                order_id: OrderId("b".into()),
+                oco_id: Some(OcoId("oco-1".into())),
+                state: "Cancelled".into(),
+            },
+            BrokerOrder {
+                order_id: OrderId("c".into()),
+                oco_id: None,
+                state: String::new(),
+            },
+        ];
+        assert_eq!(BrokerOrder::list_from_json(&orders).unwrap(), want);
+        let wrapped = json!({"orders": orders, "success": true});
+        assert_eq!(BrokerOrder::list_from_json(&wrapped).unwrap(), want);
+        assert!(BrokerOrder::list_from_json(&json!({"success": true})).is_none());
+        assert!(BrokerOrder::list_from_json(&json!("x")).is_none());
     }
 }

@@ -16,7 +16,8 @@
 //! - [`clock`]: the wall clock (`now_ms`, the `Clock` trait, `SystemClock`), `ManualClock` for tests, and
 //!   `Timestamp` (epoch milliseconds shown as RFC 3339).
 //! - [`limits`]: governor rate limits; [`sequencer`]: one execution at a time per (account, instrument),
-//!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step.
+//!   newest bracket supersedes waiting ones; [`engine`]: runs one execution and records each step;
+//!   [`settle`]: settles `unknown` executions by asking the broker for the bracket's OCO id.
 //! - [`executor`]: the backend trait; [`paper`]: the embedded simulated NinjaTrader-style account;
 //!   [`crosstrade`]: the live executor (CrossTrade API over HTTP or WebSocket).
 //! - [`relay`]: the pipeline, one file per stage (ingest, admission, query, status, lifecycle, check);
@@ -58,6 +59,7 @@ pub mod runtime;
 pub mod secret;
 pub mod sequencer;
 pub mod server;
+pub mod settle;
 pub mod source;
 pub mod template;
 #[cfg(test)]

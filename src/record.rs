@@ -95,6 +95,27 @@ pub struct Execution {
     /// Every attempt made at the broker, oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attempts: Vec<Attempt>,
+    /// Who settled an `unknown` outcome: the broker's order list, or an operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_by: Option<SettledBy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_at_ms: Option<u64>,
+    /// What settled it: the orders the broker listed under the OCO id, or that it listed none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_seen: Option<String>,
+    /// The operator's note.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settled_note: Option<String>,
+}
+
+/// Who settled an `unknown` execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SettledBy {
+    /// The broker's order list showed what became of it.
+    Broker,
+    /// A person said so (`alerts resolve`, `POST /api/alerts/{id}/resolve`).
+    Operator,
 }
 
 /// One try at the broker.
@@ -125,6 +146,10 @@ impl Execution {
             finished_at_ms: None,
             limiter_wait_us: None,
             attempts: Vec::new(),
+            settled_by: None,
+            settled_at_ms: None,
+            settled_seen: None,
+            settled_note: None,
         }
     }
 }

@@ -147,6 +147,7 @@ impl Running {
         } = self;
         Lines::new(print).say(format!("listening on http://{addr}"))?;
         relay.spawn_maintenance();
+        relay.spawn_settlements();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::web::serve(relay.clone(), listener, async move {
             let _ = stop_rx.await;

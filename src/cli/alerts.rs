@@ -1,4 +1,4 @@
-//! `alerts list|show|export`: records from the journal or the running server, printed by [`super::output`].
+//! `alerts list|show|resolve|export`: records from the journal or the running server, printed by [`super::output`].
 
 use std::io::Write;
 
@@ -47,6 +47,12 @@ pub fn alerts(cmd: AlertsCommand) -> anyhow::Result<()> {
                 } else {
                     write_record(&mut out, &rec)?;
                 }
+                Ok(())
+            }
+            AlertsCommand::Resolve { id, how, note, at } => {
+                let (_, store) = open(&at)?;
+                let rec = store.resolve(&id, how, &note).await?;
+                write_record(&mut std::io::stdout().lock(), &rec)?;
                 Ok(())
             }
             AlertsCommand::Export {

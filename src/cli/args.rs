@@ -67,6 +67,18 @@ pub enum AlertsCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Settle an alert whose outcome is unknown, after checking the account at the broker yourself.
+    Resolve {
+        id: String,
+        /// What you found: `executed` (the bracket is there) or `failed` (nothing was placed).
+        #[arg(long = "as", value_enum)]
+        how: crate::settle::Resolution,
+        /// Why, kept in the record (e.g. "bracket seen in NinjaTrader at 10:02").
+        #[arg(long, default_value = "")]
+        note: String,
+        #[command(flatten)]
+        at: Location,
+    },
     /// Write every matching record as JSON lines, oldest first (archive, move machines, `replay --from-file`).
     Export {
         #[command(flatten)]

@@ -15,6 +15,7 @@ use crate::record::AlertRecord;
 use crate::replay::ReplayOptions;
 use crate::secret::{self, SecretKind};
 use crate::server::{ServerInfo, SERVER_FILE};
+use crate::settle::Resolution;
 
 /// Largest page the read API serves (`limit` ≤ 1000).
 const API_PAGE: usize = 1000;
@@ -180,6 +181,36 @@ impl Remote {
             .map_err(|e| format!("unreadable replay plan: {e}"))?;
         let changed = v["changed"].as_bool().unwrap_or_else(|| plan.changed());
         Ok((rec, plan, changed))
+    }
+}
+
+impl Remote {
+    /// `POST /api/alerts/{id}/resolve`: the record as settled.
+    pub(super) async fn resolve(
+        &self,
+        id: &str,
+        how: Resolution,
+        note: &str,
+    ) -> anyhow::Result<AlertRecord> {
+        let status = match how {
+            Resolution::Executed => "executed",
+            Resolution::Failed => "failed",
+        };
+        let (code, v) = self
+            .send(
+                self.client
+                    .post(format!(
+                        "{}/api/alerts/{}/resolve",
+                        self.url,
+                        url_segment(id)
+                    ))
+                    .json(&json!({"status": status, "note": note})),
+            )
+            .await?;
+        if code != 200 {
+            anyhow::bail!("{} ({code})", error_text(&v));
+        }
+        serde_json::from_value(v).map_err(|e| anyhow::anyhow!("unreadable resolve answer: {e}"))
     }
 }
 

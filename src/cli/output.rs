@@ -123,6 +123,20 @@ pub(super) fn write_record(out: &mut impl Write, r: &AlertRecord) -> anyhow::Res
             line.push_str(&format!(": {err}"));
         }
         writeln!(out, "{line}")?;
+        if let Some(by) = e.settled_by {
+            let by = match by {
+                crate::record::SettledBy::Broker => "the broker",
+                crate::record::SettledBy::Operator => "an operator",
+            };
+            let what = e.settled_seen.as_deref().or(e.settled_note.as_deref());
+            writeln!(
+                out,
+                "     settled by {by}{}",
+                what.filter(|w| !w.is_empty())
+                    .map(|w| format!(": {w}"))
+                    .unwrap_or_default()
+            )?;
+        }
     }
     Ok(())
 }

@@ -12,10 +12,12 @@ use anyhow::bail;
 
 use super::args::Location;
 use super::client::Remote;
+use crate::clock::now_ms;
 use crate::config::{load_config, Config};
 use crate::journal::{Journal, ListFilter};
-use crate::record::AlertRecord;
+use crate::record::{AlertRecord, Status};
 use crate::server::{announced, SERVER_FILE};
+use crate::settle::{resolve_by_operator, Resolution};
 
 /// The journal, opened here or reached through the server that holds it.
 pub enum Store {
@@ -59,6 +61,40 @@ impl Store {
                 Ok(j.list(&f)?)
             }
             Store::Remote(r) => r.list(f, limit).await,
+        }
+    }
+
+    /// Settles alert `id`'s `unknown` executions as an operator: through the server when one holds the
+    /// journal (its unknown list and `/healthz` follow), else in the journal itself.
+    pub async fn resolve(
+        &self,
+        id: &str,
+        how: Resolution,
+        note: &str,
+    ) -> anyhow::Result<AlertRecord> {
+        match self {
+            Store::Local(j) => {
+                let mut rec = j
+                    .get(id)?
+                    .ok_or_else(|| anyhow::anyhow!("no alert with id '{id}'"))?;
+                if !rec.executions.iter().any(|e| e.status == Status::Unknown) {
+                    bail!(
+                        "alert {} is {}, not unknown: only an execution whose outcome is unknown can be resolved",
+                        rec.id,
+                        rec.status.as_str()
+                    );
+                }
+                let at = now_ms();
+                let st = j
+                    .update(id, |st| {
+                        resolve_by_operator(&mut st.executions, how, note, at);
+                    })?
+                    .ok_or_else(|| anyhow::anyhow!("no alert with id '{id}'"))?;
+                j.flush_now()?;
+                rec.set_state(st);
+                Ok(rec)
+            }
+            Store::Remote(r) => r.resolve(id, how, note).await,
         }
     }
 

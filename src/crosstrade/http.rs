@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{body_args, error_for_status, error_message, parse_outcome, truncate, Settings};
 use crate::domain::{BracketOutcome, BracketRequest};
-use crate::executor::{ExecError, Executor};
+use crate::executor::{BrokerOrder, ExecError, Executor};
 
 pub struct HttpExecutor {
     settings: Settings,
@@ -47,26 +47,48 @@ impl HttpExecutor {
         })
     }
 
-    fn url(&self, account: &str) -> Result<Url, ExecError> {
+    /// `{base_url}/v1/api/accounts/{account}/{tail...}`.
+    fn url(&self, account: &str, tail: &[&str]) -> Result<Url, ExecError> {
         let mut url = self.settings.base_url.clone();
         url.path_segments_mut()
             .map_err(|()| ExecError::Rejected("crosstrade.base_url cannot take a path".into()))?
             .pop_if_empty()
             // `push` percent-encodes each segment, `/` included.
-            .extend([
-                "v1",
-                "api",
-                "accounts",
-                account,
-                "orders",
-                "cancel_and_bracket",
-            ]);
+            .extend(["v1", "api", "accounts", account])
+            .extend(tail);
         Ok(url)
+    }
+
+    /// `GET /v1/api/accounts/{account}/orders`: the account's orders.
+    async fn list_orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
+        let url = self.url(account, &["orders"])?;
+        let resp = self
+            .client
+            .get(url)
+            .header(AUTHORIZATION, self.settings.authorization.clone())
+            .send()
+            .await
+            .map_err(|e| self.send_error(e.without_url()))?;
+        let status = resp.status();
+        let body = resp.text().await.unwrap_or_default();
+        if !status.is_success() {
+            return Err(error_for_status(
+                status.as_u16(),
+                error_message(status.as_u16(), &body),
+                None,
+            ));
+        }
+        serde_json::from_str::<Value>(&body)
+            .ok()
+            .and_then(|v| BrokerOrder::list_from_json(&v))
+            .ok_or_else(|| {
+                ExecError::Unknown(format!("unparsable order listing: {}", truncate(&body)))
+            })
     }
 
     async fn attempt(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
         self.settings.check_account(req)?;
-        let url = self.url(&req.account)?;
+        let url = self.url(&req.account, &["orders", "cancel_and_bracket"])?;
         let resp = self
             .client
             .post(url)
@@ -198,6 +220,14 @@ impl Executor for HttpExecutor {
 
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
         self.attempt(req).await
+    }
+
+    async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
+        self.list_orders(account).await
+    }
+
+    fn in_flight_bound(&self) -> Duration {
+        self.settings.request_timeout
     }
 
     /// Ready when the last answer did not refuse the token and CrossTrade's host accepts a TCP connection

@@ -18,7 +18,7 @@ use async_trait::async_trait;
 use futures_util::{SinkExt, StreamExt};
 use reqwest::header::{HeaderValue, AUTHORIZATION};
 use reqwest::Url;
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
@@ -27,9 +27,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{error_for_status, error_message, parse_outcome, Settings};
+use super::{error_for_status, error_message, parse_outcome, truncate, Settings};
 use crate::domain::{BracketOutcome, BracketRequest};
-use crate::executor::{ExecError, Executor};
+use crate::executor::{BrokerOrder, ExecError, Executor};
 
 /// First reconnect delay; doubles per failed attempt up to [`MAX_BACKOFF`], with jitter.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -161,22 +161,9 @@ impl WsExecutor {
             }
         }
     }
-}
 
-impl Drop for WsExecutor {
-    fn drop(&mut self) {
-        self.task.abort();
-    }
-}
-
-#[async_trait]
-impl Executor for WsExecutor {
-    fn name(&self) -> &str {
-        "crosstrade-websocket"
-    }
-
-    async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
-        self.settings.check_account(req)?;
+    /// One RPC call: sent once, answered with its `data` (or the error its frame carries).
+    async fn rpc(&self, api: &str, args: Map<String, Value>) -> Result<Value, ExecError> {
         let timeout_ms = self.settings.request_timeout.as_millis();
         let deadline = Instant::now() + self.settings.request_timeout;
         if let Conn::Refused(m) = &*self.conn.borrow() {
@@ -188,9 +175,7 @@ impl Executor for WsExecutor {
             self.id_prefix,
             self.next_id.fetch_add(1, Ordering::Relaxed)
         );
-        let frame =
-            json!({"action": "rpc", "id": id, "api": "CancelAndBracket", "args": req.to_args()})
-                .to_string();
+        let frame = json!({"action": "rpc", "id": id, "api": api, "args": args}).to_string();
         let state = Arc::new(AtomicU8::new(QUEUED));
         let (sent_tx, mut sent_rx) = oneshot::channel();
         let (answer_tx, answer_rx) = oneshot::channel();
@@ -210,7 +195,7 @@ impl Executor for WsExecutor {
             Err(_) => Err(ExecError::Unknown(format!(
                 "timeout: no answer within {timeout_ms} ms"
             ))),
-            Ok(Ok(Ok(frame))) => outcome_from_frame(&frame),
+            Ok(Ok(Ok(frame))) => data_from_frame(&frame),
             Ok(Ok(Err(reason))) => Err(ExecError::Unknown(format!(
                 "connection lost after sending: {reason}"
             ))),
@@ -218,6 +203,41 @@ impl Executor for WsExecutor {
                 "connection lost after sending: websocket executor stopped".into(),
             )),
         }
+    }
+}
+
+impl Drop for WsExecutor {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[async_trait]
+impl Executor for WsExecutor {
+    fn name(&self) -> &str {
+        "crosstrade-websocket"
+    }
+
+    async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
+        self.settings.check_account(req)?;
+        parse_outcome(self.rpc("CancelAndBracket", req.to_args()).await?)
+    }
+
+    /// The `GetOrders` RPC.
+    async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
+        let mut args = Map::new();
+        args.insert("account".into(), Value::String(account.to_string()));
+        let data = self.rpc("GetOrders", args).await?;
+        BrokerOrder::list_from_json(&data).ok_or_else(|| {
+            ExecError::Unknown(format!(
+                "unparsable order listing: {}",
+                truncate(&data.to_string())
+            ))
+        })
+    }
+
+    fn in_flight_bound(&self) -> Duration {
+        self.settings.request_timeout
     }
 
     async fn ready(&self) -> Result<(), String> {
@@ -235,7 +255,13 @@ impl Executor for WsExecutor {
 }
 
 /// `{"id","data"}` → the outcome; `{"id","error","status"}` → by status, as over HTTP (no status: rejected).
+#[cfg(test)]
 pub(super) fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecError> {
+    parse_outcome(data_from_frame(frame)?)
+}
+
+/// `{"id","data"}` → the data; `{"id","error","status"}` → by status, as over HTTP (no status: rejected).
+fn data_from_frame(frame: &Value) -> Result<Value, ExecError> {
     if let Some(err) = frame.get("error").filter(|v| !v.is_null()) {
         let message = match err {
             Value::String(s) => s.clone(),
@@ -255,7 +281,7 @@ pub(super) fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecEr
         });
     }
     match frame.get("data") {
-        Some(data) => parse_outcome(data.clone()),
+        Some(data) => Ok(data.clone()),
         None => Err(ExecError::Unknown(
             "answer frame has neither data nor error".into(),
         )),

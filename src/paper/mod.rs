@@ -31,7 +31,7 @@ use async_trait::async_trait;
 
 use crate::clock::Clock;
 use crate::domain::{BracketOutcome, BracketRequest, OrderId};
-use crate::executor::{ExecError, Executor};
+use crate::executor::{BrokerOrder, ExecError, Executor};
 use crate::instruments::Instruments;
 
 pub use book::{Flattened, Quote, QuoteUpdate};
@@ -273,5 +273,19 @@ impl Executor for PaperBroker {
         PaperBroker::cancel_and_bracket(self, req)
             .await
             .map_err(|e| ExecError::Rejected(e.to_string()))
+    }
+
+    /// The book's orders, live and recently finished, as a broker would list them.
+    async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
+        let orders =
+            PaperBroker::orders(self, account).map_err(|e| ExecError::Rejected(e.to_string()))?;
+        Ok(orders
+            .into_iter()
+            .map(|o| BrokerOrder {
+                order_id: o.order_id,
+                oco_id: o.oco_id,
+                state: format!("{:?}", o.state),
+            })
+            .collect())
     }
 }

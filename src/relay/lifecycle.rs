@@ -13,11 +13,11 @@ impl Relay {
         let mut notes = Vec::new();
         let mut open = Vec::new();
         let mut newest_started: HashMap<(String, String), String> = HashMap::new();
-        let mut unknown = 0;
+        self.unknown.clear();
         self.journal.for_each(|rec| {
-            for e in &rec.executions {
-                if e.status == Status::Unknown {
-                    unknown += 1;
+            for (i, e) in rec.executions.iter().enumerate() {
+                if let Some(u) = Unsettled::of(&rec, i) {
+                    self.unknown.insert(u);
                 }
                 if matches!(
                     e.status,
@@ -31,7 +31,6 @@ impl Relay {
                 open.push(rec);
             }
         })?;
-        self.unknown.store(unknown, Ordering::SeqCst);
         let max_age = self.max_age;
         for rec in open {
             let age = Duration::from_millis(now_ms().saturating_sub(rec.received_at_ms));
@@ -43,7 +42,7 @@ impl Relay {
                     match e.status {
                         Status::Executing => {
                             e.status = Status::Unknown;
-                            e.error = Some("the relay stopped while this was sent to the broker; check the account and resolve by hand".into());
+                            e.error = Some("the relay stopped while this was sent to the broker; asking the broker for the bracket's orders".into());
                             // The attempt in flight got no answer: it is kept like every other one.
                             e.attempts.push(Attempt {
                                 at_ms: now_ms(),
@@ -69,15 +68,14 @@ impl Relay {
                 }
             })?;
             let Some(state) = updated else { continue };
-            let newly_unknown = rec
-                .executions
-                .iter()
-                .filter(|e| e.status == Status::Executing)
-                .count();
             // The record as walked above, with the state just written: no second read.
             let mut r = rec;
             r.set_state(state);
-            self.unknown.fetch_add(newly_unknown, Ordering::SeqCst);
+            for i in 0..r.executions.len() {
+                if let Some(u) = Unsettled::of(&r, i) {
+                    self.unknown.insert(u);
+                }
+            }
             match r.status {
                 Status::Unknown => {
                     tracing::warn!(alert_id = %r.id, "outcome unknown after restart");
@@ -92,6 +90,20 @@ impl Relay {
             self.submit(&r, r.source != API_SOURCE, Instant::now(), None, None);
         }
         Ok(notes)
+    }
+
+    /// Asks the broker about every unsettled `unknown` execution (those found at start-up), each in its own
+    /// task, after its executor's in-flight bound.
+    pub fn spawn_settlements(&self) {
+        for u in self.unknown.list() {
+            let delay = self
+                .engine
+                .executors
+                .get(&u.account)
+                .map(|e| e.in_flight_bound())
+                .unwrap_or_default();
+            self.engine.spawn_settle(&u.alert_id, u.execution, delay);
+        }
     }
 
     /// Background upkeep: prune expired idempotency keys and limiter memory.

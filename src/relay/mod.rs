@@ -7,7 +7,8 @@
 //! - `admission`: record an alert durably and queue its executions (every path ends here);
 //! - `query`: one alert, and filtered listings of the journal;
 //! - `status`: health, readiness, metrics;
-//! - `lifecycle`: start-up recovery, maintenance, shutdown;
+//! - `lifecycle`: start-up recovery, maintenance, settling unknown outcomes, shutdown;
+//! - `resolve`: an operator settles an `unknown` execution;
 //! - `check`: `alert-relay check`, which verifies what `serve` would, writing nothing.
 //!
 //! This file holds the [`Relay`] itself, built from the config.
@@ -17,23 +18,26 @@ mod check;
 mod ingest;
 mod lifecycle;
 mod query;
+mod resolve;
 mod status;
 
+pub use crate::settle::Resolution;
 use check::check_source_templates;
 pub use check::{check, load_templates};
 use query::LISTINGS_AT_ONCE;
+pub use status::Health;
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
 use crate::clock::{now_ms, SystemClock};
-use crate::config::Config;
+use crate::config::{Config, HealthStatusCode};
 use crate::domain::BracketRequest;
 use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
 use crate::error::{RelayError, KILL_SWITCH_REASON};
@@ -47,6 +51,7 @@ use crate::paper::PaperBroker;
 use crate::record::{AlertRecord, Attempt, Execution, KeyOrigin, Status};
 use crate::secret::{self, Origin, Secret, SecretKind};
 use crate::sequencer::Sequencer;
+use crate::settle::{SettlePolicy, Unsettled, UnsettledSet};
 use crate::source::{header, Source};
 use crate::template::{Rendered, Templates};
 
@@ -116,7 +121,8 @@ pub struct Relay {
     api_tokens: Vec<Secret>,
     accepting: AtomicBool,
     kill_switch: Arc<AtomicBool>,
-    unknown: Arc<AtomicUsize>,
+    unknown: Arc<UnsettledSet>,
+    health_status: HealthStatusCode,
     pub body_limit: usize,
     pub shutdown_grace: Duration,
     prune_interval: Duration,
@@ -178,12 +184,18 @@ impl Relay {
         }
         let metrics = Arc::new(Metrics::default());
         let o = &cfg.limits.outbound;
-        // Counted by `recover`, which scans the journal once at start-up.
-        let unknown = Arc::new(AtomicUsize::new(0));
+        // Filled by `recover`, which scans the journal once at start-up.
+        let unknown = Arc::new(UnsettledSet::default());
         let persisted_kill = journal.meta_get(KILL_SWITCH_KEY)?.as_deref() == Some("on");
         let kill_switch = Arc::new(AtomicBool::new(cfg.execution.kill_switch || persisted_kill));
         let x = &cfg.execution;
-        let engine = Arc::new(Engine {
+        let settle_policy = SettlePolicy {
+            give_up_after: Duration::from_secs(x.settle_for_secs),
+            ..SettlePolicy::default()
+        };
+        let engine = Arc::new_cyclic(|me| Engine {
+            me: me.clone(),
+            settle_policy,
             journal: journal.clone(),
             policy: RetryPolicy {
                 max_age: Duration::from_secs(x.max_age_secs),
@@ -230,6 +242,7 @@ impl Relay {
             listings: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
             kill_switch,
             unknown,
+            health_status: cfg.server.health_status_code,
             now_unix: Box::new(|| {
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)

@@ -2,27 +2,44 @@
 
 use super::*;
 
+/// What `/healthz` answers.
+pub struct Health {
+    pub degraded: bool,
+    /// Answer with 503 (`server.health_status_code = "503-when-degraded"`), for monitors that read only the
+    /// status code.
+    pub unavailable: bool,
+    pub body: Value,
+}
+
 impl Relay {
     /// `/healthz`: ok, or degraded with the reasons (unknown outcomes, kill switch, an executor that is not
     /// usable: a refused token, CrossTrade unreachable).
-    pub async fn health(&self) -> Value {
+    pub async fn health(&self) -> Health {
         let mut problems = Vec::new();
-        let unknown = self.unknown.load(Ordering::SeqCst);
-        if unknown > 0 {
+        let unknown = self.unknown.list();
+        if !unknown.is_empty() {
             problems.push(format!(
-                "{unknown} execution(s) with unknown outcome: check the account and see GET /api/alerts?status=unknown"
+                "{} execution(s) with unknown outcome, not settled yet: the bracket may be live; the relay asks the broker, else check the account and run alert-relay alerts resolve ID --as executed|failed (GET /api/alerts?status=unknown lists them)",
+                unknown.len()
             ));
         }
         if self.kill_switch_on() {
             problems.push("kill switch is on: nothing executes".into());
         }
         problems.extend(self.executor_problems().await);
-        json!({
-            "status": if problems.is_empty() { "ok" } else { "degraded" },
-            "problems": problems,
-            "records": self.journal.record_count(),
-            "killSwitch": self.kill_switch_on(),
-        })
+        let degraded = !problems.is_empty();
+        Health {
+            degraded,
+            unavailable: degraded
+                && self.health_status == HealthStatusCode::ServiceUnavailableWhenDegraded,
+            body: json!({
+                "status": if degraded { "degraded" } else { "ok" },
+                "problems": problems,
+                "unknown": unknown,
+                "records": self.journal.record_count(),
+                "killSwitch": self.kill_switch_on(),
+            }),
+        }
     }
 
     /// What each distinct executor says about itself.

@@ -10,7 +10,7 @@ use warp::{Filter, Rejection};
 use super::response::respond_with;
 use super::{bearer_ok, read_body, respond, unauthorized, with_relay};
 use crate::error::RelayError;
-use crate::relay::{record_reply, Relay};
+use crate::relay::{record_reply, Relay, Resolution};
 use crate::replay::{ReplayOptions, ReplayTarget};
 use warp::http::StatusCode;
 
@@ -57,7 +57,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::post())
         .and(auth)
         .and(warp::body::stream())
-        .and(with_relay(relay))
+        .and(with_relay(relay.clone()))
         .then(
             |id: String, authz: Option<String>, body, relay: Arc<Relay>| async move {
                 if !bearer_ok(&relay, authz.as_deref(), None) {
@@ -106,7 +106,46 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 )
             },
         );
-    get.or(set).unify().or(replay).unify()
+    let resolve = warp::path!("api" / "alerts" / String / "resolve")
+        .and(warp::post())
+        .and(auth)
+        .and(warp::body::stream())
+        .and(with_relay(relay.clone()))
+        .then(
+            |id: String, authz: Option<String>, body, relay: Arc<Relay>| async move {
+                if !bearer_ok(&relay, authz.as_deref(), None) {
+                    return respond(Err(unauthorized()));
+                }
+                let result = async {
+                    let raw = read_body(body, 16 * 1024).await?;
+                    let v: Value = serde_json::from_slice(&raw).map_err(|e| {
+                        RelayError::InvalidRequest(format!(
+                            "body must be {{\"status\": \"executed\"|\"failed\", \"note\": \"...\"}}: {e}"
+                        ))
+                    })?;
+                    let how: Resolution = v
+                        .get("status")
+                        .cloned()
+                        .and_then(|s| serde_json::from_value(s).ok())
+                        .ok_or_else(|| {
+                            RelayError::InvalidRequest(
+                                "status: must be \"executed\" or \"failed\"".into(),
+                            )
+                        })?;
+                    let note = match v.get("note") {
+                        None | Some(Value::Null) => "",
+                        Some(Value::String(s)) => s.as_str(),
+                        Some(_) => {
+                            return Err(RelayError::InvalidRequest("note: must be a string".into()))
+                        }
+                    };
+                    relay.resolve(&id, how, note).await
+                }
+                .await;
+                respond(result.map(|rec| record_reply(&rec)))
+            },
+        );
+    get.or(set).unify().or(replay).unify().or(resolve).unify()
 }
 
 fn state(relay: &Relay) -> Value {

@@ -44,7 +44,13 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .and(warp::get())
         .and(with_relay(relay.clone()))
         .then(|relay: Arc<Relay>| async move {
-            warp::reply::json(&relay.health().await).into_response()
+            let health = relay.health().await;
+            let status = if health.unavailable {
+                warp::http::StatusCode::SERVICE_UNAVAILABLE
+            } else {
+                warp::http::StatusCode::OK
+            };
+            warp::reply::with_status(warp::reply::json(&health.body), status).into_response()
         });
     let ready = warp::path!("readyz")
         .and(warp::get())

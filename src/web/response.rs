@@ -34,6 +34,7 @@ impl From<&RelayError> for Refusal {
             | RelayError::KeyTooLong(_)
             | RelayError::KeyConflict(_)
             | RelayError::NotReplayable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            RelayError::Conflict(_) => StatusCode::CONFLICT,
             RelayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             RelayError::KillSwitch | RelayError::ShuttingDown | RelayError::Journal(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -228,6 +229,7 @@ mod tests {
             (RelayError::BodyTooLarge("x".into()), 413),
             (RelayError::Template("x".into()), 422),
             (RelayError::KeyConflict("x".into()), 422),
+            (RelayError::Conflict("x".into()), 409),
             (
                 RelayError::RateLimited {
                     message: "x".into(),

@@ -1,0 +1,410 @@
+//! Settling `unknown` executions by asking the broker what became of them.
+//!
+//! An execution ends `unknown` when a request may have reached the broker and no answer said what it did.
+//! Every attempt of one execution carries the same OCO id, so the broker's own order list answers it:
+//! - orders with that OCO id (working, filled or cancelled) → the bracket was placed: `executed`, with those
+//!   order ids;
+//! - none, and the broker answered → it never landed: `failed`, "not found at the broker";
+//! - no answer (unreachable, timeout, the outbound budget exhausted) → still `unknown`, asked again with
+//!   backoff for `execution.settle_for_secs` (default 600), then left to a person: `alert-relay alerts
+//!   resolve` or `POST /api/alerts/{id}/resolve`.
+//!
+//! The broker is asked right after an execution ends `unknown` and, at start-up, for every `unknown` record,
+//! never before the executor's in-flight bound has passed (a call still on its way would otherwise look like
+//! one that never arrived). Each read costs one unit of the shared outbound budget. The record keeps how it
+//! was settled (`settledBy`, `settledAtMs`, `settledSeen`, `settledNote`); an execution that is no longer
+//! `unknown` (an operator was faster) is left as it is.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::clock::now_ms;
+use crate::domain::{BracketOutcome, OcoId, OrderId};
+use crate::engine::Engine;
+use crate::executor::{BrokerOrder, ExecError};
+use crate::record::{AlertRecord, Execution, SettledBy, Status};
+
+/// The reason recorded when the broker listed no order with the execution's OCO id.
+pub const NOT_FOUND_AT_BROKER: &str = "not found at the broker";
+
+/// An `unknown` execution not settled yet: what `/healthz` lists.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Unsettled {
+    pub alert_id: String,
+    /// The execution's index in its alert.
+    pub execution: usize,
+    pub account: String,
+    pub instrument: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oco_id: Option<OcoId>,
+}
+
+impl Unsettled {
+    /// The record's execution `index`, if it is `unknown`.
+    pub fn of(rec: &AlertRecord, index: usize) -> Option<Unsettled> {
+        let e = rec.executions.get(index)?;
+        (e.status == Status::Unknown).then(|| Unsettled {
+            alert_id: rec.id.clone(),
+            execution: index,
+            account: e.request.account.clone(),
+            instrument: e.request.instrument.clone(),
+            oco_id: e.request.oco_id.clone(),
+        })
+    }
+}
+
+/// The unsettled `unknown` executions, oldest alert first.
+#[derive(Default)]
+pub struct UnsettledSet(Mutex<BTreeMap<(String, usize), Unsettled>>);
+
+impl UnsettledSet {
+    fn map(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, usize), Unsettled>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn insert(&self, u: Unsettled) {
+        self.map().insert((u.alert_id.clone(), u.execution), u);
+    }
+
+    /// Forgets one; `true` if it was there.
+    pub fn remove(&self, alert_id: &str, index: usize) -> bool {
+        self.map().remove(&(alert_id.to_string(), index)).is_some()
+    }
+
+    pub fn list(&self) -> Vec<Unsettled> {
+        self.map().values().cloned().collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.map().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.map().is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.map().clear()
+    }
+}
+
+/// What the broker's order list says about one OCO id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Finding {
+    /// Orders carry the OCO id: the bracket was placed.
+    Placed(Vec<BrokerOrder>),
+    /// The broker listed `listed` orders, none with the OCO id.
+    NotFound { listed: usize },
+}
+
+impl Finding {
+    pub fn from_orders(orders: Vec<BrokerOrder>, oco: &OcoId) -> Finding {
+        let listed = orders.len();
+        let placed: Vec<BrokerOrder> = orders
+            .into_iter()
+            .filter(|o| o.oco_id.as_ref() == Some(oco))
+            .collect();
+        if placed.is_empty() {
+            Finding::NotFound { listed }
+        } else {
+            Finding::Placed(placed)
+        }
+    }
+
+    /// What was seen, in words, for the record.
+    pub fn seen(&self, oco: &OcoId) -> String {
+        match self {
+            Finding::Placed(orders) => format!(
+                "{} order(s) with OCO id {}: {}",
+                orders.len(),
+                oco.0,
+                orders
+                    .iter()
+                    .map(|o| format!("{} {}", o.order_id.0, o.state))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            Finding::NotFound { listed } => {
+                format!("{listed} order(s) listed, none with OCO id {}", oco.0)
+            }
+        }
+    }
+
+    /// Applies the finding to an `unknown` execution.
+    pub fn apply(&self, e: &mut Execution, oco: &OcoId, at_ms: u64) {
+        match self {
+            Finding::Placed(orders) => {
+                let ids: Vec<OrderId> = orders.iter().map(|o| o.order_id.clone()).collect();
+                e.status = Status::Executed;
+                e.error = None;
+                e.outcome = Some(BracketOutcome {
+                    order_ids: ids.clone(),
+                    cancelled_order_ids: Vec::new(),
+                    placed_order_ids: ids,
+                    oco_id: Some(oco.clone()),
+                    quantity: e.request.quantity,
+                    aborted: false,
+                    reason: Some("settled by asking the broker".into()),
+                    success: true,
+                });
+            }
+            Finding::NotFound { .. } => {
+                e.status = Status::Failed;
+                e.error = Some(NOT_FOUND_AT_BROKER.into());
+            }
+        }
+        e.settled_by = Some(SettledBy::Broker);
+        e.settled_at_ms = Some(at_ms);
+        e.settled_seen = Some(self.seen(oco));
+    }
+}
+
+/// What an operator says became of an alert's `unknown` executions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Resolution {
+    /// The bracket was placed (checked at the broker).
+    Executed,
+    /// Nothing was placed.
+    Failed,
+}
+
+/// Settles every `unknown` execution in `executions` as `how`, by an operator, with `note`; returns how
+/// many it settled. The one rule for both the server (`POST /api/alerts/{id}/resolve`) and the command line
+/// on a journal no server holds.
+pub fn resolve_by_operator(
+    executions: &mut [Execution],
+    how: Resolution,
+    note: &str,
+    at_ms: u64,
+) -> usize {
+    let mut n = 0;
+    for e in executions
+        .iter_mut()
+        .filter(|e| e.status == Status::Unknown)
+    {
+        match how {
+            Resolution::Executed => {
+                e.status = Status::Executed;
+                e.error = None;
+            }
+            Resolution::Failed => {
+                e.status = Status::Failed;
+                e.error = Some("resolved as failed by an operator".into());
+            }
+        }
+        e.settled_by = Some(SettledBy::Operator);
+        e.settled_at_ms = Some(at_ms);
+        e.settled_note = Some(note.to_string());
+        n += 1;
+    }
+    n
+}
+
+/// How long and how often to ask the broker about one execution.
+#[derive(Debug, Clone, Copy)]
+pub struct SettlePolicy {
+    /// Give up (leave it to a person) after this long without an answer.
+    pub give_up_after: Duration,
+    pub first_retry: Duration,
+    pub max_retry: Duration,
+}
+
+impl Default for SettlePolicy {
+    fn default() -> SettlePolicy {
+        SettlePolicy {
+            give_up_after: Duration::from_secs(600),
+            first_retry: Duration::from_secs(1),
+            max_retry: Duration::from_secs(30),
+        }
+    }
+}
+
+/// How asking about one execution ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Settled {
+    /// The broker answered; the execution is now `executed` or `failed`.
+    ByBroker(Status),
+    /// It was settled meanwhile (an operator), or is gone.
+    Already,
+    /// No answer within the policy's time, or nothing to ask with: left to a person.
+    LeftToOperator(String),
+}
+
+impl Engine {
+    /// Asks the broker about execution `index` of alert `alert_id` until it answers or the policy's time
+    /// runs out; starts no earlier than `delay` from now.
+    pub async fn settle(&self, alert_id: &str, index: usize, delay: Duration) -> Settled {
+        tokio::time::sleep(delay).await;
+        let policy = self.settle_policy;
+        let started = tokio::time::Instant::now();
+        let mut wait = policy.first_retry;
+        loop {
+            let rec = match self.journal.get(alert_id) {
+                Ok(Some(rec)) => rec,
+                Ok(None) => {
+                    self.unknown.remove(alert_id, index);
+                    return Settled::Already;
+                }
+                Err(e) => return self.left(alert_id, format!("cannot read the record: {e}")),
+            };
+            let Some(pending) = Unsettled::of(&rec, index) else {
+                self.unknown.remove(alert_id, index);
+                return Settled::Already;
+            };
+            let Some(oco) = pending.oco_id.clone() else {
+                return self.left(alert_id, "the execution has no OCO id to look for".into());
+            };
+            let Some(executor) = self.executors.get(&pending.account).cloned() else {
+                return self.left(
+                    alert_id,
+                    format!("no executor is configured for account {}", pending.account),
+                );
+            };
+            let answer = match self.outbound.acquire().await {
+                Ok(_) => executor.orders(&pending.account).await,
+                Err(_) => Err(ExecError::Transient(
+                    "the outbound budget had no room for the read".into(),
+                )),
+            };
+            match answer {
+                Ok(orders) => {
+                    let finding = Finding::from_orders(orders, &oco);
+                    return self.record_settlement(&rec, index, &oco, &finding).await;
+                }
+                Err(e) => {
+                    if started.elapsed() + wait > policy.give_up_after {
+                        return self.left(
+                            alert_id,
+                            format!(
+                                "the broker did not answer within {}s (last: {e})",
+                                policy.give_up_after.as_secs()
+                            ),
+                        );
+                    }
+                    tracing::info!(%alert_id, account = %pending.account, error = %e, retry_in_ms = wait.as_millis() as u64, "cannot read the broker's orders yet to settle an unknown outcome; asking again");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(policy.max_retry);
+                }
+            }
+        }
+    }
+
+    fn left(&self, alert_id: &str, why: String) -> Settled {
+        tracing::warn!(%alert_id, reason = %why, "unknown outcome left to an operator: check the account, then alert-relay alerts resolve ID --as executed|failed");
+        Settled::LeftToOperator(why)
+    }
+
+    async fn record_settlement(
+        &self,
+        rec: &AlertRecord,
+        index: usize,
+        oco: &OcoId,
+        finding: &Finding,
+    ) -> Settled {
+        let at = now_ms();
+        let written = self.journal.update(&rec.id, |st| {
+            if let Some(e) = st.executions.get_mut(index) {
+                if e.status == Status::Unknown {
+                    finding.apply(e, oco, at);
+                }
+            }
+        });
+        let st = match written {
+            Ok(Some(st)) => st,
+            Ok(None) => return Settled::Already,
+            Err(e) => return self.left(&rec.id, format!("cannot record the settlement: {e}")),
+        };
+        let Some(e) = st.executions.get(index) else {
+            return Settled::Already;
+        };
+        if e.settled_at_ms != Some(at) {
+            self.unknown.remove(&rec.id, index);
+            return Settled::Already;
+        }
+        if let Err(err) = self.journal.sync().await {
+            tracing::error!(alert_id = %rec.id, error = %err, "cannot make a settlement durable");
+        }
+        self.unknown.remove(&rec.id, index);
+        self.metrics.alert_status(&rec.source, st.status.as_str());
+        tracing::info!(alert_id = %rec.id, account = %e.request.account, instrument = %e.request.instrument, status = e.status.as_str(), seen = %finding.seen(oco), "unknown outcome settled by the broker");
+        Settled::ByBroker(e.status)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn order(id: &str, oco: Option<&str>, state: &str) -> BrokerOrder {
+        BrokerOrder {
+            order_id: OrderId(id.into()),
+            oco_id: oco.map(|o| OcoId(o.into())),
+            state: state.into(),
+        }
+    }
+
+    #[test]
+    fn orders_with_the_oco_id_mean_placed_whatever_their_state() {
+        let oco = OcoId("oco-7".into());
+        let f = Finding::from_orders(
+            vec![
+                order("a", Some("oco-7"), "Cancelled"),
+                order("b", Some("other"), "Working"),
+                order("c", Some("oco-7"), "Filled"),
+                order("d", None, "Working"),
+            ],
+            &oco,
+        );
+        let Finding::Placed(placed) = &f else {
+            panic!("{f:?}")
+        };
+        let ids: Vec<&str> = placed.iter().map(|o| o.order_id.0.as_str()).collect();
+        assert_eq!(ids, ["a", "c"]);
+        assert_eq!(
+            f.seen(&oco),
+            "2 order(s) with OCO id oco-7: a Cancelled, c Filled"
+        );
+    }
+
+    #[test]
+    fn no_order_with_the_oco_id_means_not_found() {
+        let oco = OcoId("oco-7".into());
+        let f = Finding::from_orders(vec![order("b", Some("other"), "Working")], &oco);
+        assert_eq!(f, Finding::NotFound { listed: 1 });
+        assert_eq!(
+            Finding::from_orders(vec![], &oco),
+            Finding::NotFound { listed: 0 }
+        );
+    }
+
+    #[test]
+    fn the_set_lists_in_alert_order_and_forgets() {
+        let s = UnsettledSet::default();
+        for (id, i) in [("02", 0), ("01", 1), ("01", 0)] {
+            s.insert(Unsettled {
+                alert_id: id.into(),
+                execution: i,
+                account: "Sim101".into(),
+                instrument: "ES 12-26".into(),
+                oco_id: None,
+            });
+        }
+        let order: Vec<(String, usize)> = s
+            .list()
+            .into_iter()
+            .map(|u| (u.alert_id, u.execution))
+            .collect();
+        assert_eq!(
+            order,
+            [("01".into(), 0), ("01".into(), 1), ("02".into(), 0)]
+        );
+        assert!(s.remove("01", 1));
+        assert!(!s.remove("01", 1));
+        assert_eq!(s.len(), 2);
+    }
+}
