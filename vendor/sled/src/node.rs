@@ -170,20 +170,11 @@ impl Node {
             old_prefix: &[u8],
             old_hi: &[u8],
             suffix_truncation: bool,
-            merge_floor: usize,
         ) -> (IVec, u8, Vec<IVec>, Vec<T>)
         where
             T: Clone + Ord,
         {
-            // alert-relay: the rightmost node at its level (`old_hi` empty) is where ascending keys
-            // (alert-relay's time-ordered ids) arrive; its left half would never be written again, so
-            // it is split near its end, leaving the right side `merge_floor` keys (at the merge
-            // threshold, so it is not merged straight back).
-            let split_point = if old_hi.is_empty() && keys.len() > 2 * merge_floor {
-                keys.len() - merge_floor
-            } else {
-                keys.len() / 2 + 1
-            };
+            let split_point = keys.len() / 2 + 1;
             let right_keys = keys.split_off(split_point);
             let right_values = values.split_off(split_point);
             let right_min = &right_keys[0];
@@ -261,7 +252,6 @@ impl Node {
                         prefixed_lo,
                         prefixed_hi,
                         false,
-                        merge_threshold(true),
                     );
 
                 (
@@ -281,7 +271,6 @@ impl Node {
                         prefixed_lo,
                         prefixed_hi,
                         true,
-                        merge_threshold(false),
                     );
 
                 (
@@ -611,8 +600,7 @@ impl Node {
         let threshold = if cfg!(any(test, feature = "lock_free_delays")) {
             2
         } else if self.data.is_index() {
-            // alert-relay: 256 upstream. An index node is written whole each time a child splits.
-            64
+            256
         } else {
             16
         };
@@ -624,7 +612,13 @@ impl Node {
     }
 
     pub(crate) fn should_merge(&self) -> bool {
-        let threshold = merge_threshold(self.data.is_index());
+        let threshold = if cfg!(any(test, feature = "lock_free_delays")) {
+            1
+        } else if self.data.is_index() {
+            64
+        } else {
+            4
+        };
 
         let size_checks = self.data.len() < threshold;
         let safety_checks = self.merging_child.is_none() && !self.merging;
@@ -764,17 +758,4 @@ fn merge_uneven_nodes() {
     };
 
     left.receive_merge(&right);
-}
-
-/// Nodes with fewer entries than this are merged into their left sibling.
-/// alert-relay: moved out of `should_merge` (which uses it) so that `split` can use it too; the index
-/// value is 64 upstream, a quarter of upstream's index split threshold, as 16 is of 64 here.
-fn merge_threshold(is_index: bool) -> usize {
-    if cfg!(any(test, feature = "lock_free_delays")) {
-        1
-    } else if is_index {
-        16
-    } else {
-        4
-    }
 }

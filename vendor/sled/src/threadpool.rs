@@ -68,13 +68,7 @@ impl Queue {
         // with the notify below.
         drop(queue);
 
-        // alert-relay: one task wakes one waiting thread (upstream: all of
-        // them, of which all but one find the queue empty and sleep again).
-        // A thread waits only while the queue is empty (checked under the
-        // mutex held above), each notify_one takes a different waiter off
-        // the wait list, and a woken thread checks the queue again under
-        // the mutex: see vendor/sled/PATCHES.md.
-        self.cv.notify_one();
+        self.cv.notify_all();
 
         len
     }

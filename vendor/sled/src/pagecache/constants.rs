@@ -24,8 +24,7 @@ pub(crate) const META_PID: PageId = 0;
 pub(crate) const COUNTER_PID: PageId = 1;
 pub(crate) const BATCH_MANIFEST_PID: PageId = PageId::max_value() - 666;
 
-// alert-relay: 10 upstream. A page is rewritten whole after this many updates to it were logged as deltas.
-pub(crate) const PAGE_CONSOLIDATION_THRESHOLD: usize = 16;
+pub(crate) const PAGE_CONSOLIDATION_THRESHOLD: usize = 10;
 pub(crate) const SEGMENT_CLEANUP_THRESHOLD: usize = 50;
 
 // Allows for around 1 trillion items to be stored
