@@ -302,9 +302,8 @@ mod tests {
     use super::*;
     use crate::record::Status;
 
-    /// Thousands of records written in id order from several tasks at once (the pattern the vendored sled's
-    /// split point is tuned for: leaves and index nodes split near their end, vendor/sled/PATCHES.md),
-    /// half of them updated, the oldest two thirds pruned (leaves and index nodes emptied from the left,
+    /// Thousands of records written in id order from several tasks at once (the journal's pattern: every
+    /// insert lands in the rightmost leaf), half of them updated, the oldest two thirds pruned (leaves and index nodes emptied from the left,
     /// merged): every record left reads back with its state, in order, after a reopen too. It checks the
     /// data, not the shapes: it passes with upstream sled too.
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
