@@ -47,7 +47,7 @@ use crate::record::AlertRecord;
 
 pub use admission::Admission;
 pub use config::JournalConfig;
-pub use listing::{parse_status, parse_time, ListFilter};
+pub use listing::{parse_status, parse_time, FilterError, ListFilter};
 pub use state::KnownState;
 
 use codec::with_state;
