@@ -46,7 +46,7 @@ use crate::group_commit::{CommitError, GroupCommit};
 use crate::record::AlertRecord;
 
 pub use admission::Admission;
-pub use config::JournalConfig;
+pub use config::{JournalConfig, JournalConfigError};
 pub use listing::{parse_status, parse_time, FilterError, ListFilter};
 pub use state::KnownState;
 
