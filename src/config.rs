@@ -11,9 +11,11 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::crosstrade::CrossTradeConfig;
-use crate::instruments::{InstrumentSpec, Instruments};
+use crate::instruments::{InstrumentError, InstrumentSpec, Instruments};
 /// The `[journal]` section: the journal owns its settings.
 pub use crate::journal::JournalConfig;
+use crate::journal::JournalConfigError;
+use crate::netguard::AllowListError;
 use crate::paper::PaperConfig;
 
 /// The default configuration, identical to the shipped `config.toml`.
@@ -206,12 +208,66 @@ impl Default for InboundLimit {
     }
 }
 
-/// A config that could not be loaded or is invalid; the message names the key and what to fix.
+/// A config that could not be loaded or is invalid: where it came from, and what is wrong with it.
 #[derive(Debug, thiserror::Error)]
-#[error("{origin}: {message}")]
+#[error("{origin}: {problem}")]
 pub struct ConfigError {
     pub origin: String,
-    pub message: String,
+    pub problem: ConfigProblem,
+}
+
+/// What is wrong with a config; every message names the key and what to fix.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigProblem {
+    #[error("cannot read config file: {0}")]
+    Unreadable(std::io::Error),
+    /// Not TOML, or not the config's shape (an unknown key, a wrong type): the parser's message on one line.
+    #[error("{0}")]
+    Syntax(String),
+    #[error("server.listen: '{0}' is not an address:port (e.g. 127.0.0.1:8080)")]
+    ListenAddr(String),
+    #[error(
+        "server.workers must be at most {} (0 picks one per core but one)",
+        crate::runtime::MAX_WORKERS
+    )]
+    TooManyWorkers(usize),
+    #[error("server.body_limit_bytes must be at least 256")]
+    BodyLimitTooSmall(usize),
+    #[error("limits.outbound.per_second and limits.outbound.burst must be at least 1")]
+    OutboundLimitZero,
+    #[error(transparent)]
+    Journal(#[from] JournalConfigError),
+    #[error("paper.accounts must name at least one account (e.g. [\"Sim101\"])")]
+    NoPaperAccounts,
+    #[error(
+        "instruments: no instruments configured; add at least one [instruments.\"ES 12-26\"] table"
+    )]
+    NoInstruments,
+    #[error(transparent)]
+    Instruments(#[from] InstrumentError),
+    #[error("crosstrade.accounts: list the accounts to trade live through CrossTrade")]
+    NoLiveAccounts,
+    #[error("crosstrade.accounts: account '{0}' is also in paper.accounts; an account is either paper or live")]
+    PaperAndLive(String),
+    /// The CrossTrade token is written inline instead of by reference.
+    #[error(
+        "crosstrade.token: give your CrossTrade API token by reference, env:NAME or file:PATH"
+    )]
+    InlineCrossTradeToken,
+    #[error("sources.{0}: source names may only contain letters, digits, '-' and '_'")]
+    SourceName(String),
+    #[error("sources.{0}.rate_limit: per_second and burst must be at least 1")]
+    SourceRateLimitZero(String),
+    #[error("sources.{0}.token_field must not be empty")]
+    EmptyTokenField(String),
+    #[error("sources.{name}.signature_header: '{header}' is not a valid HTTP header name")]
+    SignatureHeader { name: String, header: String },
+    #[error("sources.{0}.allowed_templates is set but template_field is not: say which alert field names the template")]
+    AllowedTemplatesWithoutField(String),
+    #[error("sources.{name}.allow_ips: {cause}")]
+    AllowIps { name: String, cause: AllowListError },
+    #[error("sources.{name}.trusted_proxies: {cause}")]
+    TrustedProxies { name: String, cause: AllowListError },
 }
 
 impl Config {
@@ -221,7 +277,7 @@ impl Config {
             Some(p) => {
                 let text = std::fs::read_to_string(p).map_err(|e| ConfigError {
                     origin: p.display().to_string(),
-                    message: format!("cannot read config file: {e}"),
+                    problem: ConfigProblem::Unreadable(e),
                 })?;
                 let base = p
                     .parent()
@@ -242,105 +298,96 @@ impl Config {
     pub fn parse(text: &str, origin: &str, base_dir: PathBuf) -> Result<Config, ConfigError> {
         let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError {
             origin: origin.to_string(),
-            message: e.to_string().trim().replace('\n', " | "),
+            problem: ConfigProblem::Syntax(e.to_string().trim().replace('\n', " | ")),
         })?;
         cfg.base_dir = base_dir;
         cfg.origin = origin.to_string();
-        cfg.validate().map_err(|message| ConfigError {
+        cfg.validate().map_err(|problem| ConfigError {
             origin: origin.to_string(),
-            message,
+            problem,
         })?;
         Ok(cfg)
     }
 
     /// Checks what can be checked without touching the disk or the environment.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), ConfigProblem> {
         self.listen_addr()?;
         if self.server.workers > crate::runtime::MAX_WORKERS {
-            return Err(format!(
-                "server.workers must be at most {} (0 picks one per core but one)",
-                crate::runtime::MAX_WORKERS
-            ));
+            return Err(ConfigProblem::TooManyWorkers(self.server.workers));
         }
         if self.server.body_limit_bytes < 256 {
-            return Err("server.body_limit_bytes must be at least 256".into());
+            return Err(ConfigProblem::BodyLimitTooSmall(
+                self.server.body_limit_bytes,
+            ));
         }
         let o = &self.limits.outbound;
         if o.per_second == 0 || o.burst == 0 {
-            return Err(
-                "limits.outbound.per_second and limits.outbound.burst must be at least 1".into(),
-            );
+            return Err(ConfigProblem::OutboundLimitZero);
         }
         self.journal.validate()?;
         if self.paper.accounts.is_empty() {
-            return Err("paper.accounts must name at least one account (e.g. [\"Sim101\"])".into());
+            return Err(ConfigProblem::NoPaperAccounts);
         }
         self.instruments()?;
         if let Some(ct) = &self.crosstrade {
             if ct.accounts.is_empty() {
-                return Err(
-                    "crosstrade.accounts: list the accounts to trade live through CrossTrade"
-                        .into(),
-                );
+                return Err(ConfigProblem::NoLiveAccounts);
             }
             if let Some(a) = ct.accounts.iter().find(|a| self.paper.accounts.contains(a)) {
-                return Err(format!(
-                    "crosstrade.accounts: account '{a}' is also in paper.accounts; an account is either paper or live"
-                ));
+                return Err(ConfigProblem::PaperAndLive(a.clone()));
             }
             let t = ct.token.trim();
             if !(t.starts_with("env:") || t.starts_with("file:")) {
-                return Err("crosstrade.token: give your CrossTrade API token by reference, env:NAME or file:PATH".into());
+                return Err(ConfigProblem::InlineCrossTradeToken);
             }
         }
         for (name, src) in &self.sources {
-            let key = format!("sources.{name}");
             if !valid_name(name) {
-                return Err(format!(
-                    "{key}: source names may only contain letters, digits, '-' and '_'"
-                ));
+                return Err(ConfigProblem::SourceName(name.clone()));
             }
             if src.rate_limit.per_second == 0 || src.rate_limit.burst == 0 {
-                return Err(format!(
-                    "{key}.rate_limit: per_second and burst must be at least 1"
-                ));
+                return Err(ConfigProblem::SourceRateLimitZero(name.clone()));
             }
             if src.token_field.trim().is_empty() {
-                return Err(format!("{key}.token_field must not be empty"));
+                return Err(ConfigProblem::EmptyTokenField(name.clone()));
             }
             if !valid_header_name(&src.signature_header) {
-                return Err(format!(
-                    "{key}.signature_header: '{}' is not a valid HTTP header name",
-                    src.signature_header
-                ));
+                return Err(ConfigProblem::SignatureHeader {
+                    name: name.clone(),
+                    header: src.signature_header.clone(),
+                });
             }
             if src.template_field.is_none() && !src.allowed_templates.is_empty() {
-                return Err(format!(
-                    "{key}.allowed_templates is set but template_field is not: say which alert field names the template"
-                ));
+                return Err(ConfigProblem::AllowedTemplatesWithoutField(name.clone()));
             }
-            crate::netguard::parse_allow_list(&src.allow_ips)
-                .map_err(|e| format!("{key}.allow_ips: {e}"))?;
-            crate::netguard::parse_allow_list(&src.trusted_proxies)
-                .map_err(|e| format!("{key}.trusted_proxies: {e}"))?;
+            crate::netguard::parse_allow_list(&src.allow_ips).map_err(|cause| {
+                ConfigProblem::AllowIps {
+                    name: name.clone(),
+                    cause,
+                }
+            })?;
+            crate::netguard::parse_allow_list(&src.trusted_proxies).map_err(|cause| {
+                ConfigProblem::TrustedProxies {
+                    name: name.clone(),
+                    cause,
+                }
+            })?;
         }
         Ok(())
     }
 
-    pub fn listen_addr(&self) -> Result<SocketAddr, String> {
-        self.server.listen.parse().map_err(|_| {
-            format!(
-                "server.listen: '{}' is not an address:port (e.g. 127.0.0.1:8080)",
-                self.server.listen
-            )
-        })
+    pub fn listen_addr(&self) -> Result<SocketAddr, ConfigProblem> {
+        self.server
+            .listen
+            .parse()
+            .map_err(|_| ConfigProblem::ListenAddr(self.server.listen.clone()))
     }
 
-    pub fn instruments(&self) -> Result<Instruments, String> {
+    pub fn instruments(&self) -> Result<Instruments, ConfigProblem> {
         if self.instruments.is_empty() {
-            return Err("instruments: no instruments configured; add at least one [instruments.\"ES 12-26\"] table".into());
+            return Err(ConfigProblem::NoInstruments);
         }
-        Instruments::new(self.instruments.clone())
+        Ok(Instruments::new(self.instruments.clone())?)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -367,8 +414,10 @@ pub fn load_config(
         // A data dir given on the command line is relative to the working directory, as usual for flags.
         cfg.server.data_dir = std::env::current_dir().map(|cwd| cwd.join(&d)).unwrap_or(d);
     }
-    cfg.validate()
-        .map_err(|m| anyhow::anyhow!("{}: {m}", cfg.origin))?;
+    cfg.validate().map_err(|problem| ConfigError {
+        origin: cfg.origin.clone(),
+        problem,
+    })?;
     Ok(cfg)
 }
 
@@ -431,5 +480,116 @@ mod tests {
         );
         let e = Config::parse(&text, "t", ".".into()).unwrap_err();
         assert!(e.to_string().contains("sources.bad.allow_ips"), "{e}");
+    }
+
+    /// The embedded config with `extra` appended (later tables of the same name are TOML errors, so
+    /// `extra` adds new tables only) and `from` replaced by `to`.
+    fn problem(from: &str, to: &str, extra: &str) -> ConfigProblem {
+        let text = format!("{}\n{extra}", EMBEDDED_CONFIG.replacen(from, to, 1));
+        assert!(from.is_empty() || EMBEDDED_CONFIG.contains(from), "{from}");
+        let e = Config::parse(&text, "t", ".".into()).unwrap_err();
+        assert_eq!(e.origin, "t");
+        e.problem
+    }
+
+    #[test]
+    fn validation_says_which_key() {
+        let p = problem("workers = 0", "workers = 5000", "");
+        assert!(matches!(p, ConfigProblem::TooManyWorkers(5000)), "{p:?}");
+        let p = problem("listen = \"", "listen = \"x", "");
+        assert!(
+            matches!(&p, ConfigProblem::ListenAddr(l) if l.starts_with("x")),
+            "{p:?}"
+        );
+        let p = problem("max_records = 100000", "max_records = 10", "");
+        assert!(
+            matches!(p, ConfigProblem::Journal(JournalConfigError::TooFewRecords)),
+            "{p:?}"
+        );
+        assert_eq!(p.to_string(), "journal.max_records must be at least 1000");
+        let p = problem(
+            "",
+            "",
+            "[instruments.\"ES 03-27\"]\ntick_size = -1\npoint_value = 50\n",
+        );
+        assert!(
+            matches!(&p, ConfigProblem::Instruments(InstrumentError::TickSize { name, .. }) if name == "ES 03-27"),
+            "{p:?}"
+        );
+        let source = |body: &str| {
+            format!("[sources.x]\nauth = \"token\"\nsecret = \"auto\"\ntemplate = \"t\"\n{body}")
+        };
+        let p = problem("", "", &source("token_field = \" \""));
+        assert!(
+            matches!(&p, ConfigProblem::EmptyTokenField(n) if n == "x"),
+            "{p:?}"
+        );
+        assert_eq!(p.to_string(), "sources.x.token_field must not be empty");
+        let p = problem("", "", &source("signature_header = \"a b\""));
+        assert!(
+            matches!(&p, ConfigProblem::SignatureHeader { name, header } if name == "x" && header == "a b"),
+            "{p:?}"
+        );
+        let p = problem("", "", &source("allowed_templates = [\"u\"]"));
+        assert!(
+            matches!(&p, ConfigProblem::AllowedTemplatesWithoutField(n) if n == "x"),
+            "{p:?}"
+        );
+        let p = problem("", "", &source("trusted_proxies = [\"10.0.0.0/33\"]"));
+        assert!(
+            matches!(&p, ConfigProblem::TrustedProxies { name, cause: AllowListError::NotAnAddress { entry } }
+                if name == "x" && entry == "10.0.0.0/33"),
+            "{p:?}"
+        );
+        let p = problem(
+            "",
+            "",
+            "[crosstrade]\naccounts = [\"Sim101\"]\ntoken = \"env:CT\"\n",
+        );
+        assert!(
+            matches!(&p, ConfigProblem::PaperAndLive(a) if a == "Sim101"),
+            "{p:?}"
+        );
+        assert_eq!(
+            p.to_string(),
+            "crosstrade.accounts: account 'Sim101' is also in paper.accounts; an account is either paper or live"
+        );
+        let p = problem(
+            "",
+            "",
+            "[crosstrade]\naccounts = [\"Live1\"]\ntoken = \"abc\"\n",
+        );
+        assert!(matches!(p, ConfigProblem::InlineCrossTradeToken), "{p:?}");
+    }
+
+    #[test]
+    fn load_says_unreadable_or_syntax() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.toml");
+        let e = Config::load(Some(&missing)).unwrap_err();
+        assert!(
+            matches!(&e.problem, ConfigProblem::Unreadable(io) if io.kind() == std::io::ErrorKind::NotFound),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with(&format!("{}: cannot read config file: ", missing.display())),
+            "{e}"
+        );
+        let e = Config::parse("[server\n", "t", ".".into()).unwrap_err();
+        assert!(matches!(e.problem, ConfigProblem::Syntax(_)), "{e:?}");
+        assert!(!e.to_string().contains('\n'), "{e}");
+    }
+
+    /// Overrides from the command line are validated too, and the message names where the config came from.
+    #[test]
+    fn load_config_validates_the_overrides() {
+        let e = load_config(None, Some("nope".into()), None).unwrap_err();
+        assert_eq!(
+            format!("{e:#}"),
+            "embedded default config: server.listen: 'nope' is not an address:port (e.g. 127.0.0.1:8080)"
+        );
+        let e = e.downcast::<ConfigError>().unwrap();
+        assert!(matches!(e.problem, ConfigProblem::ListenAddr(_)), "{e:?}");
     }
 }

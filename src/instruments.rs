@@ -26,33 +26,51 @@ pub struct Instruments {
     symbols: HashMap<String, String>,
 }
 
+/// An `[instruments]` table that cannot be used; each message names the key.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum InstrumentError {
+    #[error("instruments.\"{name}\".tick_size must be a positive number, got {value}")]
+    TickSize { name: String, value: f64 },
+    #[error("instruments.\"{name}\".point_value must be a positive number, got {value}")]
+    PointValue { name: String, value: f64 },
+    /// Two instruments claim the same TradingView symbol (compared without exchange prefix and case).
+    #[error("instruments.\"{name}\".symbols: symbol '{symbol}' is already mapped to '{other}'")]
+    DuplicateSymbol {
+        name: String,
+        symbol: String,
+        other: String,
+    },
+}
+
 /// Relative tolerance for "is this price on the tick grid": prices arrive as f64 and `4500.25 / 0.25`
 /// is not always an exact integer in binary floating point.
 const GRID_EPSILON: f64 = 1e-6;
 
 impl Instruments {
     /// Builds the table, rejecting nonsensical tick sizes and symbols claimed by two instruments.
-    pub fn new(specs: BTreeMap<String, InstrumentSpec>) -> Result<Self, String> {
+    pub fn new(specs: BTreeMap<String, InstrumentSpec>) -> Result<Self, InstrumentError> {
         let mut symbols = HashMap::new();
         for (name, spec) in &specs {
             if !(spec.tick_size.is_finite() && spec.tick_size > 0.0) {
-                return Err(format!(
-                    "instruments.\"{name}\".tick_size must be a positive number, got {}",
-                    spec.tick_size
-                ));
+                return Err(InstrumentError::TickSize {
+                    name: name.clone(),
+                    value: spec.tick_size,
+                });
             }
             if !(spec.point_value.is_finite() && spec.point_value > 0.0) {
-                return Err(format!(
-                    "instruments.\"{name}\".point_value must be a positive number, got {}",
-                    spec.point_value
-                ));
+                return Err(InstrumentError::PointValue {
+                    name: name.clone(),
+                    value: spec.point_value,
+                });
             }
             for sym in &spec.symbols {
                 let key = normalize_symbol(sym);
                 if let Some(other) = symbols.insert(key.clone(), name.clone()) {
-                    return Err(format!(
-                        "instruments.\"{name}\".symbols: symbol '{sym}' is already mapped to '{other}'"
-                    ));
+                    return Err(InstrumentError::DuplicateSymbol {
+                        name: name.clone(),
+                        symbol: sym.clone(),
+                        other,
+                    });
                 }
             }
         }
@@ -156,19 +174,53 @@ mod tests {
             symbols: vec!["ES1!".into()],
         };
         specs.insert("A".to_string(), spec.clone());
-        specs.insert("B".to_string(), spec);
-        assert!(Instruments::new(specs)
-            .unwrap_err()
-            .contains("already mapped"));
-        let mut specs = BTreeMap::new();
         specs.insert(
-            "A".to_string(),
+            "B".to_string(),
             InstrumentSpec {
-                tick_size: 0.0,
-                point_value: 1.0,
-                symbols: vec![],
+                symbols: vec!["cme_mini:es1!".into()],
+                ..spec
             },
         );
-        assert!(Instruments::new(specs).unwrap_err().contains("tick_size"));
+        let e = Instruments::new(specs).unwrap_err();
+        assert_eq!(
+            e,
+            InstrumentError::DuplicateSymbol {
+                name: "B".into(),
+                symbol: "cme_mini:es1!".into(),
+                other: "A".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "instruments.\"B\".symbols: symbol 'cme_mini:es1!' is already mapped to 'A'"
+        );
+        let bad = |tick_size, point_value| {
+            let mut specs = BTreeMap::new();
+            specs.insert(
+                "A".to_string(),
+                InstrumentSpec {
+                    tick_size,
+                    point_value,
+                    symbols: vec![],
+                },
+            );
+            Instruments::new(specs).unwrap_err()
+        };
+        let e = bad(0.0, 1.0);
+        assert!(matches!(e, InstrumentError::TickSize { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "instruments.\"A\".tick_size must be a positive number, got 0"
+        );
+        assert!(matches!(
+            bad(f64::NAN, 1.0),
+            InstrumentError::TickSize { .. }
+        ));
+        let e = bad(0.25, -50.0);
+        assert!(matches!(e, InstrumentError::PointValue { .. }), "{e:?}");
+        assert_eq!(
+            e.to_string(),
+            "instruments.\"A\".point_value must be a positive number, got -50"
+        );
     }
 }

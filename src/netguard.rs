@@ -20,18 +20,31 @@ pub const TRADINGVIEW_IPS: [&str; 4] = [
     "52.32.178.7",
 ];
 
+/// An allow-list entry (`allow_ips`, `trusted_proxies`) that is not an address; the caller adds the key.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AllowListError {
+    /// Entry number `position` (counted from 1) is blank.
+    #[error("allow-list entry {position} is empty: use an IP address, a CIDR block or \"{TRADINGVIEW_PRESET}\"")]
+    EmptyEntry { position: usize },
+    /// The entry (trimmed) is neither an address, a CIDR block nor the preset.
+    #[error(
+        "allow-list entry \"{entry}\" is not an IP address, a CIDR block \
+         (e.g. 52.89.214.238 or 10.0.0.0/8) or \"{TRADINGVIEW_PRESET}\""
+    )]
+    NotAnAddress { entry: String },
+}
+
 /// Parses allow-list entries: an IP address, a CIDR block, or the preset `tradingview`
 /// (case-insensitive). Host bits of a CIDR are cleared (`10.0.0.1/8` means `10.0.0.0/8`).
 /// Errors name the offending entry.
-pub fn parse_allow_list(entries: &[String]) -> Result<Vec<IpNet>, String> {
+pub fn parse_allow_list(entries: &[String]) -> Result<Vec<IpNet>, AllowListError> {
     let mut nets = Vec::with_capacity(entries.len());
     for (index, raw) in entries.iter().enumerate() {
         let entry = raw.trim();
         if entry.is_empty() {
-            return Err(format!(
-                "allow-list entry {} is empty: use an IP address, a CIDR block or \"{TRADINGVIEW_PRESET}\"",
-                index + 1
-            ));
+            return Err(AllowListError::EmptyEntry {
+                position: index + 1,
+            });
         }
         if entry.eq_ignore_ascii_case(TRADINGVIEW_PRESET) {
             nets.extend(TRADINGVIEW_IPS.iter().map(|ip| {
@@ -42,12 +55,11 @@ pub fn parse_allow_list(entries: &[String]) -> Result<Vec<IpNet>, String> {
             }));
             continue;
         }
-        nets.push(parse_net(entry).ok_or_else(|| {
-            format!(
-                "allow-list entry \"{entry}\" is not an IP address, a CIDR block \
-                 (e.g. 52.89.214.238 or 10.0.0.0/8) or \"{TRADINGVIEW_PRESET}\""
-            )
-        })?);
+        nets.push(
+            parse_net(entry).ok_or_else(|| AllowListError::NotAnAddress {
+                entry: entry.to_string(),
+            })?,
+        );
     }
     Ok(nets)
 }
@@ -163,10 +175,25 @@ mod tests {
             "1.2.3.4:80",
         ] {
             let err = parse_allow_list(&["1.2.3.4".to_string(), bad.to_string()]).unwrap_err();
-            assert!(err.contains(bad), "{err}");
+            assert_eq!(
+                err,
+                AllowListError::NotAnAddress {
+                    entry: bad.to_string()
+                }
+            );
+            assert!(err.to_string().contains(bad), "{err}");
         }
         let err = parse_allow_list(&["1.2.3.4".to_string(), "  ".to_string()]).unwrap_err();
-        assert!(err.contains("entry 2"), "{err}");
+        assert_eq!(err, AllowListError::EmptyEntry { position: 2 });
+        assert_eq!(
+            err.to_string(),
+            "allow-list entry 2 is empty: use an IP address, a CIDR block or \"tradingview\""
+        );
+        let err = parse_allow_list(&[" not-an-ip ".to_string()]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "allow-list entry \"not-an-ip\" is not an IP address, a CIDR block (e.g. 52.89.214.238 or 10.0.0.0/8) or \"tradingview\""
+        );
         assert_eq!(parse_allow_list(&[]).unwrap(), Vec::<IpNet>::new());
     }
 

@@ -47,6 +47,40 @@ pub enum Origin {
     Inline,
 }
 
+/// Why a secret reference did not resolve. `key` is the config key that holds the reference; every message
+/// starts with it.
+#[derive(Debug, thiserror::Error)]
+pub enum SecretError {
+    /// `env:NAME` and `NAME` is not set (or not valid Unicode).
+    #[error(
+        "{key}: environment variable {name} is not set (the config refers to it as env:{name})"
+    )]
+    EnvUnset { key: String, name: String },
+    /// `env:NAME` and `NAME` is set but blank.
+    #[error("{key}: environment variable {name} is empty")]
+    EnvEmpty { key: String, name: String },
+    /// `file:PATH` (or an earlier `auto` file) that cannot be read.
+    #[error("{key}: cannot read secret file {}: {cause}", .path.display())]
+    UnreadableFile {
+        key: String,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// `file:PATH` (or an earlier `auto` file) that holds only whitespace.
+    #[error("{key}: secret file {} is empty", .path.display())]
+    EmptyFile { key: String, path: PathBuf },
+    /// `auto`, and the generated secret could not be stored.
+    #[error("{key}: cannot write generated secret to {}: {cause}", .path.display())]
+    WriteGenerated {
+        key: String,
+        path: PathBuf,
+        cause: std::io::Error,
+    },
+    /// The reference is blank.
+    #[error("{key}: is empty; give env:NAME, file:PATH or auto")]
+    EmptyReference { key: String },
+}
+
 /// Resolves a secret reference. `key` is the config key, used in every error message; `auto_path` is where
 /// an `auto` secret lives (created with mode 0600 on first use).
 pub fn resolve(
@@ -54,49 +88,65 @@ pub fn resolve(
     key: &str,
     auto_path: &Path,
     kind: SecretKind,
-) -> Result<(Secret, Origin), String> {
+) -> Result<(Secret, Origin), SecretError> {
     let reference = reference.trim();
     if let Some(name) = reference.strip_prefix("env:") {
-        let value = std::env::var(name).map_err(|_| {
-            format!("{key}: environment variable {name} is not set (the config refers to it as env:{name})")
-        })?;
-        let value = value.trim().to_string();
-        if value.is_empty() {
-            return Err(format!("{key}: environment variable {name} is empty"));
-        }
-        return Ok((Secret(value), Origin::Env(name.to_string())));
+        return from_env(key, name, std::env::var(name).ok());
     }
     if let Some(path) = reference.strip_prefix("file:") {
         let path = PathBuf::from(path);
-        let value = read_secret_file(&path).map_err(|e| format!("{key}: {e}"))?;
+        let value = read_secret_file(&path, key)?;
         return Ok((Secret(value), Origin::File(path)));
     }
     if reference == "auto" {
         if auto_path.exists() {
-            let value = read_secret_file(auto_path).map_err(|e| format!("{key}: {e}"))?;
+            let value = read_secret_file(auto_path, key)?;
             return Ok((Secret(value), Origin::Auto(auto_path.to_path_buf())));
         }
         let value = generate(kind);
-        write_private(auto_path, &value).map_err(|e| {
-            format!(
-                "{key}: cannot write generated secret to {}: {e}",
-                auto_path.display()
-            )
+        write_private(auto_path, &value).map_err(|cause| SecretError::WriteGenerated {
+            key: key.to_string(),
+            path: auto_path.to_path_buf(),
+            cause,
         })?;
         return Ok((Secret(value), Origin::Generated(auto_path.to_path_buf())));
     }
     if reference.is_empty() {
-        return Err(format!("{key}: is empty; give env:NAME, file:PATH or auto"));
+        return Err(SecretError::EmptyReference {
+            key: key.to_string(),
+        });
     }
     Ok((Secret(reference.to_string()), Origin::Inline))
 }
 
-fn read_secret_file(path: &Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read secret file {}: {e}", path.display()))?;
+/// An `env:NAME` secret, given the variable's value (`None`: not set, or not Unicode).
+fn from_env(key: &str, name: &str, value: Option<String>) -> Result<(Secret, Origin), SecretError> {
+    let value = value.ok_or_else(|| SecretError::EnvUnset {
+        key: key.to_string(),
+        name: name.to_string(),
+    })?;
+    let value = value.trim().to_string();
+    if value.is_empty() {
+        return Err(SecretError::EnvEmpty {
+            key: key.to_string(),
+            name: name.to_string(),
+        });
+    }
+    Ok((Secret(value), Origin::Env(name.to_string())))
+}
+
+fn read_secret_file(path: &Path, key: &str) -> Result<String, SecretError> {
+    let text = std::fs::read_to_string(path).map_err(|cause| SecretError::UnreadableFile {
+        key: key.to_string(),
+        path: path.to_path_buf(),
+        cause,
+    })?;
     let value = text.trim().to_string();
     if value.is_empty() {
-        return Err(format!("secret file {} is empty", path.display()));
+        return Err(SecretError::EmptyFile {
+            key: key.to_string(),
+            path: path.to_path_buf(),
+        });
     }
     Ok(value)
 }
@@ -145,8 +195,101 @@ mod tests {
             SecretKind::Token,
         )
         .unwrap_err();
-        assert!(e.starts_with("sources.tv.secret:"), "{e}");
-        assert!(e.contains("ALERT_RELAY_TEST_SURELY_UNSET"));
+        assert!(
+            matches!(&e, SecretError::EnvUnset { key, name }
+                if key == "sources.tv.secret" && name == "ALERT_RELAY_TEST_SURELY_UNSET"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "sources.tv.secret: environment variable ALERT_RELAY_TEST_SURELY_UNSET is not set (the config refers to it as env:ALERT_RELAY_TEST_SURELY_UNSET)"
+        );
+    }
+
+    #[test]
+    fn env_reference_to_a_blank_variable_is_empty() {
+        // Through the helper: setting a variable would race with other tests reading the environment.
+        let e = from_env("k", "BLANK", Some("  ".into())).unwrap_err();
+        assert!(matches!(e, SecretError::EnvEmpty { .. }), "{e:?}");
+        assert_eq!(e.to_string(), "k: environment variable BLANK is empty");
+        let e = from_env("k", "UNSET", None).unwrap_err();
+        assert!(matches!(e, SecretError::EnvUnset { .. }), "{e:?}");
+        let (s, o) = from_env("k", "SET", Some(" v ".into())).unwrap();
+        assert_eq!((s.expose(), o), ("v", Origin::Env("SET".into())));
+    }
+
+    #[test]
+    fn file_reference_errors_say_missing_or_empty() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing");
+        let e = resolve(
+            &format!("file:{}", missing.display()),
+            "k",
+            Path::new("/x"),
+            SecretKind::Token,
+        )
+        .unwrap_err();
+        match &e {
+            SecretError::UnreadableFile { key, path, cause } => {
+                assert_eq!((key.as_str(), path), ("k", &missing));
+                assert_eq!(cause.kind(), std::io::ErrorKind::NotFound);
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(
+            e.to_string().starts_with(&format!(
+                "k: cannot read secret file {}: ",
+                missing.display()
+            )),
+            "{e}"
+        );
+
+        let blank = dir.path().join("blank");
+        std::fs::write(&blank, " \n").unwrap();
+        let e = resolve(
+            &format!("file:{}", blank.display()),
+            "k",
+            Path::new("/x"),
+            SecretKind::Token,
+        )
+        .unwrap_err();
+        assert!(matches!(&e, SecretError::EmptyFile { path, .. } if *path == blank));
+        assert_eq!(
+            e.to_string(),
+            format!("k: secret file {} is empty", blank.display())
+        );
+        // An `auto` file from an earlier start is read the same way.
+        let e = resolve("auto", "k", &blank, SecretKind::Token).unwrap_err();
+        assert!(matches!(e, SecretError::EmptyFile { .. }), "{e:?}");
+    }
+
+    #[test]
+    fn blank_reference_is_refused_and_anything_else_is_inline() {
+        let e = resolve("  ", "k", Path::new("/x"), SecretKind::Token).unwrap_err();
+        assert!(matches!(&e, SecretError::EmptyReference { key } if key == "k"));
+        assert_eq!(
+            e.to_string(),
+            "k: is empty; give env:NAME, file:PATH or auto"
+        );
+        let (s, o) = resolve(" abc ", "k", Path::new("/x"), SecretKind::Token).unwrap();
+        assert_eq!((s.expose(), o), ("abc", Origin::Inline));
+    }
+
+    #[test]
+    fn auto_secret_that_cannot_be_written() {
+        let dir = tempfile::tempdir().unwrap();
+        // The parent "directory" is a file, so the secret cannot be created under it.
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let e = resolve("auto", "k", &file.join("s"), SecretKind::Token).unwrap_err();
+        assert!(matches!(e, SecretError::WriteGenerated { .. }), "{e:?}");
+        assert!(
+            e.to_string().starts_with(&format!(
+                "k: cannot write generated secret to {}: ",
+                file.join("s").display()
+            )),
+            "{e}"
+        );
     }
 
     #[test]

@@ -10,8 +10,8 @@ use crate::body::{self, AlertBody};
 use crate::config::{AuthScheme, SourceConfig};
 use crate::error::RelayError;
 use crate::headers::Headers;
-use crate::netguard;
-use crate::secret::{self, Origin, Secret, SecretKind};
+use crate::netguard::{self, AllowListError};
+use crate::secret::{self, Origin, Secret, SecretError, SecretKind};
 use crate::verify::{self, VerifyError, WebhookSecret};
 
 pub struct Source {
@@ -44,6 +44,21 @@ pub struct Unparsable {
     pub preview: String,
 }
 
+/// Why a configured source could not be set up; every message names the config key.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    /// `sources.<name>.secret` did not resolve.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+    /// A `standard-webhooks` source whose secret is not a signing key.
+    #[error("{key}: {cause} (expected whsec_<base64>)")]
+    WebhookSecret { key: String, cause: VerifyError },
+    #[error("sources.{name}.allow_ips: {cause}")]
+    AllowIps { name: String, cause: AllowListError },
+    #[error("sources.{name}.trusted_proxies: {cause}")]
+    TrustedProxies { name: String, cause: AllowListError },
+}
+
 /// How much of an unparsable body the record keeps.
 const PREVIEW_BYTES: usize = 2048;
 
@@ -53,7 +68,7 @@ impl Source {
         name: &str,
         cfg: &SourceConfig,
         data_dir: &Path,
-    ) -> Result<(Source, Origin), String> {
+    ) -> Result<(Source, Origin), SourceError> {
         let key = format!("sources.{name}.secret");
         let kind = match cfg.auth {
             AuthScheme::StandardWebhooks => SecretKind::WebhookSigning,
@@ -64,14 +79,22 @@ impl Source {
         let webhook_secret = match cfg.auth {
             AuthScheme::StandardWebhooks => Some(
                 WebhookSecret::parse(secret.expose())
-                    .map_err(|e| format!("{key}: {e} (expected whsec_<base64>)"))?,
+                    .map_err(|cause| SourceError::WebhookSecret { key, cause })?,
             ),
             _ => None,
         };
-        let allow_ips = netguard::parse_allow_list(&cfg.allow_ips)
-            .map_err(|e| format!("sources.{name}.allow_ips: {e}"))?;
-        let trusted_proxies = netguard::parse_allow_list(&cfg.trusted_proxies)
-            .map_err(|e| format!("sources.{name}.trusted_proxies: {e}"))?;
+        let allow_ips =
+            netguard::parse_allow_list(&cfg.allow_ips).map_err(|cause| SourceError::AllowIps {
+                name: name.to_string(),
+                cause,
+            })?;
+        let trusted_proxies =
+            netguard::parse_allow_list(&cfg.trusted_proxies).map_err(|cause| {
+                SourceError::TrustedProxies {
+                    name: name.to_string(),
+                    cause,
+                }
+            })?;
         Ok((
             Source {
                 name: name.to_string(),
@@ -250,4 +273,82 @@ impl Source {
 
 pub fn header<'a>(headers: &'a Headers, name: &str) -> Option<&'a str> {
     headers.get(name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> SourceConfig {
+        toml::from_str(&format!("template = \"t\"\n{extra}")).unwrap()
+    }
+
+    fn error(extra: &str) -> SourceError {
+        let dir = tempfile::tempdir().unwrap();
+        match Source::from_config("tv", &config(extra), dir.path()) {
+            Ok(_) => panic!("{extra} was accepted"),
+            Err(e) => e,
+        }
+    }
+
+    #[test]
+    fn setup_errors_say_which_part_failed() {
+        let e = error("auth = \"token\"\nsecret = \" \"");
+        assert!(
+            matches!(&e, SourceError::Secret(SecretError::EmptyReference { key }) if key == "sources.tv.secret"),
+            "{e:?}"
+        );
+        assert_eq!(
+            e.to_string(),
+            "sources.tv.secret: is empty; give env:NAME, file:PATH or auto"
+        );
+
+        let e = error("auth = \"standard-webhooks\"\nsecret = \"whsec_\"");
+        assert!(
+            matches!(&e, SourceError::WebhookSecret { key, cause: VerifyError::InvalidSecret(_) } if key == "sources.tv.secret"),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with("sources.tv.secret: invalid webhook secret: "));
+        assert!(e.to_string().ends_with(" (expected whsec_<base64>)"), "{e}");
+
+        let e = error("auth = \"token\"\nsecret = \"s\"\nallow_ips = [\"10.0.0.0/8\", \"nope\"]");
+        assert!(
+            matches!(&e, SourceError::AllowIps { name, cause: AllowListError::NotAnAddress { entry } }
+                if name == "tv" && entry == "nope"),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("sources.tv.allow_ips: allow-list entry \"nope\" is not"),
+            "{e}"
+        );
+
+        let e = error("auth = \"token\"\nsecret = \"s\"\ntrusted_proxies = [\"\"]");
+        assert!(
+            matches!(
+                &e,
+                SourceError::TrustedProxies {
+                    cause: AllowListError::EmptyEntry { position: 1 },
+                    ..
+                }
+            ),
+            "{e:?}"
+        );
+        assert!(
+            e.to_string()
+                .starts_with("sources.tv.trusted_proxies: allow-list entry 1 is empty"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn a_valid_source_resolves_its_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = config("auth = \"token\"\nsecret = \"s3cret\"\nallow_ips = [\"tradingview\"]");
+        let (src, origin) = Source::from_config("tv", &cfg, dir.path()).unwrap();
+        assert_eq!(origin, Origin::Inline);
+        assert_eq!(src.allow_ips.len(), netguard::TRADINGVIEW_IPS.len());
+    }
 }

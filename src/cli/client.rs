@@ -255,7 +255,7 @@ pub fn api_token(cfg: &Config, flag: Option<&str>) -> anyhow::Result<String> {
         }
         match secret::resolve(reference, &key, &dir.join("unused"), SecretKind::Token) {
             Ok((s, _)) => return Ok(s.expose().to_string()),
-            Err(e) => problems.push(e),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     let generated = dir.join("api-token");

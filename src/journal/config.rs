@@ -30,14 +30,24 @@ impl Default for JournalConfig {
     }
 }
 
+/// A `[journal]` setting that cannot work with the others; the message names the keys.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum JournalConfigError {
+    /// Records would be pruned while their idempotency key still blocks repeats.
+    #[error("journal.retention_days must cover journal.idempotency_window_secs: a repeat delivery must find its original record")]
+    RetentionShorterThanWindow,
+    #[error("journal.max_records must be at least 1000")]
+    TooFewRecords,
+}
+
 impl JournalConfig {
     /// Checks the settings together; the message names the keys (`journal.*`) and what to fix.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), JournalConfigError> {
         if self.retention_days * 86_400 < self.idempotency_window_secs {
-            return Err("journal.retention_days must cover journal.idempotency_window_secs: a repeat delivery must find its original record".into());
+            return Err(JournalConfigError::RetentionShorterThanWindow);
         }
         if self.max_records < 1000 {
-            return Err("journal.max_records must be at least 1000".into());
+            return Err(JournalConfigError::TooFewRecords);
         }
         Ok(())
     }
@@ -56,18 +66,19 @@ mod tests {
             idempotency_window_secs: 86_401,
             ..JournalConfig::default()
         };
+        let e = short.validate().unwrap_err();
+        assert_eq!(e, JournalConfigError::RetentionShorterThanWindow);
         assert_eq!(
-            short.validate().unwrap_err(),
+            e.to_string(),
             "journal.retention_days must cover journal.idempotency_window_secs: a repeat delivery must find its original record"
         );
         let few = JournalConfig {
             max_records: 999,
             ..JournalConfig::default()
         };
-        assert_eq!(
-            few.validate().unwrap_err(),
-            "journal.max_records must be at least 1000"
-        );
+        let e = few.validate().unwrap_err();
+        assert_eq!(e, JournalConfigError::TooFewRecords);
+        assert_eq!(e.to_string(), "journal.max_records must be at least 1000");
         let e = toml::from_str::<JournalConfig>("max_record = 5000").unwrap_err();
         assert!(e.to_string().contains("max_record"), "{e}");
         let set: JournalConfig = toml::from_str("cache_mb = 64").unwrap();

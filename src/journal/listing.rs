@@ -65,9 +65,18 @@ impl Journal {
     }
 }
 
+/// A record filter value as typed (`?since=`, `--status`) that is not one; the message lists what is accepted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FilterError {
+    #[error("'{given}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)")]
+    NotATime { given: String },
+    #[error("'{given}' is not a status; use one of {}", Status::ALL.map(|s| s.as_str()).join(", "))]
+    NotAStatus { given: String },
+}
+
 /// A time for record filters: unix milliseconds, RFC 3339 (`2026-11-27T18:00:00Z`), or an age (`7d`, `12h`)
 /// meaning that long before now. The error says which forms are accepted.
-pub fn parse_time(v: &str) -> Result<u64, String> {
+pub fn parse_time(v: &str) -> Result<u64, FilterError> {
     let t = v.trim();
     if let Ok(ms) = t.parse::<u64>() {
         return Ok(ms);
@@ -81,18 +90,15 @@ pub fn parse_time(v: &str) -> Result<u64, String> {
             .ok()
             .map(|age| now_ms().saturating_sub(age.as_millis() as u64)),
     };
-    parsed.ok_or_else(|| {
-        format!("'{v}' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)")
+    parsed.ok_or_else(|| FilterError::NotATime {
+        given: v.to_string(),
     })
 }
 
 /// A record status by name; the error lists the names.
-pub fn parse_status(v: &str) -> Result<Status, String> {
-    Status::parse(&v.trim().to_ascii_lowercase()).ok_or_else(|| {
-        format!(
-            "'{v}' is not a status; use one of {}",
-            Status::ALL.map(|s| s.as_str()).join(", ")
-        )
+pub fn parse_status(v: &str) -> Result<Status, FilterError> {
+    Status::parse(&v.trim().to_ascii_lowercase()).ok_or_else(|| FilterError::NotAStatus {
+        given: v.to_string(),
     })
 }
 
@@ -132,5 +138,42 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(updated.reason.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn filter_values_as_typed() {
+        assert_eq!(parse_time(" 1700000000000 "), Ok(1_700_000_000_000));
+        assert_eq!(parse_time("2026-11-27T18:00:00Z"), Ok(1_795_802_400_000));
+        let age = parse_time("1h").unwrap();
+        let expect = now_ms() - 3_600_000;
+        assert!(age.abs_diff(expect) < 60_000, "{age} vs {expect}");
+        let e = parse_time("yesterday").unwrap_err();
+        assert_eq!(
+            e,
+            FilterError::NotATime {
+                given: "yesterday".into()
+            }
+        );
+        assert_eq!(
+            e.to_string(),
+            "'yesterday' is not a time; use RFC 3339 (2026-11-27T18:00:00Z), unix milliseconds, or an age (7d, 12h)"
+        );
+
+        assert_eq!(parse_status(" Executed "), Ok(Status::Executed));
+        let e = parse_status("done").unwrap_err();
+        assert_eq!(
+            e,
+            FilterError::NotAStatus {
+                given: "done".into()
+            }
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("'done' is not a status; use one of "),
+            "{msg}"
+        );
+        for s in Status::ALL {
+            assert!(msg.contains(s.as_str()), "{msg}");
+        }
     }
 }

@@ -46,8 +46,8 @@ use crate::group_commit::{CommitError, GroupCommit};
 use crate::record::AlertRecord;
 
 pub use admission::Admission;
-pub use config::JournalConfig;
-pub use listing::{parse_status, parse_time, ListFilter};
+pub use config::{JournalConfig, JournalConfigError};
+pub use listing::{parse_status, parse_time, FilterError, ListFilter};
 pub use state::KnownState;
 
 use codec::with_state;

@@ -11,7 +11,7 @@ pub fn load_templates(cfg: &Config, instruments: &Arc<Instruments>) -> anyhow::R
 /// `alert-relay check`: everything `serve` would verify before opening the journal, without writing
 /// anything (`auto` secrets are not generated).
 pub fn check(cfg: &Config) -> anyhow::Result<String> {
-    let instruments = Arc::new(cfg.instruments().map_err(anyhow::Error::msg)?);
+    let instruments = Arc::new(cfg.instruments()?);
     let templates = load_templates(cfg, &instruments)?;
     check_source_templates(cfg, &templates)?;
     let scratch = std::env::temp_dir().join(format!("alert-relay-check-{}", std::process::id()));
@@ -19,12 +19,11 @@ pub fn check(cfg: &Config) -> anyhow::Result<String> {
         if sc.secret.trim() == "auto" {
             continue;
         }
-        Source::from_config(name, sc, &scratch).map_err(anyhow::Error::msg)?;
+        Source::from_config(name, sc, &scratch)?;
     }
     if let Some(ct) = &cfg.crosstrade {
         let (token, _) =
-            secret::resolve(&ct.token, "crosstrade.token", &scratch, SecretKind::Token)
-                .map_err(anyhow::Error::msg)?;
+            secret::resolve(&ct.token, "crosstrade.token", &scratch, SecretKind::Token)?;
         crate::crosstrade::validate(ct, &token).map_err(anyhow::Error::msg)?;
     }
     for (i, reference) in cfg.server.api_tokens.iter().enumerate() {
@@ -34,8 +33,7 @@ pub fn check(cfg: &Config) -> anyhow::Result<String> {
                 &format!("server.api_tokens[{i}]"),
                 &scratch,
                 SecretKind::Token,
-            )
-            .map_err(anyhow::Error::msg)?;
+            )?;
         }
     }
     Ok(format!(

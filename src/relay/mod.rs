@@ -141,14 +141,13 @@ impl Relay {
     pub fn build(cfg: &Config) -> anyhow::Result<(Arc<Relay>, StartupNotes)> {
         let mut notes = Vec::new();
         let data_dir = cfg.data_dir();
-        let instruments = Arc::new(cfg.instruments().map_err(anyhow::Error::msg)?);
+        let instruments = Arc::new(cfg.instruments()?);
         let templates = Arc::new(load_templates(cfg, &instruments)?);
         check_source_templates(cfg, &templates)?;
 
         let mut sources = HashMap::new();
         for (name, sc) in &cfg.sources {
-            let (src, origin) =
-                Source::from_config(name, sc, &data_dir).map_err(anyhow::Error::msg)?;
+            let (src, origin) = Source::from_config(name, sc, &data_dir)?;
             note_origin(&mut notes, &format!("secret of source '{name}'"), &origin);
             sources.insert(name.clone(), src);
         }
@@ -170,8 +169,7 @@ impl Relay {
         if let Some(ct) = &cfg.crosstrade {
             let unused = data_dir.join("secrets").join("crosstrade.token");
             let (token, _) =
-                secret::resolve(&ct.token, "crosstrade.token", &unused, SecretKind::Token)
-                    .map_err(anyhow::Error::msg)?;
+                secret::resolve(&ct.token, "crosstrade.token", &unused, SecretKind::Token)?;
             let live = crate::crosstrade::build(ct, token).map_err(anyhow::Error::msg)?;
             for account in &ct.accounts {
                 executors.insert(account.clone(), live.clone());
@@ -341,8 +339,7 @@ pub(super) fn resolve_api_tokens(
     for (i, reference) in cfg.server.api_tokens.iter().enumerate() {
         let key = format!("server.api_tokens[{i}]");
         let auto = data_dir.join("secrets").join(format!("api-token-{i}"));
-        let (s, origin) = secret::resolve(reference, &key, &auto, SecretKind::Token)
-            .map_err(anyhow::Error::msg)?;
+        let (s, origin) = secret::resolve(reference, &key, &auto, SecretKind::Token)?;
         note_origin(notes, &key, &origin);
         tokens.push(s);
     }
@@ -354,8 +351,7 @@ pub(super) fn resolve_api_tokens(
     }
     if tokens.is_empty() {
         let path: PathBuf = data_dir.join("api-token");
-        let (s, origin) = secret::resolve("auto", "server.api_tokens", &path, SecretKind::Token)
-            .map_err(anyhow::Error::msg)?;
+        let (s, origin) = secret::resolve("auto", "server.api_tokens", &path, SecretKind::Token)?;
         note_origin(notes, "API token", &origin);
         tokens.push(s);
     }
