@@ -43,7 +43,7 @@ pub enum JournalConfigError {
 impl JournalConfig {
     /// Checks the settings together; the message names the keys (`journal.*`) and what to fix.
     pub fn validate(&self) -> Result<(), JournalConfigError> {
-        if self.retention_days * 86_400 < self.idempotency_window_secs {
+        if self.retention_days.saturating_mul(86_400) < self.idempotency_window_secs {
             return Err(JournalConfigError::RetentionShorterThanWindow);
         }
         if self.max_records < 1000 {

@@ -234,7 +234,7 @@ impl Relay {
             body_limit: cfg.server.body_limit_bytes,
             shutdown_grace: Duration::from_millis(cfg.server.shutdown_grace_ms),
             prune_interval: Duration::from_secs(cfg.journal.prune_interval_secs.max(1)),
-            retention: Duration::from_secs(cfg.journal.retention_days * 86_400),
+            retention: Duration::from_secs(cfg.journal.retention_days.saturating_mul(86_400)),
             max_records: cfg.journal.max_records,
             max_age: Duration::from_secs(cfg.execution.max_age_secs),
             listings: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
