@@ -2,35 +2,23 @@
 //! the duplicate storm over both idempotency paths, a corpus of bad input that must each get a clean 4xx
 //! with nothing stored for unauthenticated input and nothing executed, and senders that hang up mid-request.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const ACCOUNTS: usize = 20;
 
 fn paper_accounts() -> String {
-    (1..=ACCOUNTS)
-        .map(|i| format!("\"P{i}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    numbered_accounts("P", ACCOUNTS)
 }
 
 /// Signal `n` of round `round`, on its own (account, instrument) lane within the round.
 fn signal_for(round: usize, n: usize) -> String {
-    let (symbol, last) = MARKETS[n % MARKETS.len()];
-    json!({
-        "id": format!("r{round}-{n}"),
-        "symbol": symbol, "side": "long", "qty": 1,
-        "tp": last * 1.01, "sl": last * 0.99,
-        "accounts": [format!("P{}", n / MARKETS.len() + 1)],
-    })
-    .to_string()
+    lane_signal(&format!("r{round}-{n}"), "P", n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -44,50 +32,14 @@ async fn sigkill_rounds_on_paper_lose_nothing_and_execute_once() {
     ));
     let mut acked_all: Vec<String> = Vec::new();
     for round in 0..ROUNDS {
-        let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
-        let next = Arc::new(AtomicUsize::new(0));
-        let url = s.url("/hooks/github-style");
-        let mut senders = Vec::new();
-        for _ in 0..6 {
-            let (acked, next, url, client) =
-                (acked.clone(), next.clone(), url.clone(), s.client.clone());
-            senders.push(tokio::spawn(async move {
-                loop {
-                    let n = next.fetch_add(1, Ordering::SeqCst);
-                    if n >= PER_ROUND {
-                        break;
-                    }
-                    let body = signal_for(round, n);
-                    let Ok(resp) = client
-                        .post(&url)
-                        .header("content-type", "application/json")
-                        .header("X-Hub-Signature-256", gh_signature(&body))
-                        .body(body)
-                        .send()
-                        .await
-                    else {
-                        continue;
-                    };
-                    if resp.status().as_u16() == 202 {
-                        let v: Value = resp.json().await.unwrap_or(Value::Null);
-                        if let Some(id) = v["alertId"].as_str() {
-                            acked.lock().unwrap().push(id.to_string());
-                        }
-                    }
-                }
-            }));
-        }
+        let burst = Burst::start(s.url("/hooks/github-style"), 6, PER_ROUND, move |n| {
+            signal_for(round, n)
+        });
         // Kill at a different moment each round.
         let target = PER_ROUND / 4 * (round + 1);
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while acked.lock().unwrap().len() < target && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(1)).await;
-        }
+        burst.wait_acked(target, Duration::from_secs(20)).await;
         s.kill();
-        for t in senders {
-            t.await.unwrap();
-        }
-        acked_all.extend(acked.lock().unwrap().iter().cloned());
+        acked_all.extend(burst.finish().await.into_iter().map(|(_, id)| id));
         s.start_process();
     }
     assert!(
@@ -142,7 +94,7 @@ async fn a_journal_that_cannot_be_opened_stops_the_process_with_a_clear_message(
     assert!(s.terminate().success());
     // The database vanishes (disk trouble, a careless rm): never start over empty.
     std::fs::remove_dir_all(s.data_dir().join("journal")).unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+    let out = relay_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&s.config_path)
         .arg("--data-dir")
@@ -156,7 +108,7 @@ async fn a_journal_that_cannot_be_opened_stops_the_process_with_a_clear_message(
     // A data dir that is a file is refused too.
     let file = s.dir.path().join("not-a-dir");
     std::fs::write(&file, "x").unwrap();
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+    let out = relay_command()
         .args(["serve", "--listen", "127.0.0.1:0", "--config"])
         .arg(&s.config_path)
         .arg("--data-dir")
@@ -506,33 +458,50 @@ async fn a_sender_that_hangs_up_mid_request_strands_no_alert() {
     }
 }
 
-/// Waits (10 s at most) until no recorded alert is `accepted` or `executing`, and returns them all; fails
-/// naming the ones still open.
-async fn settle_with_none_open(s: &TestServer) -> Vec<Value> {
-    let open = |recs: &[Value]| -> Vec<Value> {
-        recs.iter()
-            .filter(|r| matches!(r["status"].as_str(), Some("accepted" | "executing")))
-            .cloned()
-            .collect()
-    };
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let recs = loop {
-        tokio::time::sleep(Duration::from_millis(200)).await;
-        let recs = s.alerts("limit=1000").await;
-        if open(&recs).is_empty() || Instant::now() > deadline {
-            break recs;
-        }
-    };
-    let stranded = open(&recs);
-    assert!(
-        stranded.is_empty(),
-        "{} of {} recorded alerts never ran after their sender hung up: {:?}",
-        stranded.len(),
-        recs.len(),
-        stranded
+/// The recorded alerts that are still `accepted` or `executing`.
+fn open(recs: &[Value]) -> Vec<&Value> {
+    recs.iter()
+        .filter(|r| matches!(r["status"].as_str(), Some("accepted" | "executing")))
+        .collect()
+}
+
+/// One look at the journal: every record, and whether their number has held for a while.
+struct Look {
+    recs: Vec<Value>,
+    quiet: bool,
+}
+
+impl std::fmt::Debug for Look {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stranded: Vec<String> = open(&self.recs)
             .iter()
             .map(|r| format!("{} ({})", r["id"], r["source"]))
-            .collect::<Vec<_>>()
-    );
-    recs
+            .collect();
+        write!(
+            f,
+            "{} of {} recorded alerts never ran after their sender hung up: {stranded:?}",
+            stranded.len(),
+            self.recs.len()
+        )
+    }
+}
+
+/// Waits (10 s at most) until no recorded alert is `accepted` or `executing` and no new one was recorded
+/// for 200 ms (the server may still be reading requests whose senders hung up); returns them all. Fails
+/// naming the ones still open.
+async fn settle_with_none_open(s: &TestServer) -> Vec<Value> {
+    const QUIET: Duration = Duration::from_millis(200);
+    let last_change = std::cell::Cell::new((usize::MAX, Instant::now()));
+    let look = || async {
+        let recs = s.alerts("limit=1000").await;
+        if last_change.get().0 != recs.len() {
+            last_change.set((recs.len(), Instant::now()));
+        }
+        let quiet = last_change.get().1.elapsed() >= QUIET;
+        Look { recs, quiet }
+    };
+    let settled = |l: &Look| l.quiet && open(&l.recs).is_empty();
+    eventually("no alert left open", Duration::from_secs(10), look, settled)
+        .await
+        .recs
 }

@@ -1,11 +1,9 @@
 //! Operations: the kill switch (API and config, surviving a restart), start-up recovery (`unknown` and
 //! `expired`), graceful SIGTERM, `/readyz` and `/metrics`.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +107,8 @@ async fn restart_turns_executing_into_unknown_and_old_accepted_into_expired() {
         }
     };
     let first = post(0, 6000.0).await;
-    s.wait_for(&first, |r| r["status"] == "executing").await;
+    s.wait_for(&first, "executing", |r| r["status"] == "executing")
+        .await;
     // On paper the `executing` mark is not waited for (README, "Record"); the second alert's
     // acknowledgement flushes the log, the mark included, so the first must come back `unknown`.
     let second = post(1, 6010.0).await;
@@ -148,7 +147,8 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
     assert_eq!(st, 202);
     let id = v["alertId"].as_str().unwrap().to_string();
-    s.wait_for(&id, |r| r["status"] == "executing").await;
+    s.wait_for(&id, "executing", |r| r["status"] == "executing")
+        .await;
     let status = s.terminate();
     assert!(status.success(), "exit status {status:?}");
     s.start_process();
@@ -286,18 +286,14 @@ async fn retention_keeps_the_record_count_bounded_oldest_first() {
             first_ids.push(id);
         }
     }
-    let deadline = std::time::Instant::now() + Duration::from_secs(15);
-    loop {
-        let count = s.record_count().await;
-        if count <= 1000 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "still {count} records"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    let count = || s.record_count();
+    eventually(
+        "pruning to 1000 records",
+        Duration::from_secs(15),
+        count,
+        |n| *n <= 1000,
+    )
+    .await;
     for id in &first_ids {
         let (st, _) = s.api_get(&format!("/api/alerts/{id}")).await;
         assert_eq!(st, 404, "the oldest records go first");

@@ -2,16 +2,10 @@
 //! CancelAndBracket (validation, phases, abort-on-flat, clamp, OCO, idempotency) and the direct paper
 //! endpoints (accounts, orders, positions, place, cancel, flatten, quotes), plus state across a restart.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
-
-const ES: &str = "ES 12-26";
-const NQ: &str = "NQ 12-26";
-const MISSING: &str = "Missing required fields (account, instrument, action, quantity)";
 
 // ------------------------------------------------------------------------------------------ helpers
 
@@ -30,11 +24,7 @@ async fn post_full(
         .await
         .expect("request timed out")
         .expect("request");
-    let status = resp.status().as_u16();
-    let headers = resp.headers().clone();
-    let text = resp.text().await.unwrap();
-    let v = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    (status, v, headers)
+    answer(resp).await
 }
 
 async fn cab(s: &TestServer, account: &str, body: Value) -> (u16, Value) {
@@ -118,25 +108,16 @@ async fn snapshot(s: &TestServer, account: &str) -> (Vec<Value>, Vec<Value>) {
     (s.orders(account).await, positions(s, account).await)
 }
 
-/// Polls until `order` reaches `state`.
+/// Waits until `order` reaches `state`.
 async fn wait_state(s: &TestServer, account: &str, id: &str, state: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let o = order(s, account, id).await;
-        if o["state"] == state {
-            return o;
-        }
-        assert!(Instant::now() < deadline, "order never {state}: {o}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| x.as_str().unwrap().to_string())
-        .collect()
+    let observe = || order(s, account, id);
+    eventually(
+        format!("order {id} {state}"),
+        Duration::from_secs(10),
+        observe,
+        |o| o["state"] == state,
+    )
+    .await
 }
 
 fn assert_field_error(st: u16, v: &Value, field: &str, what: &str) {
@@ -271,7 +252,7 @@ async fn cab_missing_required_fields_give_exact_body_and_change_nothing() {
     for (what, body) in cases {
         let (st, v) = cab(&s, "Sim101", body).await;
         assert_eq!(st, 400, "{what}: {v}");
-        assert_eq!(v, json!({"error": MISSING}), "{what}");
+        assert_eq!(v, json!({"error": MISSING_FIELDS}), "{what}");
     }
     // An empty body is an empty object: the same answer.
     let resp = s
@@ -284,7 +265,7 @@ async fn cab_missing_required_fields_give_exact_body_and_change_nothing() {
     assert_eq!(resp.status().as_u16(), 400);
     assert_eq!(
         resp.json::<Value>().await.unwrap(),
-        json!({"error": MISSING})
+        json!({"error": MISSING_FIELDS})
     );
     // (A missing account is covered over WebSocket: over HTTP the account is always in the path.)
     let _ = full;
@@ -1028,7 +1009,7 @@ async fn cancel_order_is_pending_for_the_latency_then_cancelled() {
     assert_eq!(order(&s, acct, a_id).await["state"], "Filled");
     assert_eq!(position_qty(&s, acct, ES).await, 1);
 
-    // Confirmed after the latency.
+    // Confirmed after the latency (the sleep is the check: 300 ms, and some room).
     assert_eq!(order(&s, acct, b_id).await["state"], "CancelPending");
     tokio::time::sleep(Duration::from_millis(350)).await;
     assert_eq!(order(&s, acct, b_id).await["state"], "Cancelled");

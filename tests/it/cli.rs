@@ -1,13 +1,11 @@
 //! The journal commands run as the binary: `alerts list|show|export` and `replay`, against a data dir held
 //! by a running server (through its API, found via `server.json`) and against a stopped one (the journal
 //! opened directly).
-mod common;
-
 use std::path::Path;
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 
 /// A variant of the TradingView template with a wider take-profit (60 ticks instead of 40).
@@ -37,15 +35,12 @@ fn server() -> TestServer {
 
 /// Runs `alert-relay ARGS --config .. --data-dir DIR` with no standard input.
 fn cli_in(config: &Path, data_dir: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+    relay_command()
         .args(args)
         .arg("--config")
         .arg(config)
         .arg("--data-dir")
         .arg(data_dir)
-        .env_remove("RELAY_API_TOKEN")
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .output()
         .expect("run alert-relay")
 }
@@ -75,7 +70,7 @@ fn json(o: Output) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{text}"))
 }
 
-fn ids(list: &Value) -> Vec<String> {
+fn listed_ids(list: &Value) -> Vec<String> {
     list["alerts"]
         .as_array()
         .unwrap()
@@ -84,7 +79,8 @@ fn ids(list: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Two executed TradingView alerts, one skipped (flat), one executed signal: ids oldest first.
+/// Two executed TradingView alerts, one skipped (flat), one executed signal: ids oldest first. Each is final
+/// when it is answered (`Prefer: wait`).
 async fn seed(s: &TestServer) -> Vec<String> {
     let mut out = Vec::new();
     for (t, pos, size) in [
@@ -93,19 +89,15 @@ async fn seed(s: &TestServer) -> Vec<String> {
         ("10:02", "flat", 0),
     ] {
         let body = tv_alert("ES1!", &format!("2026-11-27T{t}:00Z"), pos, size, 6000.0).to_string();
-        let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
-        assert!(st == 200 || st == 202, "{st} {v}");
-        let id = v["alertId"].as_str().unwrap().to_string();
-        s.wait_final(&id).await;
-        out.push(id);
+        let (st, v, _) = s.post_hook_final("tradingview", &body, &[]).await;
+        assert_eq!(st, 200, "{v}");
+        out.push(alert_id(&v));
     }
     let body = signal("sig-1", "NQ1!", "long", 1, 21050.0, 20950.0).to_string();
     let h = sw_headers(SW_SECRET, "msg-1", unix_now(), &body);
-    let (st, v, _) = s.post_hook("signals", &body, &hdrs(&h)).await;
-    assert!(st == 200 || st == 202, "{st} {v}");
-    let id = v["alertId"].as_str().unwrap().to_string();
-    s.wait_final(&id).await;
-    out.push(id);
+    let (st, v, _) = s.post_hook_final("signals", &body, &hdrs(&h)).await;
+    assert_eq!(st, 200, "{v}");
+    out.push(alert_id(&v));
     out
 }
 
@@ -115,15 +107,15 @@ fn check_inspection(s: &TestServer, seeded: &[String]) {
     assert_eq!(all["count"], 4, "{all}");
     let mut newest_first = seeded.to_vec();
     newest_first.reverse();
-    assert_eq!(ids(&all), newest_first);
+    assert_eq!(listed_ids(&all), newest_first);
 
     let skipped = json(cli(s, &["alerts", "list", "--status", "skipped", "--json"]));
-    assert_eq!(ids(&skipped), vec![seeded[2].clone()]);
+    assert_eq!(listed_ids(&skipped), vec![seeded[2].clone()]);
     assert_eq!(skipped["alerts"][0]["status"], "skipped");
     let signals = json(cli(s, &["alerts", "list", "--source", "signals", "--json"]));
-    assert_eq!(ids(&signals), vec![seeded[3].clone()]);
+    assert_eq!(listed_ids(&signals), vec![seeded[3].clone()]);
     let two = json(cli(s, &["alerts", "list", "--limit", "2", "--json"]));
-    assert_eq!(ids(&two), newest_first[..2].to_vec());
+    assert_eq!(listed_ids(&two), newest_first[..2].to_vec());
     let none = json(cli(
         s,
         &["alerts", "list", "--since", "1h", "--until", "2h", "--json"],
@@ -536,11 +528,9 @@ fn render_reports_an_invalid_request_once() {
         r#"{"id":"x","symbol":"NQ1!","side":"SHORT","qty":1}"#,
     )
     .unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+    let out = relay_command()
         .args(["render", "--template", "signal-service", "--alert"])
         .arg(&alert)
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::null())
         .output()
         .expect("run alert-relay");
     assert!(!out.status.success());
@@ -564,11 +554,10 @@ fn check_refuses_crosstrade_settings_that_serve_would_refuse() {
             format!("{shipped}\n[crosstrade]\nbase_url = \"{base_url}\"\ntoken = \"env:CT_CHECK_TOKEN\"\naccounts = [\"Live1\"]\n"),
         )
         .unwrap();
-        Command::new(env!("CARGO_BIN_EXE_alert-relay"))
+        relay_command()
             .args(["check", "--config"])
             .arg(&config)
             .env("CT_CHECK_TOKEN", token)
-            .stdin(Stdio::null())
             .output()
             .expect("run alert-relay")
     };

@@ -1,17 +1,8 @@
 //! Journal and idempotency: repeats are replayed and execute once (also under a 50-way race and across a
 //! SIGKILL restart), a reused key with another body is refused, and the key comes from the right place.
 
-mod common;
-
-use common::*;
-use serde_json::{json, Value};
-
-fn id(v: &Value) -> String {
-    v["alertId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no alertId in {v}"))
-        .to_string()
-}
+use crate::support::*;
+use serde_json::json;
 
 fn replayed(h: &reqwest::header::HeaderMap) -> bool {
     h.get("Idempotent-Replayed").and_then(|v| v.to_str().ok()) == Some("true")
@@ -24,15 +15,15 @@ async fn sequential_repeat_is_replayed_and_executes_once() {
     let (st, first, h) = s.post_hook("tradingview", &body, &[]).await;
     assert_eq!(st, 202, "{first}");
     assert!(!replayed(&h));
-    let alert_id = id(&first);
-    let done = s.wait_final(&alert_id).await;
+    let original = alert_id(&first);
+    let done = s.wait_final(&original).await;
     assert_eq!(done["status"], "executed", "{done}");
 
     for _ in 0..3 {
         let (st, again, h) = s.post_hook("tradingview", &body, &[]).await;
         assert_eq!(st, 200, "{again}");
         assert!(replayed(&h), "{h:?}");
-        assert_eq!(again["alertId"], alert_id.as_str());
+        assert_eq!(again["alertId"], original.as_str());
         assert_eq!(again["status"], "executed");
         assert_eq!(
             again["executions"], done["executions"],
@@ -52,7 +43,7 @@ async fn sequential_repeat_is_replayed_and_executes_once() {
     assert_eq!(st, 200, "{b}");
     assert!(replayed(&h));
     assert_eq!(a["alertId"], b["alertId"]);
-    s.wait_final(&id(&a)).await;
+    s.wait_final(&alert_id(&a)).await;
     assert_eq!(s.working_orders("Sim101", "NQ 12-26").await.len(), 2);
     assert_eq!(s.orders("Sim101").await.len(), 4);
 }
@@ -87,12 +78,12 @@ async fn fifty_concurrent_identical_deliveries_execute_once() {
     );
     assert_eq!(accepted.len(), 1, "{accepted:?}");
     assert_eq!(replays.len(), 49);
-    let alert_id = id(&accepted[0]);
+    let original = alert_id(&accepted[0]);
     assert!(
-        replays.iter().all(|v| v["alertId"] == alert_id.as_str()),
+        replays.iter().all(|v| v["alertId"] == original.as_str()),
         "{replays:?}"
     );
-    let rec = s.wait_final(&alert_id).await;
+    let rec = s.wait_final(&original).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["executions"].as_array().unwrap().len(), 1);
     // One record, one bracket.
@@ -108,7 +99,7 @@ async fn same_webhook_id_with_a_different_body_is_422() {
     let a = signal("sig-a", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
     let (st, v, _) = s.post_signal_sw(&a, "msg_same", now).await;
     assert_eq!(st, 202, "{v}");
-    let first = id(&v);
+    let first = alert_id(&v);
     s.wait_final(&first).await;
 
     let b = signal("sig-b", "ES1!", "buy", 3, 6020.0, 5980.0).to_string();
@@ -139,7 +130,7 @@ async fn same_idempotency_key_header_with_a_different_body_is_422() {
         .post_hook("tradingview", &a, &[("Idempotency-Key", "order-77")])
         .await;
     assert_eq!(st, 202, "{v}");
-    let first = id(&v);
+    let first = alert_id(&v);
     s.wait_final(&first).await;
     // Same body again: replayed.
     let (st, v, h) = s
@@ -195,7 +186,7 @@ async fn concurrent_same_key_with_different_bodies_executes_only_one() {
     for t in tasks {
         let (st, v, _) = t.await.unwrap();
         if st == 202 {
-            winner = Some(id(&v));
+            winner = Some(alert_id(&v));
         }
         codes.push((st, v));
     }
@@ -228,7 +219,7 @@ async fn key_precedence_webhook_id_then_header_then_template_then_body_sha() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["keyOrigin"].as_str(), rec["idempotencyKey"].as_str()),
         (Some("webhook-id"), Some("msg_key_1")),
@@ -241,7 +232,7 @@ async fn key_precedence_webhook_id_then_header_then_template_then_body_sha() {
         .post_hook("tradingview", &body, &[("Idempotency-Key", "hdr-key-2")])
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["keyOrigin"].as_str(), rec["idempotencyKey"].as_str()),
         (Some("header"), Some("hdr-key-2")),
@@ -254,7 +245,7 @@ async fn key_precedence_webhook_id_then_header_then_template_then_body_sha() {
         .post_hook("tradingview", &body, &[("Idempotency-Key", "")])
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["keyOrigin"].as_str(), rec["idempotencyKey"].as_str()),
         (Some("template"), Some("CL1!-2026-11-27T10:00:00Z-L1")),
@@ -267,7 +258,7 @@ async fn key_precedence_webhook_id_then_header_then_template_then_body_sha() {
         .post_raw("/hooks/kv", kv.as_bytes(), Some("text/plain"), &[])
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["keyOrigin"].as_str(), rec["idempotencyKey"].as_str()),
         (Some("template"), Some("kv-7")),
@@ -282,7 +273,7 @@ async fn key_precedence_webhook_id_then_header_then_template_then_body_sha() {
         .post_raw("/hooks/kv", kv.as_bytes(), Some("text/plain"), &[])
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["keyOrigin"], "body-sha256", "{rec}");
     assert_eq!(rec["idempotencyKey"], rec["bodySha256"], "{rec}");
     assert_eq!(rec["idempotencyKey"].as_str().unwrap().len(), 64);
@@ -311,7 +302,7 @@ async fn rejected_alert_claims_no_key_so_a_corrected_retry_executes() {
     let good = signal("fix-1", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
     let (st, v, _) = s.post_signal_gh(&good).await;
     assert_eq!(st, 202, "{v}");
-    assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
+    assert_eq!(s.wait_final(&alert_id(&v)).await["status"], "executed");
     let recs = s.alerts("source=github-style").await;
     assert_eq!(recs.len(), 2);
     assert_eq!(
@@ -329,11 +320,11 @@ async fn records_and_keys_survive_a_sigkill_restart() {
         .await;
     assert_eq!(st, 200, "{v}");
     assert_eq!(v["status"], "executed", "{v}");
-    let executed_id = id(&v);
+    let executed_id = alert_id(&v);
     let flat = tv_alert("NQ1!", "2026-11-27T10:00:00Z", "flat", 0, 21000.0).to_string();
     let (st, v, _) = s.post_hook("tradingview", &flat, &[]).await;
     assert_eq!(st, 200, "{v}");
-    let skipped_id = id(&v);
+    let skipped_id = alert_id(&v);
     let (_, before) = s.api_get(&format!("/api/alerts/{executed_id}")).await;
     let orders_before = s.orders("Sim101").await;
 
@@ -358,6 +349,7 @@ async fn records_and_keys_survive_a_sigkill_restart() {
     assert_eq!(st, 200, "{v}");
     assert!(replayed(&h));
     assert_eq!(v["alertId"], skipped_id.as_str());
+    // Nothing to wait for: give an execution that should not exist time to show before comparing.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(s.orders("Sim101").await, orders_before);
     assert_eq!(s.alerts("").await.len(), 2);

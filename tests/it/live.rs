@@ -2,12 +2,10 @@
 //! API — either a scripted fake upstream (one per fault) or relay B's own CrossTrade-compatible API on its
 //! paper account — and each outcome is asserted on A's journal record.
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -59,6 +57,7 @@ async fn fake_upstream(script: Vec<Step>) -> Fake {
                         let _ = sock.write_all(resp.as_bytes()).await;
                         let _ = sock.shutdown().await;
                     }
+                    // The hang is the fault under test: longer than any timeout of relay A.
                     Step::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
                     Step::Drop => drop(sock),
                 }
@@ -114,23 +113,16 @@ fn live_overrides_with(
     backoff_ms: u64,
     tables: &str,
 ) -> String {
+    let timeouts = "request_timeout_ms = 400\nconnect_timeout_ms = 300";
     format!(
-        r#"
-[paper]
-accounts = ["Paper1"]
-[crosstrade]
-base_url = "{url}"
-token = "file:{{dir}}/api.secret"
-transport = "{transport}"
-request_timeout_ms = 400
-connect_timeout_ms = 300
-accounts = ["Sim101"]
+        r#"{}
 [execution]
 max_age_secs = {max_age_secs}
 retry_backoff_ms = {backoff_ms}
 retry_backoff_max_ms = {backoff_ms}
 {tables}
-"#
+"#,
+        crosstrade_overrides(url, transport, "\"Sim101\"", timeouts)
     )
 }
 
@@ -139,18 +131,30 @@ async fn relay_a(url: &str, transport: &str, max_age_secs: u64) -> TestServer {
         .await
 }
 
-async fn send_alert(a: &TestServer, n: u32) -> String {
-    let body = tv_alert(
+/// The TradingView alert `n` (its own `timenow`), a long 1 ES.
+fn alert_body(n: u32) -> String {
+    tv_alert(
         "ES1!",
         &format!("2026-11-27T10:00:{n:02}Z"),
         "long",
         1,
         6000.0,
     )
-    .to_string();
-    let (st, v, _) = a.post_hook("tradingview", &body, &[]).await;
+    .to_string()
+}
+
+/// Sends alert `n` to relay A; returns its id once acknowledged.
+async fn send_alert(a: &TestServer, n: u32) -> String {
+    let (st, v, _) = a.post_hook("tradingview", &alert_body(n), &[]).await;
     assert_eq!(st, 202, "{v}");
-    v["alertId"].as_str().unwrap().to_string()
+    alert_id(&v)
+}
+
+/// Sends alert `n` to relay A and returns its final record (A waits for it: `Prefer: wait`).
+async fn run_alert(a: &TestServer, n: u32) -> Value {
+    let (st, rec, _) = a.post_hook_final("tradingview", &alert_body(n), &[]).await;
+    assert_eq!(st, 200, "{rec}");
+    rec
 }
 
 fn attempts(rec: &Value) -> Vec<String> {
@@ -173,8 +177,7 @@ async fn success_keeps_order_ids_and_sends_bearer_and_body() {
     )])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
-    let id = send_alert(&a, 1).await;
-    let rec = a.wait_final(&id).await;
+    let rec = run_alert(&a, 1).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(
         rec["executions"][0]["outcome"]["orderIds"],
@@ -211,7 +214,7 @@ async fn broker_400_fails_with_its_message_verbatim() {
     )])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
-    let rec = a.wait_final(&send_alert(&a, 2).await).await;
+    let rec = run_alert(&a, 2).await;
     assert_eq!(rec["status"], "failed");
     assert_eq!(
         rec["executions"][0]["error"],
@@ -224,7 +227,7 @@ async fn broker_400_fails_with_its_message_verbatim() {
 async fn refused_token_fails_and_degrades_health() {
     let f = fake_upstream(vec![Step::Respond(401, r#"{"error":"Unauthorized"}"#, &[])]).await;
     let a = relay_a(&f.url, "http", 30).await;
-    let rec = a.wait_final(&send_alert(&a, 3).await).await;
+    let rec = run_alert(&a, 3).await;
     assert_eq!(rec["status"], "failed");
     assert!(
         rec["executions"][0]["error"]
@@ -242,7 +245,7 @@ async fn refused_token_fails_and_degrades_health() {
 async fn not_connected_408_fails_with_crosstrade_meaning() {
     let f = fake_upstream(vec![Step::Respond(408, r#"{"error":"timeout"}"#, &[])]).await;
     let a = relay_a(&f.url, "http", 30).await;
-    let rec = a.wait_final(&send_alert(&a, 4).await).await;
+    let rec = run_alert(&a, 4).await;
     assert_eq!(rec["status"], "failed");
     assert_eq!(
         rec["executions"][0]["error"],
@@ -263,7 +266,7 @@ async fn throttled_429_waits_retry_after_then_succeeds() {
     .await;
     let a = relay_a(&f.url, "http", 30).await;
     let t = Instant::now();
-    let rec = a.wait_final(&send_alert(&a, 5).await).await;
+    let rec = run_alert(&a, 5).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(attempts(&rec), ["throttled", "ok"]);
     assert!(
@@ -280,7 +283,7 @@ async fn server_error_is_retried_with_the_same_oco_id_while_young() {
     ])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
-    let rec = a.wait_final(&send_alert(&a, 6).await).await;
+    let rec = run_alert(&a, 6).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(attempts(&rec), ["unknown", "ok"]);
     let hits = f.hits.lock().unwrap().clone();
@@ -303,7 +306,7 @@ async fn unknown_outcomes_past_max_age_become_unknown() {
     ] {
         let f = fake_upstream(vec![step]).await;
         let a = relay_a(&f.url, "http", 1).await;
-        let rec = a.wait_final(&send_alert(&a, n).await).await;
+        let rec = run_alert(&a, n).await;
         assert_eq!(rec["status"], "unknown", "{rec}");
         let att = attempts(&rec);
         assert!(
@@ -323,7 +326,7 @@ async fn connection_refused_is_retried_then_fails_never_unknown() {
         l.local_addr().unwrap()
     };
     let a = relay_a(&format!("http://{dead}"), "http", 1).await;
-    let rec = a.wait_final(&send_alert(&a, 10).await).await;
+    let rec = run_alert(&a, 10).await;
     assert_eq!(rec["status"], "failed", "{rec}");
     let att = attempts(&rec);
     assert!(
@@ -358,7 +361,7 @@ async fn ws_closing_upstream() -> String {
 async fn websocket_closed_mid_call_is_unknown() {
     let url = ws_closing_upstream().await;
     let a = relay_a(&url, "websocket", 1).await;
-    let rec = a.wait_final(&send_alert(&a, 11).await).await;
+    let rec = run_alert(&a, 11).await;
     assert_eq!(rec["status"], "unknown", "{rec}");
     assert_eq!(rec["executions"][0]["executor"], "crosstrade-websocket");
 }
@@ -368,8 +371,7 @@ async fn two_relays_chained_bracket_lands_in_b_over_each_transport() {
     let b = TestServer::spawn("");
     for (n, transport) in [(20, "http"), (21, "websocket")] {
         let a = relay_a(&b.base, transport, 30).await;
-        let id = send_alert(&a, n).await;
-        let rec = a.wait_final(&id).await;
+        let rec = run_alert(&a, n).await;
         assert_eq!(rec["status"], "executed", "{transport}: {rec}");
         let placed: Vec<Value> = rec["executions"][0]["outcome"]["placedOrderIds"]
             .as_array()
@@ -412,7 +414,8 @@ async fn kill_switch_during_a_retry_after_an_unknown_attempt_ends_unknown() {
     let over = live_overrides_with(&f.url, "http", 30, 1500, "");
     let a = TestServer::in_process_with_files(&over, &[], None).await;
     let id = send_alert(&a, 30).await;
-    a.wait_for(&id, |r| attempts(r) == ["unknown"]).await;
+    a.wait_for(&id, "one unknown attempt", |r| attempts(r) == ["unknown"])
+        .await;
     let (st, v) = a
         .api_post("/api/kill-switch", serde_json::json!({"enabled": true}))
         .await;
@@ -436,7 +439,7 @@ async fn outbound_budget_exhausted_after_an_unknown_attempt_ends_unknown() {
     let tables = "[limits.outbound]\nper_second = 1\nburst = 1\nmax_wait_ms = 10\n";
     let over = live_overrides_with(&f.url, "http", 30, 50, tables);
     let a = TestServer::in_process_with_files(&over, &[], None).await;
-    let rec = a.wait_final(&send_alert(&a, 31).await).await;
+    let rec = run_alert(&a, 31).await;
     assert_maybe_live(&a, &rec, "rate limited: waited 10 ms").await;
     let err = rec["executions"][0]["error"].as_str().unwrap();
     assert!(!err.contains("0.0s"), "{err}");

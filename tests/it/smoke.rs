@@ -1,6 +1,4 @@
-mod common;
-
-use common::*;
+use crate::support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn binary_accepts_and_executes_a_tradingview_alert() {

@@ -3,15 +3,11 @@
 //! acknowledged must be in A's journal, and either executed on B exactly once, or `unknown`/`expired`
 //! (sent at most once): none lost, none doubled.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::*;
-use serde_json::{json, Value};
-use tokio::sync::Mutex;
+use crate::support::*;
+use serde_json::Value;
 
 const ALERTS: usize = 200;
 const ACCOUNTS: usize = 34;
@@ -24,94 +20,26 @@ fn first_request_oco(r: &Value) -> String {
         .to_string()
 }
 
-fn accounts() -> Vec<String> {
-    (1..=ACCOUNTS).map(|i| format!("Sim{i}")).collect()
-}
-
 /// Alert `n` goes to its own (account, instrument) lane, so no alert supersedes another.
 fn alert(n: usize) -> String {
-    let (symbol, last) = MARKETS[n % MARKETS.len()];
-    let account = format!("Sim{}", n / MARKETS.len() + 1);
-    json!({
-        "id": format!("crash-{n}"),
-        "symbol": symbol,
-        "side": "long",
-        "qty": 1,
-        "tp": last * 1.01,
-        "sl": last * 0.99,
-        "accounts": [account],
-    })
-    .to_string()
+    lane_signal(&format!("crash-{n}"), "Sim", n)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigkill_during_a_burst_loses_nothing_and_doubles_nothing() {
-    let list = |v: &[String]| {
-        v.iter()
-            .map(|a| format!("\"{a}\""))
-            .collect::<Vec<_>>()
-            .join(", ")
-    };
-    let b = TestServer::spawn(&format!("[paper]\naccounts = [{}]\n", list(&accounts())));
+    let accounts = numbered_accounts("Sim", ACCOUNTS);
+    let b = TestServer::spawn(&format!("[paper]\naccounts = [{accounts}]\n"));
     let a_overrides = format!(
-        r#"
-[paper]
-accounts = ["Paper1"]
-[crosstrade]
-base_url = "{}"
-token = "file:{{dir}}/api.secret"
-transport = "http"
-request_timeout_ms = 5000
-accounts = [{}]
-[sources.github-style]
-rate_limit = {{ per_second = 100000, burst = 100000 }}
-"#,
-        b.base,
-        list(&accounts())
+        "{}\n[sources.github-style]\nrate_limit = {{ per_second = 100000, burst = 100000 }}\n",
+        crosstrade_overrides(&b.base, "http", &accounts, "request_timeout_ms = 5000")
     );
     let mut a = TestServer::spawn_with_files(&a_overrides, &[]);
 
     // Fire the burst from 8 senders; kill A once about a third has been acknowledged.
-    let acked: Arc<Mutex<HashMap<usize, String>>> = Arc::new(Mutex::new(HashMap::new()));
-    let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let client = reqwest::Client::new();
-    let url = a.url("/hooks/github-style");
-    let mut senders = Vec::new();
-    for _ in 0..8 {
-        let (acked, next, client, url) = (acked.clone(), next.clone(), client.clone(), url.clone());
-        senders.push(tokio::spawn(async move {
-            loop {
-                let n = next.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                if n >= ALERTS {
-                    break;
-                }
-                let body = alert(n);
-                let resp = client
-                    .post(&url)
-                    .header("content-type", "application/json")
-                    .header("X-Hub-Signature-256", gh_signature(&body))
-                    .body(body)
-                    .send()
-                    .await;
-                let Ok(resp) = resp else { continue };
-                if resp.status().as_u16() == 202 {
-                    if let Ok(v) = resp.json::<Value>().await {
-                        let id = v["alertId"].as_str().unwrap_or_default().to_string();
-                        acked.lock().await.insert(n, id);
-                    }
-                }
-            }
-        }));
-    }
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while acked.lock().await.len() < ALERTS / 3 && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let burst = Burst::start(a.url("/hooks/github-style"), 8, ALERTS, alert);
+    burst.wait_acked(ALERTS / 3, Duration::from_secs(30)).await;
     a.kill();
-    for s in senders {
-        s.await.unwrap();
-    }
-    let acked = acked.lock().await.clone();
+    let acked: HashMap<usize, String> = burst.finish().await.into_iter().collect();
     assert!(
         acked.len() >= ALERTS / 3,
         "only {} acknowledged before the kill",

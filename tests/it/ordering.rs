@@ -1,19 +1,10 @@
 //! Ordering and limits: per-instrument lanes with supersession, the inbound 429 and the outbound budget,
 //! and the read API (filters, newest first, bearer auth, /healthz).
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::Value;
-
-fn id(v: &Value) -> String {
-    v["alertId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no alertId in {v}"))
-        .to_string()
-}
 
 fn ms(rec: &Value, field: &str) -> u64 {
     rec["executions"][0][field]
@@ -40,7 +31,7 @@ async fn inbound_rate_limit_answers_429_with_retry_after_and_records_it() {
         .to_string();
         let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
         assert_eq!(st, 202, "{v}");
-        ids.push(id(&v));
+        ids.push(alert_id(&v));
     }
     let third = tv_alert("CL1!", "2026-11-27T10:00:02Z", "long", 1, 70.0).to_string();
     let (st, v, h) = s.post_hook("tradingview", &third, &[]).await;
@@ -80,7 +71,8 @@ async fn inbound_rate_limit_answers_429_with_retry_after_and_records_it() {
     let sig = signal("rl-1", "GC1!", "buy", 1, 2610.0, 2590.0).to_string();
     let (st, v, _) = s.post_signal_gh(&sig).await;
     assert_eq!(st, 202, "{v}");
-    // After the wait the refused alert goes through (its key was not claimed).
+    // After the wait the refused alert goes through (its key was not claimed). The sleep is the check:
+    // the Retry-After the relay gave is enough.
     tokio::time::sleep(Duration::from_secs(retry)).await;
     let (st, v, _) = s.post_hook("tradingview", &third, &[]).await;
     assert_eq!(st, 202, "{v}");
@@ -111,7 +103,7 @@ async fn outbound_limit_rejects_after_max_wait() {
     let mut ids = Vec::new();
     for (st, v, _) in [acks.0, acks.1, acks.2] {
         assert_eq!(st, 202, "{v}");
-        ids.push(id(&v));
+        ids.push(alert_id(&v));
     }
     let mut recs = Vec::new();
     for i in &ids {
@@ -158,13 +150,14 @@ async fn same_instrument_runs_in_order_and_waiting_alerts_are_superseded() {
         async move {
             let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
             assert_eq!(st, 202, "{v}");
-            id(&v)
+            alert_id(&v)
         }
     };
     let t0 = Instant::now();
     let a = post("ES1!", 1, 6000.0).await;
     // A is running (in its cancel delay) before B arrives.
-    s.wait_for(&a, |r| r["status"] == "executing").await;
+    s.wait_for(&a, "executing", |r| r["status"] == "executing")
+        .await;
     let b = post("ES1!", 2, 6001.0).await;
     let c = post("ES1!", 3, 6002.0).await;
     let d = post("NQ1!", 4, 21000.0).await;
@@ -235,16 +228,16 @@ async fn api_alerts_filters_newest_first_and_requires_the_bearer_token() {
         let body = tv_alert(t, &format!("2026-11-27T10:00:0{i}Z"), "long", 1, *p).to_string();
         let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
         assert_eq!(st, 202, "{v}");
-        ids.push(id(&v));
+        ids.push(alert_id(&v));
     }
     let flat = tv_alert("GC1!", "2026-11-27T10:00:09Z", "flat", 0, 2600.0).to_string();
     let (st, v, _) = s.post_hook("tradingview", &flat, &[]).await;
     assert_eq!(st, 200, "{v}");
-    let skipped = id(&v);
+    let skipped = alert_id(&v);
     let sig = signal("api-1", "MES1!", "buy", 1, 6010.0, 5990.0).to_string();
     let (st, v, _) = s.post_signal_gh(&sig).await;
     assert_eq!(st, 202, "{v}");
-    let gh = id(&v);
+    let gh = alert_id(&v);
     for i in ids.iter().chain([&gh]) {
         s.wait_final(i).await;
     }

@@ -2,12 +2,10 @@
 //! (answered by id, with the same bodies and messages as HTTP), many calls in flight on one connection,
 //! ping/pong, and malformed frames that get an error frame without closing the connection.
 
-mod common;
-
 use std::collections::HashMap;
 use std::time::Duration;
 
-use common::*;
+use crate::support::*;
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
@@ -15,9 +13,6 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-const ES: &str = "ES 12-26";
-const NQ: &str = "NQ 12-26";
-const MISSING: &str = "Missing required fields (account, instrument, action, quantity)";
 const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 // ------------------------------------------------------------------------------------------ helpers
@@ -122,14 +117,6 @@ impl Ws {
         let v = self.recv().await;
         assert_eq!(v, json!({"action": "pong", "id": id}));
     }
-}
-
-fn ids(v: &Value) -> Vec<String> {
-    v.as_array()
-        .unwrap_or_else(|| panic!("not an array: {v}"))
-        .iter()
-        .map(|x| x.as_str().unwrap().to_string())
-        .collect()
 }
 
 fn assert_success_shape(data: &Value, qty: u64) {
@@ -256,18 +243,13 @@ async fn ws_cancel_and_bracket_answers_like_http() {
 
 /// The account's orders once none is `CancelPending`.
 async fn settled_orders(s: &TestServer, account: &str) -> Vec<Value> {
-    let deadline = std::time::Instant::now() + Duration::from_secs(5);
-    loop {
-        let orders = s.orders(account).await;
-        if !orders.iter().any(|o| o["state"] == "CancelPending") {
-            return orders;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "cancels never confirmed: {orders:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    eventually(
+        "cancels confirmed",
+        Duration::from_secs(5),
+        || s.orders(account),
+        |orders| !orders.iter().any(|o| o["state"] == "CancelPending"),
+    )
+    .await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -292,12 +274,12 @@ async fn ws_errors_carry_the_http_messages() {
         let id = format!("miss-{i}");
         let v = ws.rpc(&id, "CancelAndBracket", args).await;
         assert_eq!(v["id"], id.as_str());
-        assert_eq!(v["error"], MISSING, "without {field}: {v}");
+        assert_eq!(v["error"], MISSING_FIELDS, "without {field}: {v}");
         assert_eq!(v["status"], 400);
         assert!(v.get("data").is_none());
     }
     let v = ws.rpc("miss-args", "CancelAndBracket", Value::Null).await;
-    assert_eq!(v["error"], MISSING, "{v}");
+    assert_eq!(v["error"], MISSING_FIELDS, "{v}");
 
     // Every other refusal: the same message as over HTTP.
     let bad: Vec<Value> = vec![

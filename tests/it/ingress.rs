@@ -1,9 +1,7 @@
 //! Ingress: every auth scheme (valid and forged), address checks, body formats, HTTP errors, template and
 //! validation errors, skips, fan-out and `Prefer: wait`.
 
-mod common;
-
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 // Official vectors, copied from /work/shared/fixtures/signature-vectors.json.
@@ -25,13 +23,6 @@ const GH_DOC_SIG: &str = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22
 
 fn err(v: &Value) -> &str {
     v["error"].as_str().unwrap_or("")
-}
-
-fn id(v: &Value) -> String {
-    v["alertId"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no alertId in {v}"))
-        .to_string()
 }
 
 async fn extra_sources_server(extra_overrides: &str) -> TestServer {
@@ -106,7 +97,7 @@ async fn token_in_json_body_field_valid_and_forged() {
     let (st, v, _) = s.post_hook("tradingview", &ok.to_string(), &[]).await;
     assert_eq!(st, 202, "{v}");
     assert_eq!(v["status"], "accepted");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["source"], "tradingview");
     assert_eq!(rec["template"], "tradingview-strategy");
@@ -157,7 +148,7 @@ async fn token_in_key_value_text_and_query_string_valid_and_forged() {
         .post_raw("/hooks/kv", body.as_bytes(), Some("text/plain"), &[])
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["format"], "keyvalue", "{rec}");
     assert_eq!(rec["template"], "crosstrade-kv");
@@ -175,7 +166,7 @@ async fn token_in_key_value_text_and_query_string_valid_and_forged() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["executions"][0]["request"]["action"], "Sell");
     assert_eq!(s.working_orders("Sim101", "NQ 12-26").await.len(), 2);
@@ -193,7 +184,7 @@ async fn token_in_key_value_text_and_query_string_valid_and_forged() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
-    assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
+    assert_eq!(s.wait_final(&alert_id(&v)).await["status"], "executed");
 }
 
 // ------------------------------------------------------------------------------------------------ Standard Webhooks
@@ -322,7 +313,7 @@ async fn standard_webhooks_official_vector_passes_auth_and_forgeries_get_401() {
     let body = signal("sig-vec-1", "ES1!", "long", 1, 6010.0, 5990.0).to_string();
     let (st, v, _) = s.post_signal_sw(&body, "msg_fixed_clock_1", SW1_TS).await;
     assert_eq!(st, 202, "{v}");
-    assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
+    assert_eq!(s.wait_final(&alert_id(&v)).await["status"], "executed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -364,7 +355,7 @@ async fn standard_webhooks_freshly_signed_signal_executes() {
     let body = signal("sig-fresh-1", "NQ1!", "short", 2, 20990.0, 21010.0).to_string();
     let (st, v, _) = s.post_signal_sw(&body, "msg_fresh_1", now).await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["template"], "signal-service");
     assert_eq!(rec["keyOrigin"], "webhook-id");
@@ -485,7 +476,7 @@ async fn github_hmac_signed_signal_executes_and_template_field_is_restricted() {
     let body = signal("gh-1", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
     let (st, v, _) = s.post_signal_gh(&body).await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["template"], "signal-service");
     assert_eq!(rec["keyOrigin"], "template");
@@ -498,7 +489,7 @@ async fn github_hmac_signed_signal_executes_and_template_field_is_restricted() {
     .to_string();
     let (st, v, _) = s.post_signal_gh(&kv).await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["template"], "crosstrade-kv");
 
@@ -555,7 +546,7 @@ async fn forwarded_for_is_believed_only_from_a_trusted_proxy() {
     .await;
     let (st, v, _) = trusted.post_hook("tradingview", &body, &xff).await;
     assert_eq!(st, 202, "{v}");
-    let rec = trusted.wait_final(&id(&v)).await;
+    let rec = trusted.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["clientIp"], "52.89.214.238");
     // Through the proxy but from an address TradingView does not use.
@@ -597,7 +588,7 @@ async fn body_formats_json_text_plain_key_value_and_plain_text() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["status"].as_str(), rec["format"].as_str()),
         (Some("executed"), Some("json")),
@@ -619,7 +610,7 @@ async fn body_formats_json_text_plain_key_value_and_plain_text() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["status"].as_str(), rec["format"].as_str()),
         (Some("executed"), Some("json")),
@@ -631,7 +622,7 @@ async fn body_formats_json_text_plain_key_value_and_plain_text() {
     let c = format!("secret={KV_SECRET}\naccount=Sim101\ninstrument=CL1!\naction=BUY\nquantity=3\ntake_profit=70.5\nstop_loss=69.5\n");
     let (st, v, _) = s.post_raw("/hooks/kv", c.as_bytes(), None, &[]).await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["status"].as_str(), rec["format"].as_str()),
         (Some("executed"), Some("keyvalue")),
@@ -652,7 +643,7 @@ async fn body_formats_json_text_plain_key_value_and_plain_text() {
         )
         .await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(
         (rec["status"].as_str(), rec["format"].as_str()),
         (Some("executed"), Some("text")),
@@ -816,7 +807,7 @@ async fn validation_errors_are_422_and_cancel_nothing() {
     let good = signal("v-0", "ES1!", "buy", 1, 6010.0, 5990.0).to_string();
     let (st, v, _) = s.post_signal_gh(&good).await;
     assert_eq!(st, 202, "{v}");
-    assert_eq!(s.wait_final(&id(&v)).await["status"], "executed");
+    assert_eq!(s.wait_final(&alert_id(&v)).await["status"], "executed");
     let orders_before = s.orders("Sim101").await;
     let working: Vec<Value> = s.working_orders("Sim101", "ES 12-26").await;
     assert_eq!(working.len(), 2);
@@ -876,6 +867,7 @@ async fn validation_errors_are_422_and_cancel_nothing() {
     );
 
     // Nothing was cancelled or placed.
+    // Nothing to wait for: give an execution that should not exist time to show before comparing.
     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     assert_eq!(s.orders("Sim101").await, orders_before);
     assert_eq!(s.working_orders("Sim101", "ES 12-26").await, working);
@@ -899,7 +891,7 @@ async fn flat_strategy_alert_is_skipped_and_recorded() {
             .contains("when condition is false"),
         "{v}"
     );
-    let (st, rec) = s.api_get(&format!("/api/alerts/{}", id(&v))).await;
+    let (st, rec) = s.api_get(&format!("/api/alerts/{}", alert_id(&v))).await;
     assert_eq!(st, 200);
     assert_eq!(rec["status"], "skipped", "{rec}");
     assert!(
@@ -930,7 +922,7 @@ async fn fan_out_to_two_accounts_executes_on_both() {
     let body = sig.to_string();
     let (st, v, _) = s.post_signal_gh(&body).await;
     assert_eq!(st, 202, "{v}");
-    let rec = s.wait_final(&id(&v)).await;
+    let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     let execs = rec["executions"].as_array().unwrap();
     assert_eq!(execs.len(), 2, "{rec}");

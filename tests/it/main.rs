@@ -1,0 +1,30 @@
+//! The integration tests, as one test binary: one link for all of them, one `support` module for what they
+//! share. Each module tests one area of the relay against the real server (in this process or as the
+//! binary, `CARGO_BIN_EXE_alert-relay`):
+//!
+//! - `smoke`: the binary accepts and executes a TradingView alert.
+//! - `ingress`: every auth scheme, address checks, body formats, HTTP errors, 422s, skips, fan-out, `Prefer: wait`.
+//! - `idempotency`: repeats replayed and executed once, reused keys refused, the key's origin.
+//! - `ordering`: per-instrument lanes and supersession, inbound and outbound limits, the read API.
+//! - `ops`: the kill switch, start-up recovery, SIGTERM, `/readyz`, `/metrics`, retention.
+//! - `paper_api`: the CrossTrade-compatible API on the paper broker.
+//! - `ws_rpc`: the same API over `GET /ws/stream`.
+//! - `live`: execution through the `crosstrade` executor, against fake upstreams and a second relay.
+//! - `crash`: SIGKILL during a burst of live executions.
+//! - `reliability`: SIGKILL rounds on paper, a journal that cannot be opened, duplicate storms, bad input,
+//!   senders that hang up.
+//! - `cli`: the journal commands (`alerts`, `replay`), `render` and `check`, run as the binary.
+
+mod support;
+
+mod cli;
+mod crash;
+mod idempotency;
+mod ingress;
+mod live;
+mod ops;
+mod ordering;
+mod paper_api;
+mod reliability;
+mod smoke;
+mod ws_rpc;

@@ -1,0 +1,22 @@
+//! What the integration tests share, one concept per file:
+//!
+//! - `server`: [`TestServer`], the real relay on `127.0.0.1:0` with a temporary data dir, as the binary in a
+//!   child process (restarts, SIGKILL) or in this process (an injected clock); its request helpers, and
+//!   [`relay_command`] for running the binary's other commands.
+//! - `signing`: Standard Webhooks and GitHub-style signatures of test bodies, and the clock they are signed at.
+//! - `fixtures`: the test secrets and config, alert bodies, instruments, and small readers of answers.
+//! - `burst`: many signed alerts from concurrent senders, to kill a relay in the middle of.
+//! - `wait`: [`eventually`], the one bounded poll: every wait on the relay that it cannot do itself goes
+//!   through it (where it can, the tests send `Prefer: wait=N` instead).
+
+mod burst;
+mod fixtures;
+mod server;
+mod signing;
+mod wait;
+
+pub use burst::Burst;
+pub use fixtures::*;
+pub use server::{answer, relay_command, TestServer};
+pub use signing::{gh_signature, hdrs, sw_headers, unix_now};
+pub use wait::eventually;
