@@ -46,6 +46,12 @@ pub enum RelayError {
     /// `unknown`).
     #[error("{0}")]
     Conflict(String),
+    /// A replay would put an older bracket over a newer alert's on the same lane.
+    #[error("{message}")]
+    Stale {
+        message: String,
+        newer_alert_id: String,
+    },
     /// Over a rate limit; retry after the given seconds.
     #[error("{message}")]
     RateLimited {
@@ -79,7 +85,7 @@ impl RelayError {
             | RelayError::KeyTooLong(_)
             | RelayError::KeyConflict(_)
             | RelayError::NotReplayable(_) => "unprocessable",
-            RelayError::Conflict(_) => "conflict",
+            RelayError::Conflict(_) | RelayError::Stale { .. } => "conflict",
             RelayError::RateLimited { .. } => "rate_limited",
             RelayError::ShuttingDown | RelayError::Journal(_) => "unavailable",
             RelayError::KillSwitch => "kill_switch",

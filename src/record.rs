@@ -196,6 +196,9 @@ pub struct AlertRecord {
     pub client_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// The records that re-drove this one (`replay`), oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replayed_by: Vec<String>,
 }
 
 impl AlertRecord {
@@ -225,6 +228,7 @@ impl AlertRecord {
             timings: Timings::default(),
             client_ip: None,
             replay_of: None,
+            replayed_by: Vec::new(),
         }
     }
 
@@ -246,6 +250,7 @@ impl AlertRecord {
             reason: self.reason.clone(),
             executions: self.executions.clone(),
             timings: self.timings.clone(),
+            replayed_by: self.replayed_by.clone(),
         }
     }
 
@@ -256,6 +261,7 @@ impl AlertRecord {
             reason: self.reason.take(),
             executions: std::mem::take(&mut self.executions),
             timings: std::mem::take(&mut self.timings),
+            replayed_by: std::mem::take(&mut self.replayed_by),
         }
     }
 
@@ -265,6 +271,7 @@ impl AlertRecord {
         self.reason = st.reason;
         self.executions = st.executions;
         self.timings = st.timings;
+        self.replayed_by = st.replayed_by;
     }
 }
 
@@ -282,6 +289,8 @@ pub struct RecordState {
     pub executions: Vec<Execution>,
     #[serde(default)]
     pub timings: Timings,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub replayed_by: Vec<String>,
 }
 
 impl RecordState {
@@ -366,6 +375,7 @@ mod tests {
             timings: Timings::default(),
             client_ip: None,
             replay_of: None,
+            replayed_by: Vec::new(),
         };
         r.refresh_status();
         assert_eq!(r.status, Status::Executing);

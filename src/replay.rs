@@ -12,6 +12,7 @@ use serde_json::{Map, Value};
 use crate::domain::BracketRequest;
 use crate::error::RelayError;
 use crate::instruments::Instruments;
+use crate::journal::ListFilter;
 use crate::record::{AlertRecord, Execution, Status};
 use crate::relay::admission::{Admitted, Queueing};
 use crate::relay::{Relay, API_SOURCE};
@@ -36,6 +37,8 @@ pub struct ReplayOptions {
     pub template: Option<String>,
     /// Send every request to this account instead.
     pub account: Option<String>,
+    /// Replay even when the lane has executed a newer alert (the replay would move it backwards).
+    pub force: bool,
 }
 
 /// What a record renders to now.
@@ -52,6 +55,10 @@ pub struct Plan {
     pub skipped: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// A newer alert that executed on one of the lanes: replaying this one would put an older bracket
+    /// over it (refused unless `force`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stale: Option<String>,
 }
 
 impl Plan {
@@ -86,6 +93,7 @@ pub fn plan(
         now: Vec::new(),
         skipped: None,
         error: None,
+        stale: None,
     };
     let fields: Map<String, Value> = match &rec.body {
         Value::Object(m) => m.clone(),
@@ -126,6 +134,42 @@ pub fn plan(
 }
 
 impl Relay {
+    /// The newest record, other than `original` and its own replays, that executed (or may have: executing,
+    /// unknown) on one of `requests`' lanes and stands for a newer alert than `original` (a replay stands
+    /// for the alert it replays).
+    async fn newer_on_lanes(
+        &self,
+        original: &AlertRecord,
+        requests: &[BracketRequest],
+    ) -> Result<Option<String>, RelayError> {
+        let lanes: Vec<(String, String)> = requests.iter().map(BracketRequest::lane).collect();
+        if lanes.is_empty() {
+            return Ok(None);
+        }
+        let filter = ListFilter {
+            since_ms: Some(original.received_at_ms),
+            limit: usize::MAX,
+            ..ListFilter::default()
+        };
+        let journal = self.journal.clone();
+        let recs = tokio::task::spawn_blocking(move || journal.list(&filter))
+            .await
+            .map_err(|e| RelayError::Internal(format!("listing failed: {e}")))??;
+        Ok(recs
+            .into_iter()
+            .find(|r| {
+                let stands_for = r.replay_of.as_deref().unwrap_or(&r.id);
+                stands_for > original.id.as_str()
+                    && r.executions.iter().any(|e| {
+                        matches!(
+                            e.status,
+                            Status::Executed | Status::Executing | Status::Unknown
+                        ) && lanes.contains(&e.request.lane())
+                    })
+            })
+            .map(|r| r.id))
+    }
+
     /// Replays record `id`: a new record with `replayOf` = `id`, executed to `to`, waited for up to `wait`.
     pub async fn replay(
         self: &Arc<Self>,
@@ -137,6 +181,7 @@ impl Relay {
         let original = self.get_alert(id)?;
         let mut plan = plan(&self.templates, &self.instruments, &original, opts);
         if to == ReplayTarget::DryRun {
+            plan.stale = self.newer_on_lanes(&original, &plan.now).await?;
             let rec = original.clone();
             return Ok((rec, plan));
         }
@@ -158,6 +203,16 @@ impl Relay {
                 "account '{}' is not configured",
                 bad.account
             )));
+        }
+        if !opts.force {
+            if let Some(newer) = self.newer_on_lanes(&original, &plan.now).await? {
+                return Err(RelayError::Stale {
+                    message: format!(
+                        "alert {id} is stale: its lane has a newer alert {newer} that executed, and replaying it would put an older bracket over that one; pass force to replay anyway"
+                    ),
+                    newer_alert_id: newer,
+                });
+            }
         }
         let received = Instant::now();
         let mut rec = AlertRecord::received(
@@ -188,6 +243,14 @@ impl Relay {
                     return Err(RelayError::Internal("replay record collided".into()))
                 }
             };
+            // The original links its replays, so "never re-driven" can be selected later.
+            let replay_id = rec.id.clone();
+            me.journal.update(&original.id, |st| {
+                if !st.replayed_by.contains(&replay_id) {
+                    st.replayed_by.push(replay_id.clone());
+                }
+            })?;
+            me.journal.sync().await?;
             let Some(rx) = done else {
                 return Ok((rec, plan));
             };

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use super::args::{AlertsCommand, ExportFormat};
 use super::output::{write_jsonl, write_record, write_table};
+use super::replay::export_header;
 use super::store::open;
 use crate::relay::record_reply;
 
@@ -71,11 +72,16 @@ pub fn alerts(cmd: AlertsCommand) -> anyhow::Result<()> {
                         let file = std::fs::File::create(path)
                             .with_context(|| format!("cannot create {}", path.display()))?;
                         let mut w = std::io::BufWriter::new(file);
+                        writeln!(w, "{}", export_header())?;
                         write_jsonl(&mut w, &recs)?;
                         w.flush()?;
                         eprintln!("exported {n} record(s) to {}", path.display());
                     }
-                    None => write_jsonl(&mut std::io::stdout().lock(), &recs)?,
+                    None => {
+                        let mut out = std::io::stdout().lock();
+                        writeln!(out, "{}", export_header())?;
+                        write_jsonl(&mut out, &recs)?
+                    }
                 }
                 Ok(())
             }

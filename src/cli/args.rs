@@ -123,6 +123,17 @@ pub struct ReplayArgs {
     #[arg(long, default_value = "max")]
     pub pace: Pace,
     /// Confirm a live replay without the prompt.
+    /// Replay even when the lane has executed a newer alert (the replay would move the position backwards).
+    #[arg(long)]
+    pub force: bool,
+    /// Run every selected alert; by default only the newest selected alert of each lane (account,
+    /// instrument) runs and the older ones are superseded, as live alerts are.
+    #[arg(long)]
+    pub every: bool,
+    /// Select only originals never re-driven (no `replayedBy`, not a replay themselves), so running the
+    /// same outage steps twice does not send everything twice.
+    #[arg(long)]
+    pub not_replayed: bool,
     #[arg(long)]
     pub yes: bool,
     /// Print one JSON document instead of text.

@@ -150,6 +150,8 @@ pub struct PlanView {
     pub now: Vec<BracketRequest>,
     pub skipped: Option<String>,
     pub error: Option<String>,
+    /// A newer alert that executed on the lane (the replay is refused unless `--force`).
+    pub stale: Option<String>,
 }
 
 impl PlanView {
@@ -160,6 +162,7 @@ impl PlanView {
             now: p.now.clone(),
             skipped: p.skipped.clone(),
             error: p.error.clone(),
+            stale: p.stale.clone(),
         }
     }
 
@@ -171,6 +174,7 @@ impl PlanView {
             now: self.now.clone(),
             skipped: None,
             error: None,
+            stale: None,
         }
         .changed()
     }
@@ -236,6 +240,9 @@ pub(super) fn write_result(
     for q in &r.plan.now {
         writeln!(out, "  now  {}", request_text(q))?;
     }
+    if let Some(newer) = &r.plan.stale {
+        writeln!(out, "  STALE: lane has newer alert {newer}")?;
+    }
     let mut line = format!("  ->   {}", r.outcome);
     if to == Target::DryRun && r.outcome == "planned" {
         line.push_str(" (dry run: nothing sent)");
@@ -300,6 +307,13 @@ pub(super) fn report(args: &ReplayArgs, results: &[ReplayResult]) -> anyhow::Res
     let errors = counts.get("error").copied().unwrap_or(0);
     if errors > 0 {
         bail!("{errors} alert(s) could not be replayed (outcome error)");
+    }
+    let not_executed: usize = ["failed", "rejected", "unknown"]
+        .iter()
+        .filter_map(|k| counts.get(*k))
+        .sum();
+    if not_executed > 0 {
+        bail!("{not_executed} replayed execution(s) did not succeed (failed, rejected or unknown): see the records above");
     }
     Ok(())
 }

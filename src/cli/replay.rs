@@ -13,6 +13,7 @@ use super::client::{Remote, REPLAY_WAIT};
 use super::output::{report, write_result, PlanView, ReplayResult};
 use super::store::Store;
 use crate::config::load_config;
+use crate::error::RelayError;
 use crate::instruments::Instruments;
 use crate::record::AlertRecord;
 use crate::relay::Relay;
@@ -60,6 +61,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
     let opts = ReplayOptions {
         template: args.template.clone(),
         account: args.account.clone(),
+        force: args.force,
     };
     let rt = super::command_runtime()?;
     rt.block_on(async move {
@@ -117,6 +119,17 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
             if line.trim().is_empty() {
                 continue;
             }
+            if i == 0 {
+                if let Some(version) = export_version(&line) {
+                    if version != EXPORT_VERSION {
+                        bail!(
+                            "{}: export format version {version} is not known; this alert-relay reads version {EXPORT_VERSION} (export again with this version, or replay with the version that wrote it)",
+                            path.display()
+                        );
+                    }
+                    continue;
+                }
+            }
             let rec: AlertRecord = serde_json::from_str(&line).with_context(|| {
                 format!(
                     "{} line {}: not a record from `alerts export`",
@@ -157,6 +170,9 @@ async fn select(args: &ReplayArgs, store: Option<&Store>) -> anyhow::Result<Vec<
             }
         }
     }
+    if args.not_replayed {
+        out.retain(|s| s.rec.replayed_by.is_empty() && s.rec.replay_of.is_none());
+    }
     // Chronological: that is the order they first ran in, and what --pace measures gaps on.
     out.sort_by(|a, b| (a.rec.received_at_ms, &a.rec.id).cmp(&(b.rec.received_at_ms, &b.rec.id)));
     Ok(out)
@@ -184,10 +200,26 @@ async fn run(
     templates: &Templates,
     instruments: &Instruments,
 ) -> Vec<ReplayResult> {
+    let newer = if args.every {
+        Vec::new()
+    } else {
+        superseded_within(selected, opts)
+    };
     let bar = progress_bar(selected.len() as u64);
     let mut results = Vec::with_capacity(selected.len());
     let mut prev_ms: Option<u64> = None;
-    for s in selected {
+    for (i, s) in selected.iter().enumerate() {
+        if let Some(Some(by)) = newer.get(i) {
+            let r = superseded_result(s, opts, by);
+            if !args.json {
+                bar.suspend(|| {
+                    let _ = write_result(&mut std::io::stdout().lock(), args.to, &r);
+                });
+            }
+            results.push(r);
+            bar.inc(1);
+            continue;
+        }
         if let Some(prev) = prev_ms {
             let wait = args.pace.delay(s.rec.received_at_ms.saturating_sub(prev));
             if !wait.is_zero() {
@@ -314,7 +346,12 @@ async fn replay_one(
                     planned(&mut result, plan, changed)
                 }
                 Ok((new, plan, changed)) => executed(&mut result, new, plan, changed),
-                Err(e) => result.reason = Some(e),
+                Err(e) => {
+                    if e.contains(" is stale: ") {
+                        result.outcome = "stale".into();
+                    }
+                    result.reason = Some(e)
+                }
             }
         }
         Runner::Relay(relay) => {
@@ -347,9 +384,85 @@ async fn replay_one(
                         executed(&mut result, new, view, changed)
                     }
                 }
-                Err(e) => result.reason = Some(e.to_string()),
+                Err(e) => {
+                    if let RelayError::Stale { .. } = e {
+                        result.outcome = "stale".into();
+                    }
+                    result.reason = Some(e.to_string())
+                }
             }
         }
     }
     result
+}
+
+/// The first line of an `alerts export` file: the format and its version.
+pub const EXPORT_VERSION: u64 = 1;
+
+/// The header line `alerts export` writes first.
+pub fn export_header() -> String {
+    serde_json::json!({"alertRelayExport": EXPORT_VERSION}).to_string()
+}
+
+/// The version a header line names, if `line` is one. Files written before the header existed have none
+/// and are read as version 1.
+fn export_version(line: &str) -> Option<u64> {
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    v.get("alertRelayExport")?.as_u64()
+}
+
+/// For each selected record (chronological), the newer selected record that replaces it: within one run
+/// only the newest alert of each lane runs, as live alerts supersede waiting ones. A record is superseded
+/// when every lane it would trade has a newer selected record.
+fn superseded_within(selected: &[Selected], opts: &ReplayOptions) -> Vec<Option<String>> {
+    let lanes = |s: &Selected| -> Vec<(String, String)> {
+        s.rec
+            .executions
+            .iter()
+            .map(|e| {
+                let mut r = e.request.clone();
+                if let Some(a) = &opts.account {
+                    r.account = a.clone();
+                }
+                r.lane()
+            })
+            .collect()
+    };
+    let mut newest: std::collections::HashMap<(String, String), String> = Default::default();
+    for s in selected {
+        for lane in lanes(s) {
+            newest.insert(lane, s.rec.id.clone());
+        }
+    }
+    selected
+        .iter()
+        .map(|s| {
+            let l = lanes(s);
+            if l.is_empty() {
+                return None;
+            }
+            let by: Vec<&String> = l.iter().filter_map(|lane| newest.get(lane)).collect();
+            let all_newer = by.len() == l.len() && by.iter().all(|id| **id != s.rec.id);
+            all_newer.then(|| by[0].clone())
+        })
+        .collect()
+}
+
+fn superseded_result(s: &Selected, opts: &ReplayOptions, by: &str) -> ReplayResult {
+    ReplayResult {
+        id: s.rec.id.clone(),
+        received_at: s.rec.received_at.clone(),
+        source: s.rec.source.clone(),
+        plan: PlanView {
+            template: opts.template.clone().or_else(|| s.rec.template.clone()),
+            original: s.rec.executions.iter().map(|e| e.request.clone()).collect(),
+            ..PlanView::default()
+        },
+        changed: false,
+        outcome: "superseded".into(),
+        new_id: None,
+        reason: Some(format!(
+            "the newer selected alert {by} replaces it on its lane (--every runs them all)"
+        )),
+    }
 }

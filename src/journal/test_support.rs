@@ -32,5 +32,6 @@ pub(super) fn rec(j: &Journal, key: Option<&str>, sha: &str) -> AlertRecord {
         timings: Timings::default(),
         client_ip: None,
         replay_of: None,
+        replayed_by: Vec::new(),
     }
 }

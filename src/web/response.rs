@@ -34,7 +34,7 @@ impl From<&RelayError> for Refusal {
             | RelayError::KeyTooLong(_)
             | RelayError::KeyConflict(_)
             | RelayError::NotReplayable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            RelayError::Conflict(_) => StatusCode::CONFLICT,
+            RelayError::Conflict(_) | RelayError::Stale { .. } => StatusCode::CONFLICT,
             RelayError::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             RelayError::KillSwitch | RelayError::ShuttingDown | RelayError::Journal(_) => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -147,7 +147,14 @@ pub fn json_response(status: StatusCode, body: &Value) -> Response {
 }
 
 pub fn error_response(e: &RelayError) -> Response {
-    refusal_response(&Refusal::from(e))
+    let mut resp = refusal_response(&Refusal::from(e));
+    if let RelayError::Stale { newer_alert_id, .. } = e {
+        // The newer alert, by id, beside the message: what a client needs to look it up.
+        let body = json!({"error": e.to_string(), "newerAlertId": newer_alert_id});
+        let status = resp.status();
+        resp = json_response(status, &body);
+    }
+    resp
 }
 
 fn refusal_response(f: &Refusal) -> Response {

@@ -6,7 +6,7 @@ use std::process::Output;
 use std::time::{Duration, Instant};
 
 use crate::support::*;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 /// A variant of the TradingView template with a wider take-profit (60 ticks instead of 40).
 const TV_WIDE: &str = r#"
@@ -164,10 +164,13 @@ fn check_inspection(s: &TestServer, seeded: &[String]) {
     assert!(String::from_utf8_lossy(&missing.stderr).contains("no alert with id"));
 
     let export = ok(cli(s, &["alerts", "export", "--format", "jsonl"]));
-    let exported: Vec<Value> = export
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let mut lines = export.lines();
+    assert_eq!(
+        lines.next(),
+        Some(r#"{"alertRelayExport":1}"#),
+        "an export names its format version first"
+    );
+    let exported: Vec<Value> = lines.map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(
         exported
             .iter()
@@ -189,8 +192,12 @@ fn check_inspection(s: &TestServer, seeded: &[String]) {
         ],
     ));
     let text = std::fs::read_to_string(&file).unwrap();
-    assert_eq!(text.lines().count(), 3, "{text}");
-    for l in text.lines() {
+    assert_eq!(
+        text.lines().count(),
+        1 + 3,
+        "the version line and three records: {text}"
+    );
+    for l in text.lines().skip(1) {
         assert_eq!(
             serde_json::from_str::<Value>(l).unwrap()["status"],
             "executed"
@@ -272,6 +279,7 @@ async fn dry_run_shows_original_against_now_and_marks_changes() {
                 "tradingview",
                 "--template",
                 "tv-wide",
+                "--every",
                 "--json",
             ],
         ));
@@ -334,7 +342,14 @@ async fn paper_replay_records_a_new_alert_and_replays_of_replays_are_traceable()
     assert_eq!(rec["replayOf"], original);
     assert_eq!(rec["status"], "executed");
     let (_, after) = s.api_get(&format!("/api/alerts/{original}")).await;
-    assert_eq!(before, after, "the original is untouched");
+    assert_eq!(
+        after["replayedBy"],
+        json!([first_replay]),
+        "the original links its replay"
+    );
+    let mut untouched = after.clone();
+    untouched.as_object_mut().unwrap().remove("replayedBy");
+    assert_eq!(before, untouched, "and is otherwise untouched");
     let orders = s.orders("Sim101").await;
     assert_eq!(orders.len(), orders_before + 2, "a new TP + SL bracket");
     assert_eq!(s.working_orders("Sim101", "ES 12-26").await.len(), 2);
@@ -404,7 +419,7 @@ async fn export_then_replay_from_file_in_another_data_dir() {
         assert!(text.contains(id.as_str()), "{text}");
     }
     assert!(
-        text.contains("summary: dry run of 4 alert(s): planned 3, skipped 1"),
+        text.contains("summary: dry run of 4 alert(s): planned 2, skipped 1, superseded 1"),
         "{text}"
     );
     assert!(
@@ -467,7 +482,7 @@ async fn export_then_replay_from_file_in_another_data_dir() {
         std::fs::read_to_string(&file)
             .unwrap()
             .lines()
-            .next()
+            .nth(1)
             .unwrap(),
     )
     .unwrap();
@@ -579,4 +594,133 @@ fn check_refuses_crosstrade_settings_that_serve_would_refuse() {
     let err = String::from_utf8_lossy(&control.stderr);
     assert!(err.contains("crosstrade.token"), "{err}");
     assert!(!err.contains("ct-bad"), "{err}");
+}
+
+/// Re-driving stored alerts never moves a lane backwards: a replay of an alert whose lane has executed a
+/// newer one is refused as stale (409 naming the newer alert; `force` overrides; a dry run marks it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_older_than_its_lane_is_stale_unless_forced() {
+    let s = server();
+    let seeded = seed(&s).await;
+    let (older, newer) = (seeded[0].as_str(), seeded[1].as_str());
+    let path = format!("/api/alerts/{older}/replay");
+    let (st, v) = s.api_post(&path, json!({"to": "paper"})).await;
+    assert_eq!(st, 409, "{v}");
+    assert_eq!(v["newerAlertId"], newer, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("is stale"), "{v}");
+    let (st, v) = s.api_post(&path, json!({})).await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["plan"]["stale"], newer, "a dry run marks it: {v}");
+    let text = ok(cli(&s, &["replay", "--id", older]));
+    assert!(
+        text.contains(&format!("STALE: lane has newer alert {newer}")),
+        "{text}"
+    );
+    let (st, v) = s
+        .api_post(&path, json!({"to": "paper", "force": true}))
+        .await;
+    assert_eq!(st, 200, "forced: {v}");
+    assert_eq!(v["alert"]["status"], "executed", "{v}");
+    // The newest alert of the lane is not stale: the forced replay stands for the older alert, so replaying
+    // the newer one moves the lane forward again.
+    let (st, v) = s
+        .api_post(
+            &format!("/api/alerts/{newer}/replay"),
+            json!({"to": "paper"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["alert"]["status"], "executed", "{v}");
+}
+
+/// One replay run sends only the newest selected alert per lane (older ones superseded, `--every` runs all),
+/// links each original to its replay, and `--not-replayed` then leaves the re-driven ones out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_run_replays_the_newest_per_lane_and_links_it_to_the_original() {
+    let s = server();
+    let seeded = seed(&s).await;
+    let args = [
+        "replay",
+        "--status",
+        "executed",
+        "--source",
+        "tradingview",
+        "--to",
+        "paper",
+        "--json",
+    ];
+    let v = json(cli(&s, &args));
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2, "{v}");
+    assert_eq!(results[0]["id"], seeded[0].as_str());
+    assert_eq!(results[0]["outcome"], "superseded", "{v}");
+    assert!(
+        results[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains(seeded[1].as_str()),
+        "{v}"
+    );
+    assert_eq!(results[1]["outcome"], "executed", "{v}");
+    let replay_id = results[1]["newId"].as_str().unwrap();
+    let (_, original) = s.api_get(&format!("/api/alerts/{}", seeded[1])).await;
+    assert_eq!(original["replayedBy"], json!([replay_id]), "{original}");
+    let (_, older) = s.api_get(&format!("/api/alerts/{}", seeded[0])).await;
+    assert!(
+        older["replayedBy"].is_null(),
+        "superseded: not re-driven: {older}"
+    );
+
+    // The same outage steps again, never-replayed only: the re-driven alert is left out, and the older one
+    // is refused as stale (its lane has executed the newer alert's replay since).
+    let mut again = args.to_vec();
+    again.push("--not-replayed");
+    let v = json(cli(&s, &again));
+    let results = v["results"].as_array().unwrap();
+    assert_eq!(results.len(), 1, "{v}");
+    assert_eq!(results[0]["id"], seeded[0].as_str());
+    assert_eq!(results[0]["outcome"], "stale", "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_exits_non_zero_when_an_execution_failed() {
+    let s = server();
+    let seeded = seed(&s).await;
+    // The market moved below the bracket's stop: a Sell stop at 5995 is now above the last price.
+    let (st, v) = s
+        .api_post(
+            "/paper/quote",
+            json!({"instrument": "ES 12-26", "price": 5990.0}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let o = cli(&s, &["replay", "--id", &seeded[1], "--to", "paper"]);
+    assert!(!o.status.success(), "{}", stdout(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("did not succeed"), "{err}");
+    assert!(stdout(&o).contains("failed 1"), "{}", stdout(&o));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_export_of_an_unknown_format_version_is_refused_by_name() {
+    let s = server();
+    seed(&s).await;
+    let file = s.dir.path().join("future.jsonl");
+    let export = ok(cli(&s, &["alerts", "export"]));
+    let body: Vec<&str> = export.lines().skip(1).collect();
+    std::fs::write(
+        &file,
+        format!("{{\"alertRelayExport\":2}}\n{}\n", body.join("\n")),
+    )
+    .unwrap();
+    let o = cli(&s, &["replay", "--from-file", file.to_str().unwrap()]);
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("export format version 2 is not known"),
+        "{err}"
+    );
+    // Without a version line (files written before it existed): read as version 1.
+    std::fs::write(&file, format!("{}\n", body.join("\n"))).unwrap();
+    ok(cli(&s, &["replay", "--from-file", file.to_str().unwrap()]));
 }

@@ -14,6 +14,9 @@
 //! - `reliability`: SIGKILL rounds on paper, a journal that cannot be opened, duplicate storms, bad input,
 //!   senders that hang up.
 //! - `cli`: the journal commands (`alerts`, `replay`), `render` and `check`, run as the binary.
+//! - `settle`: `unknown` executions settled by the broker (a scripted upstream, two chained relays across a
+//!   SIGKILL) and by an operator.
+//! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
 
 mod support;
 
@@ -21,10 +24,12 @@ mod cli;
 mod crash;
 mod idempotency;
 mod ingress;
+mod journal_compat;
 mod live;
 mod ops;
 mod ordering;
 mod paper_api;
 mod reliability;
+mod settle;
 mod smoke;
 mod ws_rpc;

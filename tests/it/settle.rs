@@ -1,12 +1,10 @@
 //! Settling `unknown` executions: by asking the broker (a scripted CrossTrade upstream, and a second relay
 //! whose paper account plays the broker, across a SIGKILL), and by an operator (`POST .../resolve`).
 
-mod common;
-
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;

@@ -6,12 +6,10 @@
 //! The relay (the binary) is started on a copy of it; every record must be listed and fetched by id exactly
 //! as before, and the paper accounts must hold the same orders and positions.
 
-mod common;
-
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use common::*;
+use crate::support::*;
 use serde_json::{json, Value};
 
 const FIXTURE: &str = concat!(
