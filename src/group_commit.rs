@@ -199,7 +199,7 @@ mod tests {
 
     /// Every concurrent waiter is answered, and dropping the `GroupCommit` joins its thread, so the
     /// database can be opened again in this process (sled holds a file lock while any handle lives).
-    /// Durability across a real crash is shown by tests/crash.rs and tests/reliability.rs (SIGKILL).
+    /// Durability across a real crash is shown by tests/it/crash.rs and tests/it/reliability.rs (SIGKILL).
     #[tokio::test]
     async fn waiters_are_answered_and_drop_releases_the_database() {
         let dir = tempfile::tempdir().unwrap();
