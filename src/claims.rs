@@ -2,7 +2,7 @@
 //!
 //! A claim needs no storage of its own: the record it points to carries its source, key, body hash and
 //! receipt time, so the claim is on disk exactly when its record is, and admitting an alert is one sled
-//! write. The journal rebuilds the claims from its records when it opens ([`crate::journal`]).
+//! write. The journal rebuilds the claims from its records when it opens (`journal::admission`).
 //! A claim is the record's id (a ULID, whose time part is the receipt time: the claim's age), under a
 //! 128-bit hash of `source \0 key`: 32 bytes (100,000 claims: 4 MB with the map's own overhead). Whether a
 //! repeat carries the same body is read from the record.

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
@@ -18,7 +18,7 @@ use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
 use crate::record::{AlertRecord, Attempt, Execution, Status};
 use crate::sequencer::{LaneKey, Sequenced, Worker};
-use crate::settle::{SettlePolicy, Unsettled, UnsettledSet};
+use crate::settle::{Settler, Unsettled};
 
 /// One request of one alert, waiting for its turn in its lane.
 pub struct ExecJob {
@@ -108,14 +108,10 @@ pub struct Engine {
     pub policy: RetryPolicy,
     /// While on, nothing executes: waiting executions are rejected with reason [`KILL_SWITCH_REASON`].
     pub kill_switch: Arc<AtomicBool>,
-    /// Executions whose outcome is unknown and not settled yet (they turn `/healthz` degraded).
-    pub unknown: Arc<UnsettledSet>,
-    /// How long and how often the broker is asked about an unknown outcome.
-    pub settle_policy: SettlePolicy,
-    /// The engine itself, for the settlement tasks it starts.
-    pub me: Weak<Engine>,
+    /// Settles executions that end `unknown` by asking the broker (and lists them meanwhile).
+    pub settler: Arc<Settler>,
     pub executors: HashMap<String, Arc<dyn Executor>>,
-    pub outbound: OutboundLimit,
+    pub outbound: Arc<OutboundLimit>,
     pub waiters: Waiters,
     pub metrics: Arc<Metrics>,
 }
@@ -206,15 +202,6 @@ impl Engine {
             }
         }
         updated.executions.get(index).cloned()
-    }
-
-    /// Asks the broker about an unknown execution in the background, after `delay`.
-    pub fn spawn_settle(&self, alert_id: &str, index: usize, delay: Duration) {
-        let Some(me) = self.me.upgrade() else { return };
-        let alert_id = alert_id.to_string();
-        tokio::spawn(async move {
-            me.settle(&alert_id, index, delay).await;
-        });
     }
 
     fn finish(job: ExecJob, exec: Option<Execution>) {
@@ -463,14 +450,13 @@ impl Worker<ExecJob> for Engine {
             }
             (Status::Unknown, Err(msg)) => {
                 tracing::error!(alert_id = %id, %account, %instrument, error = %msg, "outcome unknown: asking the broker for the bracket's orders");
-                self.unknown.insert(Unsettled {
+                self.settler.track(Unsettled {
                     alert_id: id.clone(),
                     execution: job.index,
                     account: account.clone(),
                     instrument: instrument.clone(),
                     oco_id: request.oco_id.clone(),
                 });
-                self.spawn_settle(&id, job.index, executor.in_flight_bound());
             }
             (Status::Rejected, Err(msg)) => {
                 tracing::warn!(alert_id = %id, %account, %instrument, reason = %msg, "execution rejected before anything was sent")

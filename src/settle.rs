@@ -15,16 +15,18 @@
 //! was settled (`settledBy`, `settledAtMs`, `settledSeen`, `settledNote`); an execution that is no longer
 //! `unknown` (an operator was faster) is left as it is.
 
-use std::collections::BTreeMap;
-use std::sync::Mutex;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::domain::{BracketOutcome, OcoId, OrderId};
-use crate::engine::Engine;
-use crate::executor::{BrokerOrder, ExecError};
+use crate::executor::{BrokerOrder, ExecError, Executor};
+use crate::journal::Journal;
+use crate::limits::OutboundLimit;
+use crate::metrics::Metrics;
 use crate::record::{AlertRecord, Execution, SettledBy, Status};
 
 /// The reason recorded when the broker listed no order with the execution's OCO id.
@@ -235,12 +237,39 @@ pub enum Settled {
     LeftToOperator(String),
 }
 
-impl Engine {
+/// Asks brokers about `unknown` executions. Shares the engine's journal, executors and outbound budget.
+pub struct Settler {
+    pub journal: Arc<Journal>,
+    pub executors: HashMap<String, Arc<dyn Executor>>,
+    pub outbound: Arc<OutboundLimit>,
+    pub metrics: Arc<Metrics>,
+    /// The unsettled `unknown` executions (what `/healthz` lists).
+    pub unknown: Arc<UnsettledSet>,
+    pub policy: SettlePolicy,
+}
+
+impl Settler {
+    /// Records execution `index` of alert `alert_id` as unsettled and asks its broker in the background,
+    /// after the executor's in-flight bound.
+    pub fn track(self: &Arc<Self>, u: Unsettled) {
+        let delay = self
+            .executors
+            .get(&u.account)
+            .map(|e| e.in_flight_bound())
+            .unwrap_or_default();
+        let (alert_id, index) = (u.alert_id.clone(), u.execution);
+        self.unknown.insert(u);
+        let me = self.clone();
+        tokio::spawn(async move {
+            me.settle(&alert_id, index, delay).await;
+        });
+    }
+
     /// Asks the broker about execution `index` of alert `alert_id` until it answers or the policy's time
     /// runs out; starts no earlier than `delay` from now.
     pub async fn settle(&self, alert_id: &str, index: usize, delay: Duration) -> Settled {
         tokio::time::sleep(delay).await;
-        let policy = self.settle_policy;
+        let policy = self.policy;
         let started = tokio::time::Instant::now();
         let mut wait = policy.first_retry;
         loop {

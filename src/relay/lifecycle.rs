@@ -96,13 +96,7 @@ impl Relay {
     /// task, after its executor's in-flight bound.
     pub fn spawn_settlements(&self) {
         for u in self.unknown.list() {
-            let delay = self
-                .engine
-                .executors
-                .get(&u.account)
-                .map(|e| e.in_flight_bound())
-                .unwrap_or_default();
-            self.engine.spawn_settle(&u.alert_id, u.execution, delay);
+            self.engine.settler.track(u);
         }
     }
 

@@ -51,7 +51,7 @@ use crate::paper::PaperBroker;
 use crate::record::{AlertRecord, Attempt, Execution, KeyOrigin, Status};
 use crate::secret::{self, Origin, Secret, SecretKind};
 use crate::sequencer::Sequencer;
-use crate::settle::{SettlePolicy, Unsettled, UnsettledSet};
+use crate::settle::{SettlePolicy, Settler, Unsettled, UnsettledSet};
 use crate::source::{header, Source};
 use crate::template::{Rendered, Templates};
 
@@ -187,13 +187,24 @@ impl Relay {
         let persisted_kill = journal.meta_get(KILL_SWITCH_KEY)?.as_deref() == Some("on");
         let kill_switch = Arc::new(AtomicBool::new(cfg.execution.kill_switch || persisted_kill));
         let x = &cfg.execution;
-        let settle_policy = SettlePolicy {
-            give_up_after: Duration::from_secs(x.settle_for_secs),
-            ..SettlePolicy::default()
-        };
-        let engine = Arc::new_cyclic(|me| Engine {
-            me: me.clone(),
-            settle_policy,
+        let outbound = Arc::new(OutboundLimit::new(
+            o.per_second,
+            o.burst,
+            Duration::from_millis(o.max_wait_ms),
+        ));
+        let settler = Arc::new(Settler {
+            journal: journal.clone(),
+            executors: executors.clone(),
+            outbound: outbound.clone(),
+            metrics: metrics.clone(),
+            unknown: unknown.clone(),
+            policy: SettlePolicy {
+                give_up_after: Duration::from_secs(x.settle_for_secs),
+                ..SettlePolicy::default()
+            },
+        });
+        let engine = Arc::new(Engine {
+            settler: settler.clone(),
             journal: journal.clone(),
             policy: RetryPolicy {
                 max_age: Duration::from_secs(x.max_age_secs),
@@ -203,13 +214,8 @@ impl Relay {
                 ),
             },
             kill_switch: kill_switch.clone(),
-            unknown: unknown.clone(),
             executors,
-            outbound: OutboundLimit::new(
-                o.per_second,
-                o.burst,
-                Duration::from_millis(o.max_wait_ms),
-            ),
+            outbound,
             waiters: Waiters::default(),
             metrics: metrics.clone(),
         });
