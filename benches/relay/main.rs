@@ -1,47 +1,42 @@
 //! End-to-end benchmark of `POST /hooks/{source}`: durable acknowledgement throughput and latency, end-to-end
-//! latency to a live paper bracket, peak RSS and journal bytes per alert, against a bare warp server that
-//! only answers 202 to the same requests.
+//! latency to a live paper bracket, peak RSS, journal bytes and server CPU per alert, against a bare warp
+//! server that only answers 202 to the same requests. Options: `cargo bench --bench relay -- --help` (each
+//! also as an environment variable, e.g. `RELAY_BENCH_ALERTS=20000`); BENCHMARKS.md has the method.
 //!
-//!     cargo bench --bench relay                                    # everything, defaults below
-//!     cargo bench --bench relay -- --alerts 20000 --concurrency 64 # saturation: N alerts at C in flight
+//!     cargo bench --bench relay                                    # 5 saturation rounds, then fixed rate
+//!     cargo bench --bench relay -- --mode saturate --seconds 15    # steady state: see below
 //!     cargo bench --bench relay -- --mode rate --rate 1000 --rate-alerts 10000
+//!     cargo bench --bench relay -- --mode profile                  # relay CPU per alert by stage (perf)
+//!     cargo bench --bench relay -- --mode soak --rate 200 --duration 600 --sample 10
 //!
-//! Options (each also as an environment variable, e.g. `RELAY_BENCH_ALERTS=20000`):
-//!   --mode all|saturate|relay|bare|rate|render   what to run (default all = bare + relay saturation + fixed
-//!                       rate, bare then relay; render = the template step alone, `--alerts` renders timed in
-//!                       this process)
-//!   --alerts N          alerts per saturation run (default 20000)
-//!   --concurrency C     requests in flight in saturation runs (default 64)
-//!   --rate R            alerts/s in the fixed-rate run (default 1000)
-//!   --rate-alerts M     alerts in the fixed-rate run (default 10000, i.e. 10 s at 1000/s)
-//!   --warmup W          alerts sent (and awaited) before each measured run (default 500)
-//!   --rounds R          saturation rounds, each a bare run then a relay run on fresh servers (default 5 for
-//!                       all and saturate, 1 for relay or bare alone); each round prints its ratio, and the
-//!                       figures that count are the medians over the rounds (the machine is noisy: a single
-//!                       bare run of 20,000 alerts lasts a quarter of a second)
-//!   --auth token|hmac   token in the JSON body (TradingView style, default) or X-Hub-Signature-256 HMAC
-//!   --log               install an info-level tracing subscriber in the server (writes to /dev/null)
-//!   --duration S        soak mode: seconds of fixed-rate load (default 600)
-//!   --sample T          soak mode: seconds per sample window / printed line (default 10)
-//!   --config TOML       extra TOML merged over the relay's config, e.g. --config 'journal.cache_mb = 8'
-//!   --pad BYTES         add a "comment" field of BYTES filler to every alert (large alerts; default none)
+//! **Steady state.** Each measured run is preceded by a warm-up of `--warmup` alerts (default 100,000: the
+//! shipped `journal.max_records`), so the relay's journal is at its retention bound and every measured alert
+//! also pays for pruning one record; saturation runs are time-bounded (`--seconds`, default 15) unless
+//! `--alerts N` asks for a count. A sub-second run on a fresh journal measured 46–52 µs of relay CPU per
+//! alert where a user's 15-s load saw 60–80.
+//!
+//! **Client.** The load comes from `client.rs`, a minimal HTTP/1.1 keep-alive client (one connection per
+//! request in flight), not reqwest, which capped the bare server near 78,000 req/s where `wrk` measured
+//! about 105,000 on the same machine. `wrk.lua` beside this file sends the same alerts from `wrk`, for a
+//! cross-check.
+//!
+//! Each server (the relay, or the bare warp server) runs in a child process of this binary (`--serve`), so
+//! its peak RSS (VmHWM) and CPU are its own; the client runs in this process. Both share the machine's
+//! cores. The relay child is started as `alert-relay serve` starts it (`alert_relay::server::Server`), with
+//! the shipped config.toml plus: the paper executor, `[paper] cancel_delay_ms = 0`, the default durable
+//! journal (every 202 is fsynced first, group commit), secrets in `file:` references, and inbound/outbound
+//! limits raised to 1,000,000/s so the limiter is not what is measured. It runs on the runtime of
+//! `alert-relay serve` (`server.workers` as shipped: one async worker per core but one); the bare server on
+//! tokio's default, one per core, its faster setting here. Retention is as shipped
+//! (`journal.max_records` = 100,000).
 //!
 //! `--mode soak` (not part of `all`) drives the relay at `--rate` alerts/s for `--duration` seconds and prints
 //! one line per `--sample` window: server RSS, client ack latency, end-to-end latency, journal size on disk.
-//!     cargo bench --bench relay -- --mode soak --rate 200 --duration 600 --sample 10
-//! Add `--warmup 100000` to start from a journal at its retention bound (100,000 records as shipped), so the
-//! run measures the steady state instead of the journal filling up.
-//!
-//! Each server (the relay, or the bare warp server) runs in a child process of this binary (`--serve`), so
-//! its peak RSS (VmHWM) is its own; the HTTP client (reqwest, keep-alive) runs in this process. Both share
-//! the machine's cores. The relay child is configured like the shipped config.toml, with: the paper
-//! executor, `[paper] cancel_delay_ms = 0`, the default durable journal (every 202 is fsynced first, group
-//! commit), secrets in `file:` references, and inbound/outbound limits raised to 1,000,000/s so the
-//! limiter is not what is measured. It runs on the runtime of `alert-relay serve` (`server.workers` as
-//! shipped: one async worker per core but one); the bare server on tokio's default, one per core, its
-//! faster setting here (BENCHMARKS.md, "The twelfth round"). Retention is as shipped
-//! (`journal.max_records` = 100,000), so a run of more alerts than that keeps pruning the oldest records,
-//! and the report covers the records still kept.
+//! With the default warm-up it starts at the retention bound; `--warmup 0` starts from an empty journal.
+
+mod client;
+mod opts;
+mod profile;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Write};
@@ -51,7 +46,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use clap::Parser;
+use hdrhistogram::Histogram;
 use serde_json::{json, Value};
+
+use client::{closed_loop, histogram, open_loop, Outcome, RunStats, Target};
+use opts::{Auth, Bound, Mode, Opts};
 
 const TV_SECRET: &str = "bench-tv-secret-0123456789abcdef";
 const OTHER_SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -67,117 +67,6 @@ const SYMBOLS: [(&str, f64, f64); 6] = [
     ("GC1!", 2600.0, 0.1),
 ];
 
-// ------------------------------------------------------------------------------------------------ options
-
-#[derive(Debug, Clone)]
-struct Opts {
-    mode: String,
-    alerts: usize,
-    concurrency: usize,
-    rate: f64,
-    rate_alerts: usize,
-    warmup: usize,
-    auth: Auth,
-    log: bool,
-    duration: u64,
-    sample: u64,
-    /// Saturation rounds (bare, then relay, each round); `None`: 5 for `all` and `saturate`, else 1.
-    rounds: Option<usize>,
-    /// Extra TOML merged over the relay's bench config (`--config 'journal.cache_mb = 8'`).
-    extra: String,
-    /// Bytes of filler in each alert's `comment` field (0: none), for large alerts.
-    pad: usize,
-    serve: Option<String>,
-    dir: Option<PathBuf>,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Auth {
-    Token,
-    Hmac,
-}
-
-fn parse_opts() -> Opts {
-    let env = |k: &str| std::env::var(format!("RELAY_BENCH_{k}")).ok();
-    let mut o = Opts {
-        mode: env("MODE").unwrap_or_else(|| "all".into()),
-        alerts: env("ALERTS").and_then(|v| v.parse().ok()).unwrap_or(20_000),
-        concurrency: env("CONCURRENCY")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(64),
-        rate: env("RATE").and_then(|v| v.parse().ok()).unwrap_or(1000.0),
-        rate_alerts: env("RATE_ALERTS")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(10_000),
-        warmup: env("WARMUP").and_then(|v| v.parse().ok()).unwrap_or(500),
-        auth: if env("AUTH").as_deref() == Some("hmac") {
-            Auth::Hmac
-        } else {
-            Auth::Token
-        },
-        log: env("LOG").is_some_and(|v| v == "1"),
-        duration: env("DURATION").and_then(|v| v.parse().ok()).unwrap_or(600),
-        sample: env("SAMPLE").and_then(|v| v.parse().ok()).unwrap_or(10),
-        rounds: env("ROUNDS").and_then(|v| v.parse().ok()),
-        extra: env("CONFIG").unwrap_or_default(),
-        pad: env("PAD").and_then(|v| v.parse().ok()).unwrap_or(0),
-        serve: None,
-        dir: None,
-    };
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    let mut i = 0;
-    while i < args.len() {
-        let a = args[i].as_str();
-        let mut val = || {
-            i += 1;
-            args.get(i)
-                .cloned()
-                .unwrap_or_else(|| die(&format!("{a} needs a value")))
-        };
-        let num = |v: String| -> usize {
-            v.replace('_', "")
-                .parse()
-                .unwrap_or_else(|_| die(&format!("{a}: not a number: {v}")))
-        };
-        match a {
-            "--bench" => {} // appended by `cargo bench`
-            "--mode" => o.mode = val(),
-            "--alerts" | "-n" => o.alerts = num(val()),
-            "--concurrency" | "-c" => o.concurrency = num(val()).max(1),
-            "--rate" => {
-                o.rate = val()
-                    .parse()
-                    .unwrap_or_else(|_| die("--rate: not a number"))
-            }
-            "--rate-alerts" => o.rate_alerts = num(val()),
-            "--warmup" => o.warmup = num(val()),
-            "--auth" => {
-                o.auth = match val().as_str() {
-                    "token" => Auth::Token,
-                    "hmac" => Auth::Hmac,
-                    other => die(&format!("--auth: token or hmac, not {other}")),
-                }
-            }
-            "--log" => o.log = true,
-            "--duration" => o.duration = num(val()) as u64,
-            "--sample" => o.sample = (num(val()) as u64).max(1),
-            "--rounds" => o.rounds = Some(num(val()).max(1)),
-            "--config" => o.extra = val(),
-            "--pad" => o.pad = num(val()),
-            "--serve" => o.serve = Some(val()),
-            "--dir" => o.dir = Some(PathBuf::from(val())),
-            other => die(&format!(
-                "unknown argument {other}; see the top of benches/relay.rs for the options"
-            )),
-        }
-        i += 1;
-    }
-    if !["all", "saturate", "relay", "bare", "rate", "soak", "render"].contains(&o.mode.as_str()) {
-        die("--mode: all, saturate, relay, bare, rate, soak or render");
-    }
-    o
-}
-
 fn die(msg: &str) -> ! {
     eprintln!("relay bench: {msg}");
     std::process::exit(2)
@@ -188,7 +77,7 @@ fn die(msg: &str) -> ! {
 static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 fn main() {
-    let opts = parse_opts();
+    let opts = Opts::parse();
     match opts.serve.clone() {
         Some(kind) => serve_child(&kind, opts.dir.as_deref().expect("--dir"), opts.log),
         None => orchestrate(&opts),
@@ -431,9 +320,9 @@ async fn relay_report(
     let rss_kb = proc_status_kb("VmRSS:");
     let hwm_kb = proc_status_kb("VmHWM:");
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
-    let mut ack_us = Vec::new();
-    let mut e2e_ms = Vec::new();
-    let mut exec_ms = Vec::new();
+    let mut ack_us = histogram();
+    let mut e2e_ms = histogram();
+    let mut exec_ms = histogram();
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     let mut measured = 0u64;
     // After the drain every record should be final; the first few that are not are shown whole.
@@ -450,14 +339,14 @@ async fn relay_report(
                 unfinished.push(serde_json::to_value(&rec).unwrap_or_default());
             }
             if let Some(a) = rec.timings.ack_us {
-                ack_us.push(a);
+                ack_us.saturating_record(a);
             }
             if let Some(e) = rec.executions.first() {
                 if e.status == Status::Executed {
                     if let Some(f) = e.finished_at_ms {
-                        e2e_ms.push(f.saturating_sub(rec.received_at_ms));
+                        e2e_ms.saturating_record(f.saturating_sub(rec.received_at_ms));
                         if let Some(s) = e.started_at_ms {
-                            exec_ms.push(f.saturating_sub(s));
+                            exec_ms.saturating_record(f.saturating_sub(s));
                         }
                     }
                 } else if let Some(err) = &e.error {
@@ -467,9 +356,6 @@ async fn relay_report(
             }
         })
         .unwrap();
-    ack_us.sort_unstable();
-    e2e_ms.sort_unstable();
-    exec_ms.sort_unstable();
     let mut errors: Vec<(String, u64)> = errors.into_iter().collect();
     errors.sort_by_key(|e| std::cmp::Reverse(e.1));
     errors.truncate(5);
@@ -507,19 +393,18 @@ fn window_e2e(relay: &Arc<alert_relay::relay::Relay>, since_ms: u64, until_ms: u
             ..ListFilter::default()
         })
         .unwrap_or_default();
-    let mut e2e = Vec::with_capacity(recs.len());
+    let mut e2e = histogram();
     let mut statuses: BTreeMap<String, u64> = BTreeMap::new();
     for rec in &recs {
         *statuses.entry(rec.status.as_str().to_string()).or_default() += 1;
         if let Some(e) = rec.executions.first() {
             if e.status == Status::Executed {
                 if let Some(f) = e.finished_at_ms {
-                    e2e.push(f.saturating_sub(rec.received_at_ms));
+                    e2e.saturating_record(f.saturating_sub(rec.received_at_ms));
                 }
             }
         }
     }
-    e2e.sort_unstable();
     json!({"e2eMs": pcts(&e2e), "statuses": statuses, "scanMs": t.elapsed().as_millis() as u64})
 }
 
@@ -568,7 +453,7 @@ struct Server {
     child: Child,
     stdin: ChildStdin,
     lines: mpsc::Receiver<String>,
-    url: String,
+    target: Arc<Target>,
     _dir: tempfile::TempDir,
 }
 
@@ -577,7 +462,7 @@ impl Server {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("config.toml"),
-            config_text(dir.path(), opts.auth, &opts.extra),
+            config_text(dir.path(), opts.auth, &opts.config),
         )
         .unwrap();
         // RELAY_BENCH_WRAP runs the server child under a tool, e.g. RELAY_BENCH_WRAP=heaptrack.
@@ -614,11 +499,12 @@ impl Server {
             child,
             stdin,
             lines: rx,
-            url: String::new(),
+            target: Arc::new(Target::new(([0, 0, 0, 0], 0).into(), "/")),
             _dir: dir,
         };
         let addr = s.expect("LISTENING ", Duration::from_secs(60));
-        s.url = format!("http://{}/hooks/tradingview", addr.trim());
+        let addr = addr.trim().parse().expect("the child prints its address");
+        s.target = Arc::new(Target::new(addr, "/hooks/tradingview"));
         s
     }
 
@@ -651,6 +537,10 @@ impl Server {
     fn mark(&mut self) {
         self.command("mark");
         self.expect("MARKED", Duration::from_secs(60));
+    }
+
+    fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     fn data_dir(&self) -> PathBuf {
@@ -737,129 +627,20 @@ impl AlertGen {
     }
 }
 
-#[derive(Default)]
-struct RunStats {
-    /// Request → full response, microseconds (fixed rate: from the intended send time).
-    lat_us: Vec<u64>,
-    ok: u64,
-    errors: BTreeMap<String, u64>,
-    elapsed: Duration,
-}
-
-impl RunStats {
-    fn merge(&mut self, o: RunStats) {
-        self.lat_us.extend(o.lat_us);
-        self.ok += o.ok;
-        for (k, v) in o.errors {
-            *self.errors.entry(k).or_default() += v;
-        }
-    }
-    fn error_count(&self) -> u64 {
-        self.errors.values().sum()
-    }
-}
-
-async fn send_one(
-    client: &reqwest::Client,
-    url: &str,
-    gen: &AlertGen,
-    i: usize,
-    stats: &mut RunStats,
-) {
-    let (body, sig) = gen.body(i);
-    let mut rb = client
-        .post(url)
-        .header("content-type", "text/plain; charset=utf-8")
-        .body(body);
-    if let Some(sig) = sig {
-        rb = rb.header("X-Hub-Signature-256", sig);
-    }
-    match rb.send().await {
-        Ok(resp) => {
-            let status = resp.status().as_u16();
-            let text = resp.bytes().await;
-            if status == 202 && text.is_ok() {
-                stats.ok += 1;
-            } else {
-                let sample = text
-                    .map(|b| {
-                        String::from_utf8_lossy(&b)
-                            .chars()
-                            .take(160)
-                            .collect::<String>()
-                    })
-                    .unwrap_or_default();
-                *stats
-                    .errors
-                    .entry(format!("{status} {sample}"))
-                    .or_default() += 1;
-            }
-        }
-        Err(e) => {
-            *stats.errors.entry(format!("transport: {e}")).or_default() += 1;
-        }
-    }
-}
-
-/// N requests with C in flight (C connections, keep-alive), indices `first..first + n`.
-async fn closed_loop(
-    client: &reqwest::Client,
-    url: &str,
-    gen: &Arc<AlertGen>,
-    first: usize,
-    n: usize,
-    c: usize,
-) -> RunStats {
-    let next = Arc::new(AtomicUsize::new(0));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..c.min(n.max(1)) {
-        let (client, url, gen, next) = (client.clone(), url.to_string(), gen.clone(), next.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut st = RunStats {
-                lat_us: Vec::with_capacity(n / c + 1),
-                ..RunStats::default()
-            };
-            loop {
-                let k = next.fetch_add(1, Ordering::Relaxed);
-                if k >= n {
-                    break;
-                }
-                let t = Instant::now();
-                send_one(&client, &url, &gen, first + k, &mut st).await;
-                st.lat_us.push(t.elapsed().as_micros() as u64);
-            }
-            st
-        }));
-    }
-    gather(tasks, start).await
-}
-
-/// Merges the request tasks' statistics; the run's time counts from `start` to the last answer.
-async fn gather(tasks: Vec<tokio::task::JoinHandle<RunStats>>, start: Instant) -> RunStats {
-    let mut all = RunStats::default();
-    for t in tasks {
-        all.merge(t.await.unwrap());
-    }
-    all.elapsed = start.elapsed();
-    all
-}
-
 /// One fixed-rate run against a fresh `kind` server (after a closed-loop warm-up): the client's
 /// statistics and the server's report.
 fn fixed_rate(
     rt: &tokio::runtime::Runtime,
     kind: &str,
     opts: &Opts,
-    client: &reqwest::Client,
     gen: &Arc<AlertGen>,
 ) -> (RunStats, Value) {
     let mut s = Server::start(kind, opts);
-    rt.block_on(closed_loop(client, &s.url, gen, 0, opts.warmup, 8));
+    let warmup = Bound::Count(opts.warmup);
+    rt.block_on(closed_loop(&s.target, gen, 0, warmup, opts.concurrency));
     s.mark();
     let st = rt.block_on(open_loop(
-        client,
-        &s.url,
+        &s.target,
         gen,
         opts.warmup,
         opts.rate_alerts,
@@ -868,48 +649,31 @@ fn fixed_rate(
     (st, s.report())
 }
 
-/// Open loop: request k is due at start + k/rate, whatever happened to the others; latency counts from the
-/// due time, so a stall is not hidden (no coordinated omission).
-async fn open_loop(
-    client: &reqwest::Client,
-    url: &str,
-    gen: &Arc<AlertGen>,
-    first: usize,
-    n: usize,
-    rate: f64,
-) -> RunStats {
-    let start = tokio::time::Instant::now();
-    let mut tasks = Vec::with_capacity(n);
-    for k in 0..n {
-        let due = start + Duration::from_secs_f64(k as f64 / rate);
-        tokio::time::sleep_until(due).await;
-        let (client, url, gen) = (client.clone(), url.to_string(), gen.clone());
-        tasks.push(tokio::spawn(async move {
-            let mut st = RunStats::default();
-            send_one(&client, &url, &gen, first + k, &mut st).await;
-            st.lat_us.push(due.elapsed().as_micros() as u64);
-            st
-        }));
-    }
-    gather(tasks, start.into_std()).await
-}
-
 /// What the soak's request tasks record for the current sample window (swapped out at each sample).
-#[derive(Default)]
 struct SoakWindow {
     /// Latency from the due time to the full response, µs, of the responses completed in this window.
-    lat_us: Vec<u64>,
+    lat_us: Histogram<u64>,
     ok: u64,
     non202: u64,
     errors: BTreeMap<String, u64>,
+}
+
+impl Default for SoakWindow {
+    fn default() -> Self {
+        SoakWindow {
+            lat_us: histogram(),
+            ok: 0,
+            non202: 0,
+            errors: BTreeMap::new(),
+        }
+    }
 }
 
 /// Open loop at `rate`/s for `n` alerts (indices `first..first + n`), recording into `window`; `sent` counts
 /// dispatched requests, `done` completed ones.
 #[allow(clippy::too_many_arguments)] // a driver's knobs, passed once from `soak`
 async fn soak_drive(
-    client: reqwest::Client,
-    url: String,
+    target: Arc<Target>,
     gen: Arc<AlertGen>,
     first: usize,
     n: usize,
@@ -922,25 +686,21 @@ async fn soak_drive(
     for k in 0..n {
         let due = start + Duration::from_secs_f64(k as f64 / rate);
         tokio::time::sleep_until(due).await;
-        let (client, url, gen, window, done) = (
-            client.clone(),
-            url.clone(),
-            gen.clone(),
-            window.clone(),
-            done.clone(),
-        );
+        let (target, gen, window, done) =
+            (target.clone(), gen.clone(), window.clone(), done.clone());
         sent.fetch_add(1, Ordering::Relaxed);
         tokio::spawn(async move {
-            let mut st = RunStats::default();
-            send_one(&client, &url, &gen, first + k, &mut st).await;
+            let out = target.send_pooled(&target.request(&gen, first + k)).await;
             let lat = due.elapsed().as_micros() as u64;
             {
                 let mut w = window.lock().unwrap();
-                w.lat_us.push(lat);
-                w.ok += st.ok;
-                w.non202 += st.error_count();
-                for (e, c) in st.errors {
-                    *w.errors.entry(e).or_default() += c;
+                w.lat_us.saturating_record(lat);
+                match out {
+                    Outcome::Accepted => w.ok += 1,
+                    Outcome::Error(e) => {
+                        w.non202 += 1;
+                        *w.errors.entry(e).or_default() += 1;
+                    }
                 }
             }
             done.fetch_add(1, Ordering::Relaxed);
@@ -956,12 +716,18 @@ fn now_ms() -> u64 {
 }
 
 /// `--mode soak`: fixed rate for `--duration` s, one line per `--sample` s window.
-fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen: &Arc<AlertGen>) {
-    let (rate, dur, every) = (opts.rate, opts.duration, opts.sample.max(1));
+fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, gen: &Arc<AlertGen>) {
+    let (rate, dur, every) = (opts.rate, opts.duration, opts.sample.max(1) as u64);
     let n = (rate * dur as f64).round() as usize;
     let w = opts.warmup;
     let mut s = Server::start("relay", opts);
-    rt.block_on(closed_loop(client, &s.url, gen, 0, w, 8));
+    rt.block_on(closed_loop(
+        &s.target,
+        gen,
+        0,
+        Bound::Count(w),
+        opts.concurrency,
+    ));
     s.mark();
     let data = s.data_dir();
     let rss_start = s.child_status_kb("VmRSS:");
@@ -990,8 +756,7 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
     let start = Instant::now();
     let mut e2e_since = now_ms();
     let driver = rt.spawn(soak_drive(
-        client.clone(),
-        s.url.clone(),
+        s.target.clone(),
         gen.clone(),
         w,
         n,
@@ -1001,7 +766,7 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
         done.clone(),
     ));
     // (t, rss kB, ack p99 µs, e2e p99 ms, window latencies)
-    type Row = (u64, u64, u64, Option<u64>, Vec<u64>);
+    type Row = (u64, u64, u64, Option<u64>, Histogram<u64>);
     let mut rows: Vec<Row> = Vec::new();
     let (mut total_ok, mut total_non202) = (0u64, 0u64);
     let mut all_errors: BTreeMap<String, u64> = BTreeMap::new();
@@ -1015,7 +780,6 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
             rt.block_on(driver_wait(&sent, &done, n));
         }
         let mut win = std::mem::take(&mut *window.lock().unwrap());
-        win.lat_us.sort_unstable();
         total_ok += win.ok;
         total_non202 += win.non202;
         for (e, c) in std::mem::take(&mut win.errors) {
@@ -1040,8 +804,8 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
             sent.load(Ordering::Relaxed),
             total_non202,
             rss as f64 / 1024.0,
-            format!("{:.2}", pct(&win.lat_us, 50.0) as f64 / 1000.0),
-            format!("{:.2}", pct(&win.lat_us, 99.0) as f64 / 1000.0),
+            format!("{:.2}", win.lat_us.value_at_quantile(0.50) as f64 / 1000.0),
+            format!("{:.2}", win.lat_us.value_at_quantile(0.99) as f64 / 1000.0),
             fmt_e(e50),
             fmt_e(e99),
             disk as f64 / 1e6,
@@ -1059,7 +823,7 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
         rows.push((
             t,
             rss,
-            pct(&win.lat_us, 99.0),
+            win.lat_us.value_at_quantile(0.99),
             e99.filter(|_| e_n > 0),
             win.lat_us,
         ));
@@ -1092,13 +856,11 @@ fn soak(opts: &Opts, rt: &tokio::runtime::Runtime, client: &reqwest::Client, gen
     let at60 = rows.iter().find(|r| r.0 >= 60).unwrap_or(last);
     let mb = |kb: u64| kb as f64 / 1024.0;
     let pooled = |pred: &dyn Fn(u64) -> bool| {
-        let mut v: Vec<u64> = rows
-            .iter()
-            .filter(|r| pred(r.0))
-            .flat_map(|r| r.4.iter().copied())
-            .collect();
-        v.sort_unstable();
-        (pct(&v, 99.0), v.len())
+        let mut h = histogram();
+        for r in rows.iter().filter(|r| pred(r.0)) {
+            h.add(&r.4).expect("histograms of one shape add");
+        }
+        (h.value_at_quantile(0.99), h.len())
     };
     let (p99_first_min, _) = pooled(&|t| t <= 60);
     let (p99_last_min, _) = pooled(&|t| t + 60 > last.0);
@@ -1142,18 +904,12 @@ async fn driver_wait(sent: &AtomicUsize, done: &AtomicUsize, n: usize) {
     }
 }
 
-fn pct(sorted: &[u64], p: f64) -> u64 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
-}
-
-fn pcts(sorted: &[u64]) -> Value {
+/// Percentiles of a histogram, for the child's report.
+fn pcts(h: &Histogram<u64>) -> Value {
     json!({
-        "p50": pct(sorted, 50.0), "p90": pct(sorted, 90.0), "p99": pct(sorted, 99.0),
-        "p999": pct(sorted, 99.9), "max": sorted.last().copied().unwrap_or(0), "n": sorted.len(),
+        "p50": h.value_at_quantile(0.50), "p90": h.value_at_quantile(0.90),
+        "p99": h.value_at_quantile(0.99), "p999": h.value_at_quantile(0.999),
+        "max": h.max(), "n": h.len(),
     })
 }
 
@@ -1174,7 +930,6 @@ fn median(v: &[f64]) -> Option<f64> {
 }
 
 fn print_client(label: &str, st: &mut RunStats) -> f64 {
-    st.lat_us.sort_unstable();
     let secs = st.elapsed.as_secs_f64();
     let tput = st.ok as f64 / secs;
     println!(
@@ -1189,10 +944,10 @@ fn print_client(label: &str, st: &mut RunStats) -> f64 {
     }
     println!(
         "    ack latency (client, request → response): p50 {}  p99 {}  p99.9 {}  max {}",
-        ms(pct(&st.lat_us, 50.0)),
-        ms(pct(&st.lat_us, 99.0)),
-        ms(pct(&st.lat_us, 99.9)),
-        ms(st.lat_us.last().copied().unwrap_or(0)),
+        ms(st.q(0.50)),
+        ms(st.q(0.99)),
+        ms(st.q(0.999)),
+        ms(st.lat_us.max()),
     );
     tput
 }
@@ -1298,7 +1053,7 @@ fn render(opts: &Opts, gen: &AlertGen) {
     let alerts: Vec<serde_json::Map<String, Value>> = (0..SYMBOLS.len() * 2)
         .map(|i| serde_json::from_slice(&gen.body(i).0).expect("bench alert is JSON"))
         .collect();
-    let n = opts.alerts.max(1);
+    let n = opts.alerts.unwrap_or(20_000).max(1);
     let start = Instant::now();
     for i in 0..n {
         std::hint::black_box(
@@ -1330,17 +1085,11 @@ fn orchestrate(opts: &Opts) {
         .map(|n| n.get())
         .unwrap_or(0);
     println!(
-        "alert-relay bench: mode {}, {} alerts at concurrency {}, fixed rate {}/s × {}, warm-up {}, auth {:?}{}; {} cores, {}",
-        opts.mode, opts.alerts, opts.concurrency, opts.rate, opts.rate_alerts, opts.warmup, opts.auth,
+        "alert-relay bench: mode {:?}, saturation runs of {} at concurrency {}, fixed rate {}/s × {}, warm-up {} alerts before each run, auth {:?}{}; {} cores, {}",
+        opts.mode, opts.bound(), opts.concurrency, opts.rate, opts.rate_alerts, opts.warmup, opts.auth,
         if opts.log { ", info logging on" } else { "" }, cores, cpu
     );
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(usize::MAX)
-        .tcp_nodelay(true)
-        .timeout(Duration::from_secs(60))
-        .build()
-        .unwrap();
     let base_unix = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .unwrap()
@@ -1355,33 +1104,32 @@ fn orchestrate(opts: &Opts) {
             String::new()
         },
     });
-    let (n, c) = (opts.alerts, opts.concurrency);
+    let (bound, c) = (opts.bound(), opts.concurrency);
     let w = opts.warmup;
     let mut relay_hwm = None;
+    let mut relay_alerts = 0u64;
     let mut rate_result: Option<(u64, u64, u64, u64, u64)> = None;
 
-    if opts.mode == "soak" {
-        soak(opts, &rt, &client, &gen);
-        return;
-    }
-    if opts.mode == "render" {
-        render(opts, &gen);
-        return;
+    match opts.mode {
+        Mode::Soak => return soak(opts, &rt, &gen),
+        Mode::Render => return render(opts, &gen),
+        Mode::Profile => return profile::run(opts, &rt, &gen),
+        _ => {}
     }
 
     let (run_bare, run_relay) = (
-        ["all", "saturate", "bare"].contains(&opts.mode.as_str()),
-        ["all", "saturate", "relay"].contains(&opts.mode.as_str()),
+        matches!(opts.mode, Mode::All | Mode::Saturate | Mode::Bare),
+        matches!(opts.mode, Mode::All | Mode::Saturate | Mode::Relay),
     );
     let rounds = opts
         .rounds
         .unwrap_or(if run_bare && run_relay { 5 } else { 1 });
-    // One saturated run against a fresh server of `kind`: warm-up, then `n` alerts at `c`.
+    // One saturated run against a fresh server of `kind`: warm-up, then alerts at `c` until `bound`.
     let saturated = |kind: &str| {
         let mut s = Server::start(kind, opts);
-        rt.block_on(closed_loop(&client, &s.url, &gen, 0, w, c));
+        rt.block_on(closed_loop(&s.target, &gen, 0, Bound::Count(w), c));
         s.mark();
-        let st = rt.block_on(closed_loop(&client, &s.url, &gen, w, n, c));
+        let st = rt.block_on(closed_loop(&s.target, &gen, w, bound, c));
         (st, s.report())
     };
     let (mut bare_runs, mut relay_runs, mut ratios) = (Vec::new(), Vec::new(), Vec::new());
@@ -1392,12 +1140,13 @@ fn orchestrate(opts: &Opts) {
         if run_bare {
             let (mut st, r) = saturated("bare");
             bare_runs.push(print_client(&format!("bare warp  (C={c})"), &mut st));
-            print_rss(&r, n);
+            print_rss(&r, st.ok as usize);
         }
         if run_relay {
             let (mut st, r) = saturated("relay");
             relay_runs.push(print_client(&format!("relay      (C={c})"), &mut st));
-            print_server(&r, n);
+            print_server(&r, st.ok as usize);
+            relay_alerts = relay_alerts.max(st.ok + w as u64);
             relay_hwm = relay_hwm.max(r["hwmKb"].as_u64());
             if st.error_count() > 0 {
                 println!(
@@ -1435,11 +1184,11 @@ fn orchestrate(opts: &Opts) {
             );
         }
     }
-    if ["all", "rate"].contains(&opts.mode.as_str()) {
+    if matches!(opts.mode, Mode::All | Mode::Rate) {
         // The same open loop against the bare server: the floor that this client, its timer (tokio's has
         // 1-ms ticks, so a send can start up to 1 ms after its due time) and the shared cores put under
         // any server's figures.
-        let (mut st, _) = fixed_rate(&rt, "bare", opts, &client, &gen);
+        let (mut st, _) = fixed_rate(&rt, "bare", opts, &gen);
         print_client(
             &format!(
                 "bare warp at a fixed {}/s (latency from the due time; the client's floor)",
@@ -1447,7 +1196,7 @@ fn orchestrate(opts: &Opts) {
             ),
             &mut st,
         );
-        let (mut st, r) = fixed_rate(&rt, "relay", opts, &client, &gen);
+        let (mut st, r) = fixed_rate(&rt, "relay", opts, &gen);
         print_client(
             &format!(
                 "relay at a fixed {}/s (latency from the due time)",
@@ -1457,8 +1206,8 @@ fn orchestrate(opts: &Opts) {
         );
         print_server(&r, opts.rate_alerts);
         rate_result = Some((
-            pct(&st.lat_us, 50.0),
-            pct(&st.lat_us, 99.0),
+            st.q(0.50),
+            st.q(0.99),
             r["e2eMs"]["p50"].as_u64().unwrap_or(0),
             r["e2eMs"]["p99"].as_u64().unwrap_or(0),
             st.error_count(),
@@ -1504,8 +1253,8 @@ fn orchestrate(opts: &Opts) {
         println!(
             "  RSS <= 100 MB after 1,000,000 alerts: peak {:.1} MB after {} alerts -> {}",
             h as f64 / 1024.0,
-            n + w,
-            if n + w >= 1_000_000 {
+            relay_alerts,
+            if relay_alerts >= 1_000_000 {
                 verdict(h <= 100 * 1024)
             } else if h > 100 * 1024 {
                 "NOT MET (already above 100 MB before 1,000,000 alerts)"
