@@ -30,7 +30,7 @@ const MAX_SPACING: Duration = Duration::from_millis(2);
 /// writers spaces the next by `b × SPACING_PER_WAITER`, so any number of concurrent writers can get up to
 /// `1 / SPACING_PER_WAITER` = 20,000 acknowledgements/s before the spacing holds them back, and at
 /// [`MAX_SPACING`] `c` writers can get `c / MAX_SPACING` (32,000/s for 64). Larger values cap the relay
-/// with CPU to spare (BENCHMARKS.md, seventh round: 250 µs up to 4 ms held 64 writers to 16,000/s).
+/// with CPU to spare (BENCHMARKS.md, decision log).
 fn spacing(previous_batch: usize) -> Duration {
     (SPACING_PER_WAITER * previous_batch.min(1_000) as u32).min(MAX_SPACING)
 }

@@ -6,8 +6,8 @@
 //! ([`crate::group_commit`]), and sled writes its log from its own IO threads. With a worker on every core
 //! those threads, the workers and anything else on the machine (a reverse proxy, a co-located client)
 //! compete for every core, and a request's tasks hop between cores. On the 2-core bench machine one worker
-//! instead of two took about a fifth less CPU per alert and acknowledged more alerts per second
-//! (BENCHMARKS.md, "The twelfth round").
+//! instead of two took less CPU per alert and acknowledged more alerts per second (BENCHMARKS.md, decision
+//! log).
 //!
 //! One worker is not one request at a time: requests interleave at every await. Long work stays off the
 //! workers: journal pruning and `GET /api/alerts` listings run on the blocking pool. What still runs on a

@@ -78,8 +78,8 @@ fn write_synced(file: &Path, id: &str) -> Result<(), OpenFailure> {
     )
 }
 
-/// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (before the
-/// fifth round) by age.
+/// The trees of claims that journals of format 2 and before kept (dropped on open): by key, and (in older
+/// journals still) by age.
 pub(super) const OLD_CLAIM_TREES: [&str; 2] = ["idem", "idem_by_time"];
 
 #[cfg(test)]

@@ -107,7 +107,7 @@ impl Relay {
         tokio::spawn(async move {
             // Four times a second the record count is checked against `max_records` (an atomic read), so a
             // burst is pruned back at once instead of at the next full pass: under saturation a 1-s check
-            // let the journal overshoot by 9-13 % and RSS pass 100 MB (BENCHMARKS.md, sixth round).
+            // let the journal overshoot its bound and RSS pass 100 MB (BENCHMARKS.md, decision log).
             let mut tick = tokio::time::interval(every.min(Duration::from_millis(250)));
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             tick.tick().await;
