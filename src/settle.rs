@@ -4,7 +4,9 @@
 //! Every attempt of one execution carries the same OCO id, so the broker's own order list answers it:
 //! - orders with that OCO id (working, filled or cancelled) → the bracket was placed: `executed`, with those
 //!   order ids;
-//! - none, and the broker answered → it never landed: `failed`, "not found at the broker";
+//! - none, and the broker answered → it never landed: `failed`, "not found at the broker" — for calls of the
+//!   last 6 hours only (`SettlePolicy::orders_kept_for`): a broker keeps finished orders for a while, so an
+//!   older call missing from its list is left to a person;
 //! - no answer (unreachable, timeout, the outbound budget exhausted) → still `unknown`, asked again with
 //!   backoff for `execution.settle_for_secs` (default 600), then left to a person: `alert-relay alerts
 //!   resolve` or `POST /api/alerts/{id}/resolve`.
@@ -214,6 +216,10 @@ pub struct SettlePolicy {
     pub give_up_after: Duration,
     pub first_retry: Duration,
     pub max_retry: Duration,
+    /// How far back a broker's order list is trusted to be complete. Brokers keep finished orders for a
+    /// while only (NinjaTrader: its session; the paper book: its most recent finished orders), so an order
+    /// list without the OCO id proves nothing about an older call: that one is left to a person.
+    pub orders_kept_for: Duration,
 }
 
 impl Default for SettlePolicy {
@@ -222,6 +228,18 @@ impl Default for SettlePolicy {
             give_up_after: Duration::from_secs(600),
             first_retry: Duration::from_secs(1),
             max_retry: Duration::from_secs(30),
+            orders_kept_for: Duration::from_secs(6 * 3600),
+        }
+    }
+}
+
+impl SettlePolicy {
+    /// Can `finding` settle a call whose last attempt was `age` ago? Orders found always can; "none found"
+    /// only while the broker's list still holds orders that old.
+    pub fn conclusive(&self, finding: &Finding, age: Duration) -> bool {
+        match finding {
+            Finding::Placed(_) => true,
+            Finding::NotFound { .. } => age <= self.orders_kept_for,
         }
     }
 }
@@ -303,6 +321,23 @@ impl Settler {
             match answer {
                 Ok(orders) => {
                     let finding = Finding::from_orders(orders, &oco);
+                    let last_ms = rec.executions[index]
+                        .attempts
+                        .last()
+                        .map(|a| a.at_ms)
+                        .unwrap_or(rec.received_at_ms);
+                    let age = Duration::from_millis(now_ms().saturating_sub(last_ms));
+                    if !policy.conclusive(&finding, age) {
+                        return self.left(
+                            alert_id,
+                            format!(
+                                "{}, but the call is {} old, older than the broker's order list is trusted to reach back ({}): check the account's history",
+                                finding.seen(&oco),
+                                humantime::format_duration(Duration::from_secs(age.as_secs())),
+                                humantime::format_duration(policy.orders_kept_for)
+                            ),
+                        );
+                    }
                     return self.record_settlement(&rec, index, &oco, &finding).await;
                 }
                 Err(e) => {
@@ -409,6 +444,17 @@ mod tests {
             Finding::from_orders(vec![], &oco),
             Finding::NotFound { listed: 0 }
         );
+    }
+
+    #[test]
+    fn none_found_settles_only_calls_recent_enough_for_the_order_list() {
+        let p = SettlePolicy::default();
+        let none = Finding::NotFound { listed: 3 };
+        let found = Finding::Placed(vec![order("a", Some("o"), "Filled")]);
+        assert!(p.conclusive(&none, Duration::from_secs(60)));
+        assert!(p.conclusive(&none, p.orders_kept_for));
+        assert!(!p.conclusive(&none, p.orders_kept_for + Duration::from_secs(1)));
+        assert!(p.conclusive(&found, Duration::from_secs(30 * 86_400)));
     }
 
     #[test]
