@@ -1,9 +1,9 @@
 use std::collections::BTreeMap;
 
-use serde_json::json;
+use serde_json::{json, Map as JsonMap, Value as Json};
 
 use super::*;
-use crate::domain::Action;
+use crate::domain::{Action, RequestError};
 use crate::instruments::InstrumentSpec;
 
 fn instruments() -> Arc<Instruments> {
