@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use minijinja::{Environment, Value};
 
-use super::Field;
+use super::compile::Field;
 
 /// The function a group calls where a field's value is undefined, to fail on that field's line.
 const UNDEFINED_FN: &str = "__undefined";
