@@ -215,7 +215,7 @@ async fn bad_input_corpus_gets_clean_4xx_and_stores_or_executes_nothing() {
         let st = rb.send().await.unwrap().status().as_u16();
         unauthenticated.push((format!("sw signature {sig:?}"), st));
     }
-    // Well past the 300-s tolerance (the exact edges are unit-tested in verify.rs): a slow machine may
+    // Well past the 300-s tolerance (the exact edges are unit-tested in verify/tests.rs): a slow machine may
     // take seconds between `now` here and the server's check.
     for ts in [now - 360, now + 360, 0, i64::MAX / 2] {
         let h = sw_headers(SW_SECRET, "m1", ts, &good_sig_body);
