@@ -390,10 +390,12 @@ impl Settler {
             self.unknown.remove(&rec.id, index);
             return Settled::Already;
         }
+        // Off the list as soon as the record says so, so /healthz and the record never disagree; a crash
+        // before the sync loses the settlement, and start-up asks the broker again.
+        self.unknown.remove(&rec.id, index);
         if let Err(err) = self.journal.sync().await {
             tracing::error!(alert_id = %rec.id, error = %err, "cannot make a settlement durable");
         }
-        self.unknown.remove(&rec.id, index);
         self.metrics.alert_status(&rec.source, st.status.as_str());
         tracing::info!(alert_id = %rec.id, account = %e.request.account, instrument = %e.request.instrument, status = e.status.as_str(), seen = %finding.seen(oco), "unknown outcome settled by the broker");
         Settled::ByBroker(e.status)
