@@ -60,18 +60,13 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .and(with_relay(relay.clone()))
         .then(
             |id: String, authz: Option<String>, body, relay: Arc<Relay>| async move {
-                if !bearer_ok(&relay, authz.as_deref(), None) {
-                    return respond(Err(unauthorized()));
-                }
+                let v = match admin_body(&relay, authz.as_deref(), body, "body is not valid JSON")
+                    .await
+                {
+                    Ok(v) => v,
+                    Err(refused) => return refused,
+                };
                 let result = async {
-                    let raw = read_body(body, 16 * 1024).await?;
-                    let v: Value = if raw.iter().all(u8::is_ascii_whitespace) {
-                        json!({})
-                    } else {
-                        serde_json::from_slice(&raw).map_err(|e| {
-                            RelayError::InvalidRequest(format!("body is not valid JSON: {e}"))
-                        })?
-                    };
                     let to: ReplayTarget = match v.get("to") {
                         None => ReplayTarget::DryRun,
                         Some(t) => serde_json::from_value(t.clone()).map_err(|_| {
@@ -113,16 +108,12 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .and(with_relay(relay.clone()))
         .then(
             |id: String, authz: Option<String>, body, relay: Arc<Relay>| async move {
-                if !bearer_ok(&relay, authz.as_deref(), None) {
-                    return respond(Err(unauthorized()));
-                }
+                let what = "body must be {\"status\": \"executed\"|\"failed\", \"note\": \"...\"}";
+                let v = match admin_body(&relay, authz.as_deref(), body, what).await {
+                    Ok(v) => v,
+                    Err(refused) => return refused,
+                };
                 let result = async {
-                    let raw = read_body(body, 16 * 1024).await?;
-                    let v: Value = serde_json::from_slice(&raw).map_err(|e| {
-                        RelayError::InvalidRequest(format!(
-                            "body must be {{\"status\": \"executed\"|\"failed\", \"note\": \"...\"}}: {e}"
-                        ))
-                    })?;
                     let how: Resolution = v
                         .get("status")
                         .cloned()
@@ -146,6 +137,31 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
             },
         );
     get.or(set).unify().or(replay).unify().or(resolve).unify()
+}
+
+/// The JSON body of a Bearer-authenticated admin request (an empty body is `{}`), or the response refusing
+/// it: 401 without a valid token, 400 (`what`: the cause) when the body is not JSON.
+async fn admin_body<S, B>(
+    relay: &Relay,
+    authz: Option<&str>,
+    body: S,
+    what: &str,
+) -> Result<Value, Response>
+where
+    S: futures_util::Stream<Item = Result<B, warp::Error>>,
+    B: bytes::Buf,
+{
+    if !bearer_ok(relay, authz, None) {
+        return Err(respond(Err(unauthorized())));
+    }
+    let raw = read_body(body, 16 * 1024)
+        .await
+        .map_err(|e| respond(Err(e)))?;
+    if raw.iter().all(u8::is_ascii_whitespace) {
+        return Ok(json!({}));
+    }
+    serde_json::from_slice(&raw)
+        .map_err(|e| respond(Err(RelayError::InvalidRequest(format!("{what}: {e}")))))
 }
 
 fn state(relay: &Relay) -> Value {

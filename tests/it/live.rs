@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use serde_json::Value;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 /// One scripted answer of the fake upstream; the last one repeats.
@@ -40,9 +40,10 @@ async fn fake_upstream(script: Vec<Step>) -> Fake {
             n += 1;
             let h = h.clone();
             tokio::spawn(async move {
-                let Some(req) = read_request(&mut sock).await else {
+                let Some((head, body)) = read_request(&mut sock).await else {
                     return;
                 };
+                let req = format!("{head}\n\n{body}");
                 h.lock().unwrap().push(req);
                 match step {
                     Step::Respond(code, body, headers) => {
@@ -65,39 +66,6 @@ async fn fake_upstream(script: Vec<Step>) -> Fake {
         }
     });
     Fake { url, hits }
-}
-
-/// Reads one HTTP/1.1 request (head + content-length body); returns "HEAD\n\nBODY".
-async fn read_request(sock: &mut tokio::net::TcpStream) -> Option<String> {
-    let mut buf = Vec::new();
-    let mut tmp = [0u8; 4096];
-    loop {
-        let n = sock.read(&mut tmp).await.ok()?;
-        if n == 0 {
-            return None;
-        }
-        buf.extend_from_slice(&tmp[..n]);
-        if let Some(pos) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            let head = String::from_utf8_lossy(&buf[..pos]).to_string();
-            let len = head
-                .lines()
-                .find_map(|l| {
-                    let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length")
-                        .then(|| v.trim().parse::<usize>().ok())?
-                })
-                .unwrap_or(0);
-            while buf.len() < pos + 4 + len {
-                let n = sock.read(&mut tmp).await.ok()?;
-                if n == 0 {
-                    return None;
-                }
-                buf.extend_from_slice(&tmp[..n]);
-            }
-            let body = String::from_utf8_lossy(&buf[pos + 4..pos + 4 + len]).to_string();
-            return Some(format!("{head}\n\n{body}"));
-        }
-    }
 }
 
 /// Relay A: account Sim101 is live through CrossTrade at `url`; its own paper account is `Paper1`.

@@ -6,6 +6,7 @@
 //! - `signing`: Standard Webhooks and GitHub-style signatures of test bodies, and the clock they are signed at.
 //! - `fixtures`: the test secrets and config, alert bodies, instruments, and small readers of answers.
 //! - `burst`: many signed alerts from concurrent senders, to kill a relay in the middle of.
+//! - `upstream`: reading a request off a socket, for the scripted CrossTrade upstreams.
 //! - `wait`: [`eventually`], the one bounded poll: every wait on the relay that it cannot do itself goes
 //!   through it (where it can, the tests send `Prefer: wait=N` instead).
 
@@ -13,10 +14,12 @@ mod burst;
 mod fixtures;
 mod server;
 mod signing;
+mod upstream;
 mod wait;
 
 pub use burst::Burst;
 pub use fixtures::*;
 pub use server::{answer, relay_command, TestServer};
 pub use signing::{gh_signature, hdrs, sw_headers, unix_now};
+pub use upstream::read_request;
 pub use wait::eventually;
