@@ -227,7 +227,17 @@ async fn no_broker_answer_leaves_it_unknown_for_an_operator_to_resolve() {
 /// executions in flight; after the restart every execution A recorded `unknown` settles by itself, and
 /// each settlement agrees with what B recorded: `executed` exactly when B holds orders with its OCO id.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_flight_executions_settle_after_a_sigkill_and_agree_with_the_other_relay() {
+async fn in_flight_executions_settle_after_a_sigkill_over_http() {
+    settle_after_sigkill("http").await;
+}
+
+/// The same over the WebSocket transport: the broker is read with the `GetOrders` RPC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_flight_executions_settle_after_a_sigkill_over_websocket() {
+    settle_after_sigkill("websocket").await;
+}
+
+async fn settle_after_sigkill(transport: &str) {
     // B takes a while per bracket, so A's calls are in flight when A dies.
     let b = TestServer::spawn("[paper]\ncancel_delay_ms = 400\n");
     let over = format!(
@@ -237,7 +247,7 @@ accounts = ["Paper1"]
 [crosstrade]
 base_url = "{}"
 token = "file:{{dir}}/api.secret"
-transport = "http"
+transport = "{transport}"
 request_timeout_ms = 2000
 accounts = ["Sim101"]
 [execution]
@@ -299,6 +309,9 @@ max_age_secs = 30
             "A settled {id} as {status}; B holds orders with OCO id {oco}: {at_b}"
         );
     }
-    assert!(in_flight > 0, "the kill should catch executions in flight");
+    assert!(
+        in_flight > 0,
+        "{transport}: the kill should catch executions in flight"
+    );
     assert_eq!(a.health().await["unknown"], json!([]));
 }
