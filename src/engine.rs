@@ -456,6 +456,7 @@ impl Worker<ExecJob> for Engine {
                     account: account.clone(),
                     instrument: instrument.clone(),
                     oco_id: request.oco_id.clone(),
+                    last_attempt_at_ms: now_ms(),
                 });
             }
             (Status::Rejected, Err(msg)) => {

@@ -45,6 +45,8 @@ pub struct Unsettled {
     pub instrument: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oco_id: Option<OcoId>,
+    /// When the last attempt was made (unix ms): the call may have reached the broker then.
+    pub last_attempt_at_ms: u64,
 }
 
 impl Unsettled {
@@ -57,6 +59,11 @@ impl Unsettled {
             account: e.request.account.clone(),
             instrument: e.request.instrument.clone(),
             oco_id: e.request.oco_id.clone(),
+            last_attempt_at_ms: e
+                .attempts
+                .last()
+                .map(|a| a.at_ms)
+                .unwrap_or(rec.received_at_ms),
         })
     }
 }
@@ -269,7 +276,17 @@ pub struct Settler {
 impl Settler {
     /// Records execution `index` of alert `alert_id` as unsettled and asks its broker in the background,
     /// after the executor's in-flight bound.
+    ///
+    /// A call older than the broker's order list reaches back (`policy.orders_kept_for`, e.g. one found
+    /// at start-up days later) is listed but not asked about: its orders may have aged out of the list, so
+    /// no answer could settle it, and the reads would only take the outbound budget from new alerts.
     pub fn track(self: &Arc<Self>, u: Unsettled) {
+        let age = Duration::from_millis(now_ms().saturating_sub(u.last_attempt_at_ms));
+        if age > self.policy.orders_kept_for {
+            tracing::warn!(alert_id = %u.alert_id, account = %u.account, instrument = %u.instrument, "unknown outcome older than the broker's order list reaches back: check the account's history, then alert-relay alerts resolve ID --as executed|failed");
+            self.unknown.insert(u);
+            return;
+        }
         let delay = self
             .executors
             .get(&u.account)
@@ -469,6 +486,7 @@ mod tests {
                 account: "Sim101".into(),
                 instrument: "ES 12-26".into(),
                 oco_id: None,
+                last_attempt_at_ms: 0,
             });
         }
         let order: Vec<(String, usize)> = s
