@@ -202,8 +202,8 @@ pub struct InboundLimit {
 impl Default for InboundLimit {
     fn default() -> Self {
         InboundLimit {
-            per_second: 10,
-            burst: 20,
+            per_second: 50,
+            burst: 200,
         }
     }
 }

@@ -1006,3 +1006,26 @@ async fn repeated_failed_authentication_turns_into_429() {
         "failed attempts are never stored"
     );
 }
+
+/// TradingView never resends an alert answered 429: with the shipped limits one source gets 200
+/// authenticated alerts in one second through (a bar close over many charts).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_limit_takes_200_alerts_in_one_second() {
+    let s = TestServer::in_process("", None).await;
+    let started = std::time::Instant::now();
+    let sends = (0..200).map(|i| {
+        let body = tv_alert(
+            MARKETS[i % MARKETS.len()].0,
+            &format!("2026-11-27T13:{:02}:{:02}Z", i / 60, i % 60),
+            "long",
+            1,
+            MARKETS[i % MARKETS.len()].1,
+        )
+        .to_string();
+        let s = &s;
+        async move { s.post_hook("tradingview", &body, &[]).await.0 }
+    });
+    let codes = futures_util::future::join_all(sends).await;
+    let refused = codes.iter().filter(|c| !matches!(c, 200 | 202)).count();
+    assert_eq!(refused, 0, "{codes:?} in {:?}", started.elapsed());
+}
