@@ -39,6 +39,9 @@ pub struct Snapshot {
     pub queue_depths: Vec<((String, String), usize)>,
     pub journal_records: u64,
     pub journal_bytes: u64,
+    /// Executions whose outcome is unknown and not settled yet.
+    pub unknown_unsettled: usize,
+    pub kill_switch: bool,
 }
 
 pub struct Metrics {
@@ -51,6 +54,8 @@ pub struct Metrics {
     queue_depth: Family<LaneLabels, Gauge>,
     journal_records: Gauge,
     journal_bytes: Gauge,
+    unknown_unsettled: Gauge,
+    kill_switch: Gauge,
 }
 
 impl Default for Metrics {
@@ -62,6 +67,7 @@ impl Default for Metrics {
         let (ack, execution, limiter_wait) = (histogram(), histogram(), histogram());
         let queue_depth = Family::<LaneLabels, Gauge>::default();
         let (journal_records, journal_bytes) = (Gauge::default(), Gauge::default());
+        let (unknown_unsettled, kill_switch) = (Gauge::default(), Gauge::default());
         registry.register(
             "alert_relay_alerts",
             "Alerts by source and status reached",
@@ -102,8 +108,20 @@ impl Default for Metrics {
             "Journal size on disk",
             journal_bytes.clone(),
         );
+        registry.register(
+            "alert_relay_unknown_unsettled",
+            "Executions whose outcome is unknown and not settled yet (the bracket may be live)",
+            unknown_unsettled.clone(),
+        );
+        registry.register(
+            "alert_relay_kill_switch",
+            "1 while the kill switch is on (nothing executes)",
+            kill_switch.clone(),
+        );
         Metrics {
             registry,
+            unknown_unsettled,
+            kill_switch,
             alerts,
             rejections,
             ack,
@@ -160,6 +178,8 @@ impl Metrics {
         }
         self.journal_records.set(now.journal_records as i64);
         self.journal_bytes.set(now.journal_bytes as i64);
+        self.unknown_unsettled.set(now.unknown_unsettled as i64);
+        self.kill_switch.set(i64::from(now.kill_switch));
         let mut out = String::new();
         if let Err(e) = encode(&mut out, &self.registry) {
             tracing::error!(error = %e, "cannot encode the metrics");
@@ -180,6 +200,8 @@ mod tests {
                 .collect(),
             journal_records: 7,
             journal_bytes: 4096,
+            unknown_unsettled: 2,
+            kill_switch: true,
         }
     }
 
@@ -200,6 +222,8 @@ mod tests {
             "alert_relay_queue_depth{account=\"Sim101\",instrument=\"ES 12-26\"} 3",
             "alert_relay_journal_records 7",
             "alert_relay_journal_bytes 4096",
+            "alert_relay_unknown_unsettled 2",
+            "alert_relay_kill_switch 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

@@ -86,6 +86,8 @@ impl Relay {
             queue_depths: self.sequencer.depths(),
             journal_records: self.journal.record_count() as u64,
             journal_bytes: self.journal.size_on_disk(),
+            unknown_unsettled: self.unknown.len(),
+            kill_switch: self.kill_switch_on(),
         })
     }
 }
