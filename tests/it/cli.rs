@@ -670,6 +670,28 @@ async fn one_run_replays_the_newest_per_lane_and_links_it_to_the_original() {
         older["replayedBy"].is_null(),
         "superseded: not re-driven: {older}"
     );
+    // Replays are counted like webhook alerts: accepted when admitted, then their final status, so a
+    // source's executed never exceeds its accepted.
+    let metrics = s.get_text("/metrics").await;
+    let count = |status: &str| -> u64 {
+        let prefix =
+            format!("alert_relay_alerts_total{{source=\"tradingview\",status=\"{status}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0, |n| n.trim().parse().unwrap())
+    };
+    assert_eq!(
+        count("executed"),
+        3,
+        "two alerts and one replay executed: {metrics}"
+    );
+    assert_eq!(
+        count("accepted"),
+        3,
+        "two alerts and one replay admitted (the flat one is skipped): {metrics}"
+    );
+    assert_eq!(count("skipped"), 1, "{metrics}");
 
     // The same outage steps again, never-replayed only: the re-driven alert is left out, and the older one
     // is refused as stale (its lane has executed the newer alert's replay since).
