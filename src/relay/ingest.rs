@@ -129,6 +129,11 @@ impl Relay {
 
         // A repeat costs no rate-limit budget.
         if let Some(found) = self.journal.find_key(&source.name, &key, &body_sha)? {
+            if let Admission::Conflict { existing_id } = &found {
+                // Authenticated, so it gets a record of its own, like every other refusal.
+                let e = key_conflict(&key, existing_id);
+                return Err(self.reject(rec, e).await);
+            }
             return self.answer_existing(found, &key).await;
         }
         match skip_reason {
@@ -180,10 +185,15 @@ impl Relay {
                 self.journal.sync().await?;
                 Ok(Ingested::Repeat(rec))
             }
-            Admission::Conflict { existing_id } => Err(RelayError::KeyConflict(format!(
-                "idempotency key '{}' was already used by alert {existing_id} with a different body; send a new key for a new alert",
-                key.chars().take(128).collect::<String>()
-            ))),
+            Admission::Conflict { existing_id } => Err(key_conflict(key, &existing_id)),
         }
     }
+}
+
+/// A webhook's key already used by `existing_id` with another body.
+fn key_conflict(key: &str, existing_id: &str) -> RelayError {
+    RelayError::KeyConflict(format!(
+        "idempotency key '{}' was already used by alert {existing_id} with a different body; send a new key for a new alert",
+        key.chars().take(128).collect::<String>()
+    ))
 }

@@ -116,6 +116,11 @@ async fn same_webhook_id_with_a_different_body_is_422() {
     );
     assert!(e.contains(&first), "{v}");
     assert!(e.contains("different body"), "{v}");
+    // The refusal is a record of its own, rejected, claiming no key.
+    let rejected = s.alerts("status=rejected").await;
+    assert_eq!(rejected.len(), 1, "{rejected:?}");
+    assert_eq!(rejected[0]["reason"], e, "{rejected:?}");
+    assert!(rejected[0]["idempotencyKey"].is_null(), "{rejected:?}");
     // Only the first bracket exists.
     let w = s.working_orders("Sim101", "ES 12-26").await;
     assert_eq!(w.len(), 2);
