@@ -24,6 +24,7 @@ struct AlertLabels {
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReasonLabels {
+    source: String,
     reason: String,
 }
 
@@ -75,7 +76,7 @@ impl Default for Metrics {
         );
         registry.register(
             "alert_relay_rejections",
-            "Webhook requests (POST /hooks/{source}) refused, by reason; the API's records count in alert_relay_alerts_total by status",
+            "Webhook requests (POST /hooks/{source}) refused, by source (unknown for a source not configured) and reason; the API's records count in alert_relay_alerts_total by status",
             rejections.clone(),
         );
         registry.register(
@@ -144,9 +145,11 @@ impl Metrics {
             .inc();
     }
 
-    pub fn rejected(&self, reason: &str) {
+    /// A refused webhook of `source` (a configured source, else `unknown`), by reason.
+    pub fn rejected(&self, source: &str, reason: &str) {
         self.rejections
             .get_or_create(&ReasonLabels {
+                source: source.to_string(),
                 reason: reason.to_string(),
             })
             .inc();
@@ -210,12 +213,12 @@ mod tests {
         let m = Metrics::default();
         m.alert_status("tradingview", "executed");
         m.alert_status("tradingview", "executed");
-        m.rejected("not_found");
+        m.rejected("unknown", "not_found");
         m.acknowledged(Duration::from_micros(700));
         let text = m.render(snapshot(&[("Sim101", "ES 12-26", 3)]));
         for line in [
             "alert_relay_alerts_total{source=\"tradingview\",status=\"executed\"} 2",
-            "alert_relay_rejections_total{reason=\"not_found\"} 1",
+            "alert_relay_rejections_total{source=\"unknown\",reason=\"not_found\"} 1",
             "alert_relay_ack_latency_seconds_count 1",
             "alert_relay_ack_latency_seconds_bucket{le=\"0.001\"} 1",
             "alert_relay_ack_latency_seconds_bucket{le=\"0.0005\"} 0",

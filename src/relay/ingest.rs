@@ -8,9 +8,15 @@ impl Relay {
     /// Handles `POST /hooks/{source}` end to end.
     pub async fn ingest(self: &Arc<Self>, inb: Inbound) -> Result<Ingested, RelayError> {
         self.detached(|me| async move {
+            // Counted under configured sources only: a path anyone can invent must not add series.
+            let source = if me.sources.contains_key(&inb.source) {
+                inb.source.clone()
+            } else {
+                "unknown".to_string()
+            };
             let result = me.ingest_inner(inb).await;
             if let Err(e) = &result {
-                me.metrics.rejected(e.reason());
+                me.metrics.rejected(&source, e.reason());
             }
             result
         })

@@ -26,7 +26,9 @@ async fn kill_switch_records_alerts_as_rejected_executes_nothing_and_survives_re
     assert_eq!(recs[0]["executions"][0]["error"], "kill switch");
     let metrics = s.get_text("/metrics").await;
     assert!(
-        metrics.contains("alert_relay_rejections_total{reason=\"kill_switch\"} 1"),
+        metrics.contains(
+            "alert_relay_rejections_total{source=\"tradingview\",reason=\"kill_switch\"} 1"
+        ),
         "{metrics}"
     );
     assert!(s.working_orders("Sim101", "ES 12-26").await.is_empty());
@@ -195,7 +197,7 @@ async fn readyz_and_metrics() {
         "{after}"
     );
     assert!(
-        after.contains("alert_relay_rejections_total{reason=\"not_found\"} 1"),
+        after.contains("alert_relay_rejections_total{source=\"unknown\",reason=\"not_found\"} 1"),
         "{after}"
     );
     assert!(
