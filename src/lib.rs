@@ -24,7 +24,8 @@
 //!   [`replay`]: re-running stored alerts; [`api`]: the CrossTrade-compatible operations by name.
 //! - [`web`]: the warp transport (HTTP routes, WebSocket RPC), and in `web::response` the one mapping of
 //!   outcomes and errors to status codes; [`error`]: the relay's error, one variant per thing that went
-//!   wrong; [`headers`]: request headers as the domain sees them; [`metrics`]: the Prometheus metrics.
+//!   wrong; [`headers`]: request headers as the domain sees them; [`metrics`]: the Prometheus metrics;
+//!   [`refusals`]: the most recent refused webhooks, in memory.
 //! - [`server`]: a running server (build, recover, announce in `server.json`, serve, drain), the one start-up
 //!   sequence of `serve`, the tests and the benchmark; [`runtime`]: the async runtime `serve` runs on.
 //! - [`cli`]: the command line, one file per command (`serve`, `check`, `render`, `alerts`, `replay`), with
@@ -53,6 +54,7 @@ pub mod metrics;
 pub mod netguard;
 pub mod paper;
 pub mod record;
+pub mod refusals;
 pub mod relay;
 pub mod replay;
 pub mod runtime;

@@ -185,6 +185,21 @@ impl Remote {
 }
 
 impl Remote {
+    /// `GET /api/refusals?limit=N`: `{"refusals": [...], "count": N}`.
+    pub(super) async fn refusals(&self, limit: usize) -> anyhow::Result<Value> {
+        let (code, v) = self
+            .send(
+                self.client
+                    .get(format!("{}/api/refusals", self.url))
+                    .query(&[("limit", limit.max(1))]),
+            )
+            .await?;
+        if code != 200 {
+            anyhow::bail!("{} ({code})", error_text(&v));
+        }
+        Ok(v)
+    }
+
     /// `POST /api/alerts/{id}/resolve`: the record as settled.
     pub(super) async fn resolve(
         &self,

@@ -19,6 +19,7 @@ pub mod args;
 mod check;
 mod client;
 mod output;
+mod refusals;
 mod render;
 mod replay;
 mod serve;
@@ -78,6 +79,18 @@ pub enum Command {
     },
     /// Run stored alerts again through the current templates: dry-run (default), paper or live.
     Replay(args::ReplayArgs),
+    /// The running relay's most recent refused webhooks (wrong secret, unparsable body, blocked address,
+    /// unknown source, rate limit...), newest first.
+    Refusals {
+        #[command(flatten)]
+        at: args::Location,
+        /// At most this many.
+        #[arg(long, default_value_t = 100)]
+        limit: usize,
+        /// Print `{"refusals": [...], "count": N}` as `GET /api/refusals` does.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -112,6 +125,10 @@ pub fn main() -> ExitCode {
         Command::Replay(args) => {
             init_logging(LogFormat::Text, "warn");
             replay::replay(args)
+        }
+        Command::Refusals { at, limit, json } => {
+            init_logging(LogFormat::Text, "warn");
+            refusals::refusals(at, limit, json)
         }
     };
     match result {

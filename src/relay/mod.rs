@@ -113,6 +113,8 @@ pub struct Relay {
     pub instruments: Arc<Instruments>,
     pub paper: Arc<PaperBroker>,
     pub metrics: Arc<Metrics>,
+    /// The most recent refused webhooks (`GET /api/refusals`).
+    pub refusals: crate::refusals::RefusalLog,
     sources: HashMap<String, Source>,
     engine: Arc<Engine>,
     sequencer: Arc<Sequencer<ExecJob, Engine>>,
@@ -247,6 +249,7 @@ impl Relay {
             kill_switch,
             unknown,
             health_status: cfg.server.health_status_code,
+            refusals: crate::refusals::RefusalLog::default(),
             now_unix: Box::new(|| {
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)

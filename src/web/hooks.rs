@@ -35,7 +35,7 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 let body = match read_body(body, relay.body_limit).await {
                     Ok(b) => b,
                     Err(e) => {
-                        log_refusal(&source, peer, &e, false);
+                        log_refusal(&relay, &source, peer, &e, false);
                         return error_response(&e);
                     }
                 };
@@ -53,16 +53,16 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 };
                 let result = relay.ingest(inbound).await;
                 if let Err(e) = &result {
-                    log_refusal(&name, peer, e, placeholder);
+                    log_refusal(&relay, &name, peer, e, placeholder);
                 }
                 ingested_response(result)
             },
         )
 }
 
-/// One WARN line per refused webhook: source, client address, status, reason, and a hint where one helps.
-/// Never the secret or the body (the reasons carry neither).
-fn log_refusal(source: &str, client: IpAddr, e: &RelayError, placeholder: bool) {
+/// One WARN line per refused webhook (source, client address, status, reason, and a hint where one helps),
+/// also kept in the relay's refusal log. Never the secret or the body (the reasons carry neither).
+fn log_refusal(relay: &Relay, source: &str, client: IpAddr, e: &RelayError, placeholder: bool) {
     let status = status_of(e).as_u16();
     let hint = match e {
         RelayError::Body(_) | RelayError::Template(_) if placeholder => {
@@ -79,6 +79,14 @@ fn log_refusal(source: &str, client: IpAddr, e: &RelayError, placeholder: bool) 
         _ => "",
     };
     let source: String = source.chars().take(64).collect();
+    let reason = e.to_string();
+    relay.refusals.push(
+        &source,
+        &client.to_string(),
+        status,
+        &reason,
+        (!hint.is_empty()).then_some(hint),
+    );
     if hint.is_empty() {
         tracing::warn!(%source, %client, status, reason = %e, "webhook refused");
     } else {

@@ -40,6 +40,29 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
             }
             respond(relay.get_alert(&id).map(|rec| record_reply(&rec)))
         });
+    let refusals = warp::path!("api" / "refusals")
+        .and(warp::get())
+        .and(auth)
+        .and(warp::query::<BTreeMap<String, String>>())
+        .and(with_relay(relay.clone()))
+        .map(
+            |authz: Option<String>, q: BTreeMap<String, String>, relay: Arc<Relay>| {
+                if !bearer_ok(&relay, authz.as_deref(), None) {
+                    return respond(Err(unauthorized()));
+                }
+                let limit = match q.get("limit").map(|v| v.parse::<usize>()) {
+                    None => crate::refusals::DEFAULT_KEPT,
+                    Some(Ok(n)) if n >= 1 => n,
+                    Some(_) => {
+                        return respond(Err(crate::error::RelayError::InvalidRequest(
+                            "limit: must be a whole number from 1".into(),
+                        )))
+                    }
+                };
+                let recent = relay.refusals.recent(limit);
+                respond(Ok(json!({"refusals": recent, "count": recent.len()})))
+            },
+        );
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(with_relay(relay.clone()))
@@ -77,6 +100,8 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
             .into_response()
         });
     list.or(one)
+        .unify()
+        .or(refusals)
         .unify()
         .or(health)
         .unify()

@@ -316,3 +316,60 @@ async fn retention_keeps_the_record_count_bounded_oldest_first() {
         assert_eq!(st, 404, "the oldest records go first");
     }
 }
+
+/// The common TradingView mistakes leave a trace: each refused webhook is listed by `GET /api/refusals`
+/// (newest first, Bearer) and `alert-relay refusals`, with source, address, status, reason and a hint,
+/// never the secret.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_webhooks_are_listed_with_status_reason_and_hint() {
+    let s = TestServer::spawn("");
+    let wrong = json!({"secret": "not-the-secret", "ticker": "ES1!"}).to_string();
+    assert_eq!(s.post_hook("tradingview", &wrong, &[]).await.0, 401);
+    let placeholder =
+        format!(r#"{{"secret": "{TV_SECRET}", "ticker": "ES1!", "close": {{{{close}}}}}}"#);
+    assert_eq!(s.post_hook("tradingview", &placeholder, &[]).await.0, 400);
+    assert_eq!(s.post_hook("nope", "{}", &[]).await.0, 404);
+
+    let resp = s.client.get(s.url("/api/refusals")).send().await.unwrap();
+    assert_eq!(resp.status(), 401, "Bearer only");
+    let (st, v) = s.api_get("/api/refusals").await;
+    assert_eq!(st, 200, "{v}");
+    let list = v["refusals"].as_array().unwrap();
+    let got: Vec<(u64, &str)> = list
+        .iter()
+        .map(|r| (r["status"].as_u64().unwrap(), r["source"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [(404, "nope"), (400, "tradingview"), (401, "tradingview")],
+        "{v}"
+    );
+    assert_eq!(list[2]["address"], "127.0.0.1");
+    assert!(
+        list[1]["hint"]
+            .as_str()
+            .unwrap()
+            .contains("did not substitute a placeholder"),
+        "{v}"
+    );
+    assert!(
+        !v.to_string().contains(TV_SECRET),
+        "no secret in the refusal log: {v}"
+    );
+
+    let out = relay_command()
+        .args(["refusals", "--limit", "2", "--config"])
+        .arg(&s.config_path)
+        .arg("--data-dir")
+        .arg(s.data_dir())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("unknown source 'nope'"), "{text}");
+    assert!(text.contains("2 refusal(s)"), "{text}");
+}

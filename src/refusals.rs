@@ -1,0 +1,94 @@
+//! The most recent refused webhooks, in memory: what `GET /api/refusals` and `alert-relay refusals` show, so
+//! a wrong secret, a broken TradingView message or a blocked address can be found after the fact. Bounded
+//! (the oldest are dropped); never the secret or the body.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
+
+/// How many refusals are kept by default.
+pub const DEFAULT_KEPT: usize = 1000;
+
+/// One refused webhook.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Refusal {
+    /// When, RFC 3339.
+    pub at: String,
+    pub at_ms: u64,
+    pub source: String,
+    /// The client's address as far as it can be believed.
+    pub address: String,
+    /// The HTTP status it was answered with.
+    pub status: u16,
+    /// The error message the sender got.
+    pub reason: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hint: Option<String>,
+}
+
+/// The last `cap` refusals.
+pub struct RefusalLog {
+    cap: usize,
+    kept: Mutex<VecDeque<Refusal>>,
+}
+
+impl Default for RefusalLog {
+    fn default() -> RefusalLog {
+        RefusalLog::new(DEFAULT_KEPT)
+    }
+}
+
+impl RefusalLog {
+    pub fn new(cap: usize) -> RefusalLog {
+        RefusalLog {
+            cap: cap.max(1),
+            kept: Mutex::new(VecDeque::new()),
+        }
+    }
+
+    /// Keeps one refusal, stamped now; the oldest goes when the log is full.
+    pub fn push(&self, source: &str, address: &str, status: u16, reason: &str, hint: Option<&str>) {
+        let now = SystemClock.now();
+        let r = Refusal {
+            at: now.to_string(),
+            at_ms: now.as_ms(),
+            source: source.chars().take(64).collect(),
+            address: address.to_string(),
+            status,
+            reason: reason.to_string(),
+            hint: hint.map(str::to_string),
+        };
+        let mut kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        if kept.len() == self.cap {
+            kept.pop_front();
+        }
+        kept.push_back(r);
+    }
+
+    /// Newest first, at most `limit`.
+    pub fn recent(&self, limit: usize) -> Vec<Refusal> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        kept.iter().rev().take(limit).cloned().collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_and_bounded() {
+        let log = RefusalLog::new(2);
+        log.push("tv", "10.0.0.1", 401, "bad secret", Some("check it"));
+        log.push("tv", "10.0.0.1", 400, "unparsable", None);
+        log.push("nope", "10.0.0.2", 404, "unknown source", None);
+        let r = log.recent(10);
+        let statuses: Vec<u16> = r.iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [404, 400], "the oldest dropped, newest first");
+        assert_eq!(log.recent(1)[0].source, "nope");
+    }
+}
