@@ -69,6 +69,22 @@ impl RefusalLog {
         kept.push_back(r);
     }
 
+    /// Sources with more than `over` refusals since `since_ms`, with their count and latest reason.
+    pub fn bursts(&self, since_ms: u64, over: usize) -> Vec<(String, usize, String)> {
+        let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+        let mut by_source: std::collections::BTreeMap<&str, (usize, &str)> = Default::default();
+        for r in kept.iter().filter(|r| r.at_ms >= since_ms) {
+            let e = by_source.entry(&r.source).or_insert((0, ""));
+            e.0 += 1;
+            e.1 = &r.reason;
+        }
+        by_source
+            .into_iter()
+            .filter(|(_, (n, _))| *n > over)
+            .map(|(s, (n, last))| (s.to_string(), n, last.to_string()))
+            .collect()
+    }
+
     /// Newest first, at most `limit`.
     pub fn recent(&self, limit: usize) -> Vec<Refusal> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
@@ -90,5 +106,19 @@ mod tests {
         let statuses: Vec<u16> = r.iter().map(|r| r.status).collect();
         assert_eq!(statuses, [404, 400], "the oldest dropped, newest first");
         assert_eq!(log.recent(1)[0].source, "nope");
+    }
+
+    #[test]
+    fn a_burst_is_more_than_the_threshold_from_one_source() {
+        let log = RefusalLog::new(100);
+        for _ in 0..11 {
+            log.push("tv", "10.0.0.1", 400, "unparsable", None);
+        }
+        for _ in 0..10 {
+            log.push("sig", "10.0.0.2", 401, "bad", None);
+        }
+        let b = log.bursts(0, 10);
+        assert_eq!(b, [("tv".to_string(), 11, "unparsable".to_string())]);
+        assert!(log.bursts(u64::MAX, 10).is_empty(), "none in the window");
     }
 }

@@ -2,6 +2,10 @@
 
 use super::*;
 
+/// More refusals than this from one configured source within [`REFUSAL_WINDOW`] is a health problem.
+const REFUSAL_BURST: usize = 10;
+const REFUSAL_WINDOW: Duration = Duration::from_secs(300);
+
 /// What `/healthz` answers.
 pub struct Health {
     pub degraded: bool,
@@ -25,6 +29,15 @@ impl Relay {
         }
         if self.kill_switch_on() {
             problems.push("kill switch is on: nothing executes".into());
+        }
+        // A broken TradingView message refuses every alert: noticed before the next trade, not after.
+        let since = now_ms().saturating_sub(REFUSAL_WINDOW.as_millis() as u64);
+        for (source, n, last) in self.refusals.bursts(since, REFUSAL_BURST) {
+            if self.sources.contains_key(&source) {
+                problems.push(format!(
+                    "source '{source}': {n} webhooks refused in the last 5 minutes (last: {last}); see GET /api/refusals"
+                ));
+            }
         }
         problems.extend(self.executor_problems().await);
         let degraded = !problems.is_empty();

@@ -372,4 +372,18 @@ async fn refused_webhooks_are_listed_with_status_reason_and_hint() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("unknown source 'nope'"), "{text}");
     assert!(text.contains("2 refusal(s)"), "{text}");
+
+    // Two of tradingview's so far; past ten in five minutes /healthz says so (unknown sources do not count).
+    assert_eq!(s.health().await["status"], "ok");
+    for _ in 0..9 {
+        assert_eq!(s.post_hook("tradingview", &wrong, &[]).await.0, 401);
+    }
+    let h = s.health().await;
+    assert_eq!(h["status"], "degraded", "{h}");
+    assert!(
+        h["problems"]
+            .to_string()
+            .contains("source 'tradingview': 11 webhooks refused"),
+        "{h}"
+    );
 }
