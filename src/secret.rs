@@ -79,6 +79,10 @@ pub enum SecretError {
     /// The reference is blank.
     #[error("{key}: is empty; give env:NAME, file:PATH or auto")]
     EmptyReference { key: String },
+    /// `word:...` with a word that is not a known prefix (a typo such as `envv:NAME`): refused rather than
+    /// taken as an inline secret whose value would be the reference itself.
+    #[error("{key}: unknown secret reference prefix '{prefix}:'; use env:NAME, file:PATH or auto (an inline secret cannot start with a word and a colon)")]
+    UnknownPrefix { key: String, prefix: String },
 }
 
 /// Resolves a secret reference. `key` is the config key, used in every error message; `auto_path` is where
@@ -115,6 +119,17 @@ pub fn resolve(
         return Err(SecretError::EmptyReference {
             key: key.to_string(),
         });
+    }
+    if let Some((prefix, _)) = reference.split_once(':') {
+        if !prefix.is_empty()
+            && prefix.len() <= 16
+            && prefix.chars().all(|c| c.is_ascii_alphabetic())
+        {
+            return Err(SecretError::UnknownPrefix {
+                key: key.to_string(),
+                prefix: prefix.to_string(),
+            });
+        }
     }
     Ok((Secret(reference.to_string()), Origin::Inline))
 }
@@ -180,6 +195,33 @@ pub fn write_private(path: &Path, value: &str) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_prefix_is_refused_not_taken_inline() {
+        let dir = tempfile::tempdir().unwrap();
+        let auto = dir.path().join("auto");
+        let e = resolve(
+            "envv:TV_SECRET",
+            "sources.tv.secret",
+            &auto,
+            SecretKind::Token,
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&e, SecretError::UnknownPrefix { prefix, .. } if prefix == "envv"),
+            "{e:?}"
+        );
+        assert!(e
+            .to_string()
+            .starts_with("sources.tv.secret: unknown secret reference prefix 'envv:'"));
+        assert!(
+            !e.to_string().contains("TV_SECRET"),
+            "the rest may be a secret: {e}"
+        );
+        // Inline secrets without a word-and-colon start still work.
+        let (s, origin) = resolve("whsec_abc:def/1", "k", &auto, SecretKind::Token).unwrap();
+        assert_eq!((s.expose(), origin), ("whsec_abc:def/1", Origin::Inline));
+    }
 
     #[test]
     fn debug_hides_the_value() {
