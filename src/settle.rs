@@ -251,17 +251,6 @@ impl SettlePolicy {
     }
 }
 
-/// How asking about one execution ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Settled {
-    /// The broker answered; the execution is now `executed` or `failed`.
-    ByBroker(Status),
-    /// It was settled meanwhile (an operator), or is gone.
-    Already,
-    /// No answer within the policy's time, or nothing to ask with: left to a person.
-    LeftToOperator(String),
-}
-
 /// Asks brokers about `unknown` executions. Shares the engine's journal, executors and outbound budget.
 pub struct Settler {
     pub journal: Arc<Journal>,
@@ -302,7 +291,7 @@ impl Settler {
 
     /// Asks the broker about execution `index` of alert `alert_id` until it answers or the policy's time
     /// runs out; starts no earlier than `delay` from now.
-    pub async fn settle(&self, alert_id: &str, index: usize, delay: Duration) -> Settled {
+    pub async fn settle(&self, alert_id: &str, index: usize, delay: Duration) {
         tokio::time::sleep(delay).await;
         let policy = self.policy;
         let started = tokio::time::Instant::now();
@@ -312,13 +301,13 @@ impl Settler {
                 Ok(Some(rec)) => rec,
                 Ok(None) => {
                     self.unknown.remove(alert_id, index);
-                    return Settled::Already;
+                    return;
                 }
                 Err(e) => return self.left(alert_id, format!("cannot read the record: {e}")),
             };
             let Some(pending) = Unsettled::of(&rec, index) else {
                 self.unknown.remove(alert_id, index);
-                return Settled::Already;
+                return;
             };
             let Some(oco) = pending.oco_id.clone() else {
                 return self.left(alert_id, "the execution has no OCO id to look for".into());
@@ -375,9 +364,8 @@ impl Settler {
         }
     }
 
-    fn left(&self, alert_id: &str, why: String) -> Settled {
+    fn left(&self, alert_id: &str, why: String) {
         tracing::warn!(%alert_id, reason = %why, "unknown outcome left to an operator: check the account, then alert-relay alerts resolve ID --as executed|failed");
-        Settled::LeftToOperator(why)
     }
 
     async fn record_settlement(
@@ -386,7 +374,7 @@ impl Settler {
         index: usize,
         oco: &OcoId,
         finding: &Finding,
-    ) -> Settled {
+    ) {
         let at = now_ms();
         let written = self.journal.update(&rec.id, |st| {
             if let Some(e) = st.executions.get_mut(index) {
@@ -397,15 +385,15 @@ impl Settler {
         });
         let st = match written {
             Ok(Some(st)) => st,
-            Ok(None) => return Settled::Already,
+            Ok(None) => return,
             Err(e) => return self.left(&rec.id, format!("cannot record the settlement: {e}")),
         };
         let Some(e) = st.executions.get(index) else {
-            return Settled::Already;
+            return;
         };
         if e.settled_at_ms != Some(at) {
             self.unknown.remove(&rec.id, index);
-            return Settled::Already;
+            return;
         }
         // Off the list as soon as the record says so, so /healthz and the record never disagree; a crash
         // before the sync loses the settlement, and start-up asks the broker again.
@@ -415,7 +403,6 @@ impl Settler {
         }
         self.metrics.alert_status(&rec.source, st.status.as_str());
         tracing::info!(alert_id = %rec.id, account = %e.request.account, instrument = %e.request.instrument, status = e.status.as_str(), seen = %finding.seen(oco), "unknown outcome settled by the broker");
-        Settled::ByBroker(e.status)
     }
 }
 

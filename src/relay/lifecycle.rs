@@ -13,11 +13,11 @@ impl Relay {
         let mut notes = Vec::new();
         let mut open = Vec::new();
         let mut newest_started: HashMap<(String, String), String> = HashMap::new();
-        self.unknown.clear();
+        self.unknown().clear();
         self.journal.for_each(|rec| {
             for (i, e) in rec.executions.iter().enumerate() {
                 if let Some(u) = Unsettled::of(&rec, i) {
-                    self.unknown.insert(u);
+                    self.unknown().insert(u);
                 }
                 if matches!(
                     e.status,
@@ -73,7 +73,7 @@ impl Relay {
             r.set_state(state);
             for i in 0..r.executions.len() {
                 if let Some(u) = Unsettled::of(&r, i) {
-                    self.unknown.insert(u);
+                    self.unknown().insert(u);
                 }
             }
             match r.status {
@@ -95,7 +95,7 @@ impl Relay {
     /// Asks the broker about every unsettled `unknown` execution (those found at start-up), each in its own
     /// task, after its executor's in-flight bound.
     pub fn spawn_settlements(&self) {
-        for u in self.unknown.list() {
+        for u in self.unknown().list() {
             self.engine.settler.track(u);
         }
     }

@@ -123,7 +123,6 @@ pub struct Relay {
     api_tokens: Vec<Secret>,
     accepting: AtomicBool,
     kill_switch: Arc<AtomicBool>,
-    unknown: Arc<UnsettledSet>,
     health_status: HealthStatusCode,
     pub body_limit: usize,
     pub shutdown_grace: Duration,
@@ -199,7 +198,7 @@ impl Relay {
             executors: executors.clone(),
             outbound: outbound.clone(),
             metrics: metrics.clone(),
-            unknown: unknown.clone(),
+            unknown,
             policy: SettlePolicy {
                 give_up_after: Duration::from_secs(x.settle_for_secs),
                 ..SettlePolicy::default()
@@ -247,7 +246,6 @@ impl Relay {
             max_age: Duration::from_secs(cfg.execution.max_age_secs),
             listings: Arc::new(tokio::sync::Semaphore::new(LISTINGS_AT_ONCE)),
             kill_switch,
-            unknown,
             health_status: cfg.server.health_status_code,
             refusals: crate::refusals::RefusalLog::default(),
             now_unix: Box::new(|| {
@@ -279,6 +277,11 @@ impl Relay {
 
     pub fn has_executor(&self, account: &str) -> bool {
         self.engine.executors.contains_key(account)
+    }
+
+    /// The unsettled `unknown` executions (kept by the engine's settler).
+    fn unknown(&self) -> &UnsettledSet {
+        &self.engine.settler.unknown
     }
 
     pub fn kill_switch_on(&self) -> bool {

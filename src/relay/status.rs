@@ -20,7 +20,7 @@ impl Relay {
     /// usable: a refused token, CrossTrade unreachable).
     pub async fn health(&self) -> Health {
         let mut problems = Vec::new();
-        let unknown = self.unknown.list();
+        let unknown = self.unknown().list();
         if !unknown.is_empty() {
             problems.push(format!(
                 "{} execution(s) with unknown outcome, not settled yet: the bracket may be live; the relay asks the broker, else check the account and run alert-relay alerts resolve ID --as executed|failed (GET /api/alerts?status=unknown lists them)",
@@ -99,7 +99,7 @@ impl Relay {
             queue_depths: self.sequencer.depths(),
             journal_records: self.journal.record_count() as u64,
             journal_bytes: self.journal.size_on_disk(),
-            unknown_unsettled: self.unknown.len(),
+            unknown_unsettled: self.unknown().len(),
             kill_switch: self.kill_switch_on(),
         })
     }
