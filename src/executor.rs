@@ -97,6 +97,70 @@ impl BrokerOrder {
     }
 }
 
+/// One position as a broker lists it: the instrument and the signed size (long > 0, short < 0).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerPosition {
+    pub instrument: String,
+    /// Contracts held: long > 0, short < 0, 0 flat.
+    pub quantity: i64,
+    /// Average entry price; 0 when flat or not reported.
+    pub average_price: f64,
+}
+
+impl BrokerPosition {
+    /// From one position of a CrossTrade/NinjaTrader listing: `instrument`, `marketPosition`
+    /// (`Long`/`Short`/`Flat`) with an unsigned `quantity`, or a signed `quantity` alone; `averagePrice`.
+    /// `None` without an instrument, a quantity, or with a market position it does not know.
+    pub fn from_json(v: &serde_json::Value) -> Option<BrokerPosition> {
+        let instrument = v.get("instrument")?.as_str()?.trim().to_string();
+        let raw = v.get("quantity")?;
+        let quantity = raw
+            .as_i64()
+            .or_else(|| raw.as_f64().filter(|q| q.fract() == 0.0).map(|q| q as i64))?;
+        let quantity = match v.get("marketPosition").and_then(serde_json::Value::as_str) {
+            None => quantity,
+            Some(m) => match m.to_ascii_lowercase().as_str() {
+                "long" => quantity.abs(),
+                "short" => -quantity.abs(),
+                "flat" => 0,
+                _ => return None,
+            },
+        };
+        Some(BrokerPosition {
+            instrument,
+            quantity,
+            average_price: v
+                .get("averagePrice")
+                .and_then(serde_json::Value::as_f64)
+                .unwrap_or(0.0),
+        })
+    }
+
+    /// The positions of a listing answer: a JSON array, or an object holding one under `positions` (or
+    /// `data`). `None` when the answer is not a listing or holds an entry that cannot be read: a position
+    /// the relay cannot read must not be taken for flat.
+    pub fn list_from_json(v: &serde_json::Value) -> Option<Vec<BrokerPosition>> {
+        let list = match v {
+            serde_json::Value::Array(a) => a,
+            serde_json::Value::Object(m) => m
+                .get("positions")
+                .or_else(|| m.get("data"))
+                .and_then(serde_json::Value::as_array)?,
+            _ => return None,
+        };
+        list.iter().map(BrokerPosition::from_json).collect()
+    }
+
+    /// The signed size held in `instrument` (0 when the listing has no entry for it).
+    pub fn held(positions: &[BrokerPosition], instrument: &str) -> i64 {
+        positions
+            .iter()
+            .filter(|p| p.instrument.eq_ignore_ascii_case(instrument))
+            .map(|p| p.quantity)
+            .sum()
+    }
+}
+
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Short name for logs and records (`paper`, `crosstrade-http`, `crosstrade-websocket`).
@@ -115,6 +179,9 @@ pub trait Executor: Send + Sync + 'static {
     /// The account's orders as the broker reports them, working and finished: what settling an `unknown`
     /// execution asks (an order with the execution's OCO id means its bracket was placed).
     async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError>;
+
+    /// The account's open positions as the broker reports them (flat instruments may be missing).
+    async fn positions(&self, account: &str) -> Result<Vec<BrokerPosition>, ExecError>;
 
     /// The longest one attempt can be in flight (its request timeout): the broker is asked about an
     /// unknown outcome only once this has passed since the attempt began, so a call still on its way is
@@ -164,5 +231,37 @@ mod tests {
         assert_eq!(BrokerOrder::list_from_json(&wrapped).unwrap(), want);
         assert!(BrokerOrder::list_from_json(&json!({"success": true})).is_none());
         assert!(BrokerOrder::list_from_json(&json!("x")).is_none());
+    }
+
+    #[test]
+    fn positions_signed_by_market_position() {
+        let listing = json!({"positions": [
+            {"instrument": "ES 03-27", "marketPosition": "Long", "quantity": 2, "averagePrice": 6012.25},
+            {"instrument": "NQ 03-27", "marketPosition": "Short", "quantity": 1},
+            {"instrument": "CL 02-27", "marketPosition": "Flat", "quantity": 0},
+            {"instrument": "GC 02-27", "quantity": -3},
+        ], "success": true});
+        let got = BrokerPosition::list_from_json(&listing).unwrap();
+        let sizes: Vec<(&str, i64)> = got
+            .iter()
+            .map(|p| (p.instrument.as_str(), p.quantity))
+            .collect();
+        assert_eq!(
+            sizes,
+            [
+                ("ES 03-27", 2),
+                ("NQ 03-27", -1),
+                ("CL 02-27", 0),
+                ("GC 02-27", -3)
+            ]
+        );
+        assert_eq!(got[0].average_price, 6012.25);
+        assert_eq!(BrokerPosition::held(&got, "es 03-27"), 2);
+        assert_eq!(BrokerPosition::held(&got, "MES 03-27"), 0);
+        // One entry it cannot read makes the whole listing unreadable: never taken for flat.
+        let odd = json!([{"instrument": "ES 03-27", "marketPosition": "Sideways", "quantity": 1}]);
+        assert!(BrokerPosition::list_from_json(&odd).is_none());
+        assert!(BrokerPosition::list_from_json(&json!([{"instrument": "ES 03-27"}])).is_none());
+        assert!(BrokerPosition::list_from_json(&json!({"success": true})).is_none());
     }
 }

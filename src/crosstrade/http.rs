@@ -12,7 +12,7 @@ use serde_json::Value;
 
 use super::{body_args, error_for_status, error_message, parse_outcome, truncate, Settings};
 use crate::domain::{BracketOutcome, BracketRequest};
-use crate::executor::{BrokerOrder, ExecError, Executor};
+use crate::executor::{BrokerOrder, BrokerPosition, ExecError, Executor};
 
 pub struct HttpExecutor {
     settings: Settings,
@@ -60,8 +60,14 @@ impl HttpExecutor {
     }
 
     /// `GET /v1/api/accounts/{account}/orders`: the account's orders.
-    async fn list_orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
-        let url = self.url(account, &["orders"])?;
+    /// `GET /v1/api/accounts/{account}/{what}` (`orders`, `positions`), its JSON body parsed by `parse`.
+    async fn list<T>(
+        &self,
+        account: &str,
+        what: &str,
+        parse: fn(&Value) -> Option<Vec<T>>,
+    ) -> Result<Vec<T>, ExecError> {
+        let url = self.url(account, &[what])?;
         let resp = self
             .client
             .get(url)
@@ -80,9 +86,9 @@ impl HttpExecutor {
         }
         serde_json::from_str::<Value>(&body)
             .ok()
-            .and_then(|v| BrokerOrder::list_from_json(&v))
+            .and_then(|v| parse(&v))
             .ok_or_else(|| {
-                ExecError::Unknown(format!("unparsable order listing: {}", truncate(&body)))
+                ExecError::Unknown(format!("unparsable {what} listing: {}", truncate(&body)))
             })
     }
 
@@ -223,7 +229,13 @@ impl Executor for HttpExecutor {
     }
 
     async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
-        self.list_orders(account).await
+        self.list(account, "orders", BrokerOrder::list_from_json)
+            .await
+    }
+
+    async fn positions(&self, account: &str) -> Result<Vec<BrokerPosition>, ExecError> {
+        self.list(account, "positions", BrokerPosition::list_from_json)
+            .await
     }
 
     fn in_flight_bound(&self) -> Duration {

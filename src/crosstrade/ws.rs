@@ -29,7 +29,7 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::{error_for_status, error_message, parse_outcome, truncate, Settings};
 use crate::domain::{BracketOutcome, BracketRequest};
-use crate::executor::{BrokerOrder, ExecError, Executor};
+use crate::executor::{BrokerOrder, BrokerPosition, ExecError, Executor};
 
 /// First reconnect delay; doubles per failed attempt up to [`MAX_BACKOFF`], with jitter.
 const MIN_BACKOFF: Duration = Duration::from_millis(100);
@@ -212,6 +212,27 @@ impl Drop for WsExecutor {
     }
 }
 
+impl WsExecutor {
+    /// One listing RPC (`GetOrders`, `GetPositions`) for `account`, its `data` parsed by `parse`.
+    async fn list<T>(
+        &self,
+        account: &str,
+        api: &str,
+        what: &str,
+        parse: fn(&Value) -> Option<Vec<T>>,
+    ) -> Result<Vec<T>, ExecError> {
+        let mut args = Map::new();
+        args.insert("account".into(), Value::String(account.to_string()));
+        let data = self.rpc(api, args).await?;
+        parse(&data).ok_or_else(|| {
+            ExecError::Unknown(format!(
+                "unparsable {what} listing: {}",
+                truncate(&data.to_string())
+            ))
+        })
+    }
+}
+
 #[async_trait]
 impl Executor for WsExecutor {
     fn name(&self) -> &str {
@@ -225,15 +246,18 @@ impl Executor for WsExecutor {
 
     /// The `GetOrders` RPC.
     async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {
-        let mut args = Map::new();
-        args.insert("account".into(), Value::String(account.to_string()));
-        let data = self.rpc("GetOrders", args).await?;
-        BrokerOrder::list_from_json(&data).ok_or_else(|| {
-            ExecError::Unknown(format!(
-                "unparsable order listing: {}",
-                truncate(&data.to_string())
-            ))
-        })
+        self.list(account, "GetOrders", "order", BrokerOrder::list_from_json)
+            .await
+    }
+
+    async fn positions(&self, account: &str) -> Result<Vec<BrokerPosition>, ExecError> {
+        self.list(
+            account,
+            "GetPositions",
+            "position",
+            BrokerPosition::list_from_json,
+        )
+        .await
     }
 
     fn in_flight_bound(&self) -> Duration {

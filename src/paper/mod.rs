@@ -31,7 +31,7 @@ use async_trait::async_trait;
 
 use crate::clock::Clock;
 use crate::domain::{BracketOutcome, BracketRequest, OrderId};
-use crate::executor::{BrokerOrder, ExecError, Executor};
+use crate::executor::{BrokerOrder, BrokerPosition, ExecError, Executor};
 use crate::instruments::Instruments;
 
 pub use book::{Flattened, Quote, QuoteUpdate};
@@ -285,6 +285,19 @@ impl Executor for PaperBroker {
                 order_id: o.order_id,
                 oco_id: o.oco_id,
                 state: format!("{:?}", o.state),
+            })
+            .collect())
+    }
+
+    async fn positions(&self, account: &str) -> Result<Vec<BrokerPosition>, ExecError> {
+        let positions = PaperBroker::positions(self, account)
+            .map_err(|e| ExecError::Rejected(e.to_string()))?;
+        Ok(positions
+            .into_iter()
+            .map(|p| BrokerPosition {
+                instrument: p.instrument,
+                quantity: p.quantity,
+                average_price: p.average_price,
             })
             .collect())
     }
