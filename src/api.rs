@@ -14,10 +14,11 @@ use crate::paper::{PaperError, PlaceOrder};
 use crate::relay::{CallOutcome, Relay};
 
 /// Every operation callable by name (WebSocket `api` field).
-pub const OPERATIONS: [&str; 9] = [
+pub const OPERATIONS: [&str; 10] = [
     "CancelAndBracket",
     "PlaceOrder",
     "CancelOrder",
+    "ClosePosition",
     "Flatten",
     "GetOrders",
     "GetPositions",
@@ -86,6 +87,35 @@ pub async fn call(
                 .cancel_order(&account, &id)
                 .map_err(paper_error)?;
             ok(json!({"orderId": order.order_id, "order": order, "success": true}))
+        }
+        "ClosePosition" => {
+            let account = paper_account(relay, &args)?;
+            let instrument = optional_str(&args, "instrument")?.ok_or_else(|| {
+                RelayError::InvalidRequest("instrument: required (the instrument to close)".into())
+            })?;
+            let before = relay
+                .paper
+                .position(&account, &instrument)
+                .map_err(paper_error)?;
+            if before.quantity == 0 {
+                return Err(RelayError::InvalidRequest(format!(
+                    "No positions found for instrument '{}'",
+                    before.instrument
+                )));
+            }
+            let done = relay
+                .paper
+                .flatten(&account, Some(&instrument))
+                .map_err(paper_error)?;
+            let mut closed = serde_json::to_value(&before).unwrap_or(Value::Null);
+            if let Value::Object(m) = &mut closed {
+                m.insert("quantity".into(), json!(before.quantity.abs()));
+            }
+            ok(json!({
+                "closedPositions": [closed],
+                "cancelledOrderIds": done.cancelled_order_ids,
+                "success": true,
+            }))
         }
         "Flatten" => {
             let account = paper_account(relay, &args)?;

@@ -180,6 +180,9 @@ pub struct SourceConfig {
     /// Proxies whose `X-Forwarded-For` is believed.
     #[serde(default)]
     pub trusted_proxies: Vec<String>,
+    /// The accounts this source's alerts trade (`source_accounts` in a template); empty: the paper accounts.
+    #[serde(default)]
+    pub accounts: Vec<String>,
     #[serde(default)]
     pub rate_limit: InboundLimit,
 }

@@ -144,6 +144,106 @@ pub struct BracketRequest {
     /// Per-request override of the cancel → place delay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel_delay_ms: Option<u64>,
+    /// The relay's own fields (never sent to the broker): the position gate, the entry flag, a quantity
+    /// that follows the position, the alert's price.
+    #[serde(flatten)]
+    pub relay: RelayFields,
+}
+
+/// What a request asks of the relay itself, beside the broker call: never part of the broker's body.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayFields {
+    /// Which position the command may run against (read from the broker first); none: not read.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position: Option<PositionGate>,
+    /// CancelAndBracket only: on a flat account, place the bracket as an entry ("straddle") on purpose.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub entry: bool,
+    /// CancelAndBracket only: `quantity = "position"`, the bracket takes the size actually held.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub quantity_from_position: bool,
+    /// The market price the alert saw (TradingView's `close`, or the order's price): the paper account
+    /// moves its quote there first when `paper.follow_alert_prices` is on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_price: Option<f64>,
+}
+
+impl RelayFields {
+    /// `position`, `entry` and `alertPrice` from a request's arguments (all optional).
+    pub fn from_args(args: &Map<String, Value>) -> Result<RelayFields, RequestError> {
+        let position = match args.get("position") {
+            None | Some(Value::Null) => None,
+            Some(Value::String(s)) if s.trim().is_empty() => None,
+            Some(v) => Some(
+                v.as_str()
+                    .and_then(PositionGate::parse)
+                    .ok_or_else(|| bad("position", "\"same-side\", \"flat\" or \"any\"", v))?,
+            ),
+        };
+        let entry = match args.get("entry") {
+            None | Some(Value::Null) => false,
+            Some(Value::Bool(b)) => *b,
+            Some(Value::String(s)) if s.trim() == "true" => true,
+            Some(Value::String(s)) if s.trim() == "false" || s.trim().is_empty() => false,
+            Some(v) => return Err(bad("entry", "true or false", v)),
+        };
+        Ok(RelayFields {
+            position,
+            entry,
+            quantity_from_position: false,
+            alert_price: price_field(args, "alertPrice")?,
+        })
+    }
+}
+
+/// The relay-side field names, removed from a request's JSON before it goes to the broker.
+pub const RELAY_FIELDS: [&str; 5] = [
+    "position",
+    "entry",
+    "quantityFromPosition",
+    "alertPrice",
+    "command",
+];
+
+/// Which position a gated command may run against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PositionGate {
+    /// A position on the side the command protects (`Buy` = long); flat or opposite: skipped.
+    SameSide,
+    /// Only when flat (entries that must not stack).
+    Flat,
+    /// Whatever the position is (it is still read when the quantity follows it).
+    Any,
+}
+
+impl PositionGate {
+    pub fn parse(s: &str) -> Option<PositionGate> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "same-side" | "same_side" => Some(PositionGate::SameSide),
+            "flat" => Some(PositionGate::Flat),
+            "any" => Some(PositionGate::Any),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PositionGate::SameSide => "same-side",
+            PositionGate::Flat => "flat",
+            PositionGate::Any => "any",
+        }
+    }
+}
+
+/// `long 2`, `short 1`, `flat`: a signed position in words.
+pub fn describe_position(quantity: i64) -> String {
+    match quantity {
+        0 => "flat".to_string(),
+        q if q > 0 => format!("long {q}"),
+        q => format!("short {}", -q),
+    }
 }
 
 /// Why a CancelAndBracket request was refused. Each message names the field and what to fix.
@@ -151,6 +251,11 @@ pub struct BracketRequest {
 pub enum RequestError {
     #[error("{MISSING_REQUIRED}")]
     MissingRequired,
+    #[error("{field}: required by {command}")]
+    Missing {
+        field: &'static str,
+        command: &'static str,
+    },
     #[error("{field} must be {expected}, got {got}")]
     BadField {
         field: &'static str,
@@ -229,12 +334,17 @@ impl BracketRequest {
             _ => None,
         }
         .ok_or_else(|| bad("action", "\"Buy\" or \"Sell\"", &args["action"]))?;
-        let quantity = if strict {
+        let from_position = matches!(&args["quantity"], Value::String(s) if s.trim() == "position");
+        let quantity = if from_position {
+            Some(0)
+        } else if strict {
             positive_int_number(&args["quantity"])
         } else {
             positive_int(&args["quantity"])
         }
         .ok_or_else(|| bad("quantity", "a positive integer", &args["quantity"]))?;
+        let mut relay = RelayFields::from_args(args)?;
+        relay.quantity_from_position = from_position;
         let take_profit = price_field(args, "takeProfit")?;
         let stop_loss = price_field(args, "stopLoss")?;
         let oco_id = match args.get("ocoId") {
@@ -272,6 +382,7 @@ impl BracketRequest {
             stop_loss,
             oco_id,
             cancel_delay_ms,
+            relay,
         };
         req.validate(instruments)?;
         Ok(req)
@@ -323,14 +434,18 @@ impl BracketRequest {
 
     /// The request as CrossTrade's JSON body (camelCase, `account` included for WebSocket RPC).
     pub fn to_args(&self) -> Map<String, Value> {
-        match serde_json::to_value(self) {
+        let mut args = match serde_json::to_value(self) {
             Ok(Value::Object(m)) => m,
             _ => Map::new(),
+        };
+        for field in RELAY_FIELDS {
+            args.remove(field);
         }
+        args
     }
 }
 
-fn bad(field: &'static str, expected: &'static str, got: &Value) -> RequestError {
+pub(crate) fn bad(field: &'static str, expected: &'static str, got: &Value) -> RequestError {
     let mut got = got.to_string();
     if got.len() > 80 {
         got.truncate(77);
@@ -343,7 +458,10 @@ fn bad(field: &'static str, expected: &'static str, got: &Value) -> RequestError
     }
 }
 
-fn string_field(args: &Map<String, Value>, field: &'static str) -> Result<String, RequestError> {
+pub(crate) fn string_field(
+    args: &Map<String, Value>,
+    field: &'static str,
+) -> Result<String, RequestError> {
     match &args[field] {
         Value::String(s) => Ok(s.trim().to_string()),
         v => Err(bad(field, "a string", v)),
@@ -371,7 +489,7 @@ pub(crate) fn positive_int(v: &Value) -> Option<u32> {
 }
 
 /// An optional price: a finite, positive JSON number or numeric string; `null`/absent/empty is none.
-fn price_field(
+pub(crate) fn price_field(
     args: &Map<String, Value>,
     field: &'static str,
 ) -> Result<Option<f64>, RequestError> {

@@ -1,5 +1,5 @@
-//! Execution: runs one journaled CancelAndBracket request on its account's executor, under the outbound
-//! limit, recording every step durably. The sequencer decides *when*; this decides *how*.
+//! Execution: runs one alert's journaled commands for one lane on the account's executor — the position
+//! read and gate, then each command in order — under the outbound limit, recording every step durably. The sequencer decides *when*; this decides *how*.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -10,9 +10,10 @@ use async_trait::async_trait;
 use tokio::sync::oneshot;
 
 use crate::clock::now_ms;
-use crate::domain::{BracketOutcome, BracketRequest, OcoId};
+use crate::command::Command;
+use crate::domain::{describe_position, BracketOutcome, OcoId, OrderId};
 use crate::error::KILL_SWITCH_REASON;
-use crate::executor::{ExecError, Executor};
+use crate::executor::{execute, BrokerPosition, ExecError, Executor};
 use crate::journal::{Journal, KnownState};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
@@ -27,8 +28,9 @@ pub struct ExecJob {
     pub source: String,
     /// When the alert was received (wall clock): the age limit counts from here.
     pub received_at_ms: u64,
-    pub index: usize,
-    pub request: BracketRequest,
+    /// The alert's executions in this lane, in order: one command, or a sequence (close, enter, bracket)
+    /// that stops at the first step that does not succeed.
+    pub steps: Vec<Step>,
     /// Synchronous API calls are not superseded: their caller waits for this very call.
     pub supersedable: bool,
     /// Receives the execution's final state (synchronous API calls).
@@ -42,15 +44,28 @@ pub struct ExecJob {
     pub known: Mutex<Option<KnownState>>,
 }
 
+/// One execution of a job.
+#[derive(Debug, Clone)]
+pub struct Step {
+    /// Its index in the alert's executions.
+    pub index: usize,
+    pub request: Command,
+    /// Its status when the job was queued: `accepted`, or final (a sequence resumed after a restart).
+    pub status: Status,
+}
+
 impl Sequenced for ExecJob {
     fn lane(&self) -> LaneKey {
-        self.request.lane()
+        self.steps
+            .first()
+            .map(|s| s.request.lane())
+            .unwrap_or_default()
     }
     fn order_key(&self) -> &str {
         &self.alert_id
     }
     fn supersedable(&self) -> bool {
-        self.supersedable
+        self.supersedable && self.steps.iter().all(|s| s.request.supersedable())
     }
 }
 
@@ -136,8 +151,13 @@ const SOON: Duration = Duration::from_millis(5);
 impl Engine {
     /// Applies `f` to the job's execution, makes it durable, wakes whoever waits, and returns the execution
     /// as stored.
-    async fn record(&self, job: &ExecJob, f: impl Fn(&mut Execution)) -> Option<Execution> {
-        self.record_with(job, Durability::Wait, f).await
+    async fn record(
+        &self,
+        job: &ExecJob,
+        index: usize,
+        f: impl Fn(&mut Execution),
+    ) -> Option<Execution> {
+        self.record_with(job, index, Durability::Wait, f).await
     }
 
     /// Like `record`, with the given durability. Whichever write comes first also stores the alert's
@@ -145,10 +165,11 @@ impl Engine {
     async fn record_with(
         &self,
         job: &ExecJob,
+        index: usize,
         durability: Durability,
         f: impl Fn(&mut Execution),
     ) -> Option<Execution> {
-        let (id, index, ack_us) = (job.alert_id.as_str(), job.index, job.ack_us);
+        let (id, ack_us) = (job.alert_id.as_str(), job.ack_us);
         // The guard ends with this block, before any await.
         let written = {
             let mut known = job.known.lock().unwrap_or_else(|p| p.into_inner());
@@ -311,28 +332,231 @@ fn fmt_wait(d: Duration) -> String {
     }
 }
 
+/// How a step of a job ended, for the steps after it.
+enum StepEnd {
+    /// Executed, or skipped by its gate: the next step may run.
+    Continue,
+    /// Failed, unknown, rejected...: the steps after it do not run; the words say why.
+    Stop(String),
+}
+
+impl StepEnd {
+    fn of(index: usize, cmd: &Command, status: Status) -> StepEnd {
+        match status {
+            Status::Executed | Status::Skipped => StepEnd::Continue,
+            other => StepEnd::Stop(format!(
+                "not run: step {} ({}) ended {}",
+                index + 1,
+                cmd.name(),
+                other.as_str()
+            )),
+        }
+    }
+}
+
+/// What reading the account's position came to.
+enum Read {
+    Held(i64),
+    /// No answer worth acting on: the step ends with this status and reason, nothing sent.
+    Refused(Status, String),
+}
+
 #[async_trait]
 impl Worker<ExecJob> for Engine {
     async fn run(&self, job: ExecJob) {
+        // The position as read once for this job (one alert, one lane), then as the steps left it.
+        let mut held: Option<i64> = None;
+        let mut stop: Option<String> = None;
+        let mut last = None;
+        for step in &job.steps {
+            if step.status != Status::Accepted {
+                // Already finished before a restart: it still decides whether the next ones run.
+                if let StepEnd::Stop(why) = StepEnd::of(step.index, &step.request, step.status) {
+                    stop.get_or_insert(why);
+                }
+                continue;
+            }
+            if let Some(why) = &stop {
+                let why = why.clone();
+                last = self
+                    .record_with(&job, step.index, self.final_durability(&job), |e| {
+                        e.status = Status::Skipped;
+                        e.error = Some(why.clone());
+                    })
+                    .await;
+                tracing::warn!(alert_id = %job.alert_id, step = step.index + 1, command = step.request.name(), reason = %why, "step not run");
+                continue;
+            }
+            let exec = self.run_step(&job, step, &mut held).await;
+            if let Some(e) = &exec {
+                if let StepEnd::Stop(why) = StepEnd::of(step.index, &e.request, e.status) {
+                    stop = Some(why);
+                }
+            }
+            last = exec;
+        }
+        self.metrics.execution_done(job.received.elapsed());
+        Self::finish(job, last);
+    }
+
+    async fn superseded(&self, job: ExecJob, by: String) {
+        tracing::info!(alert_id = %job.alert_id, superseded_by = %by, "superseded before it ran");
+        // Not waited to disk: the newer alert's own writes follow this one in the log, and if a crash loses
+        // it, start-up recovery supersedes the older alert again (its lane saw a newer one start).
+        let mut last = None;
+        for step in job.steps.iter().filter(|s| s.status == Status::Accepted) {
+            last = self
+                .record_with(&job, step.index, Durability::Later, |e| {
+                    e.status = Status::Superseded;
+                    e.superseded_by = Some(by.clone());
+                })
+                .await;
+        }
+        Self::finish(job, last);
+    }
+}
+
+impl Engine {
+    /// A final state is on disk before anyone waiting hears it; otherwise it follows within [`SOON`].
+    fn final_durability(&self, job: &ExecJob) -> Durability {
+        if job.reply.is_some() || self.waiters.has(&job.alert_id) {
+            Durability::Wait
+        } else {
+            Durability::Soon
+        }
+    }
+
+    /// Reads the account's position in the step's instrument, with the send's rules: the outbound budget,
+    /// the kill switch, retries within the age limit. Never `Held` without an answer from the broker.
+    async fn read_position(
+        &self,
+        job: &ExecJob,
+        executor: &Arc<dyn Executor>,
+        cmd: &Command,
+        total_wait_us: &mut u64,
+    ) -> Read {
+        let deadline_ms = job.received_at_ms + self.policy.max_age.as_millis() as u64;
+        let mut backoff = self.policy.backoff;
+        let (account, instrument) = (cmd.account(), cmd.instrument());
+        loop {
+            if self.kill_switch.load(Ordering::SeqCst) {
+                return Read::Refused(Status::Rejected, KILL_SWITCH_REASON.to_string());
+            }
+            let waited = self.outbound.acquire().await;
+            let waited_us = match waited {
+                Ok(w) | Err(w) => w.as_micros() as u64,
+            };
+            *total_wait_us += waited_us;
+            self.metrics.limiter_wait(waited_us);
+            if waited.is_err() {
+                return Read::Refused(
+                    Status::Rejected,
+                    format!(
+                        "rate limited: waited {} for the outbound budget to read the position of {account}; nothing was sent",
+                        fmt_wait(self.outbound.max_wait())
+                    ),
+                );
+            }
+            let e = match executor.positions(account).await {
+                Ok(positions) => return Read::Held(BrokerPosition::held(&positions, instrument)),
+                Err(e) => e,
+            };
+            let retry_in = match &e {
+                ExecError::Throttled {
+                    retry_after: Some(after),
+                } => Some(*after),
+                e if e.retryable() => Some(backoff),
+                _ => None,
+            }
+            .filter(|d| now_ms() + d.as_millis() as u64 <= deadline_ms);
+            match retry_in {
+                Some(delay) => {
+                    tracing::warn!(alert_id = %job.alert_id, %account, error = %e, retry_in_ms = delay.as_millis() as u64, "position read did not succeed; retrying");
+                    tokio::time::sleep(delay).await;
+                    backoff = (backoff * 2).min(self.policy.backoff_max);
+                }
+                None => {
+                    return Read::Refused(
+                        Status::Failed,
+                        format!(
+                            "could not read the position of {account} in {instrument}, so nothing was sent: {e}"
+                        ),
+                    )
+                }
+            }
+        }
+    }
+
+    /// Runs one step: the position read and gate where the command has one, then the broker call with its
+    /// retries. Returns the execution as recorded.
+    async fn run_step(
+        &self,
+        job: &ExecJob,
+        step: &Step,
+        held: &mut Option<i64>,
+    ) -> Option<Execution> {
         let id = job.alert_id.clone();
-        let Some(executor) = self.executors.get(&job.request.account).cloned() else {
-            let account = job.request.account.clone();
-            let exec = self
-                .record(&job, |e| {
+        let index = step.index;
+        let Some(executor) = self.executors.get(step.request.account()).cloned() else {
+            let account = step.request.account().to_string();
+            return self
+                .record(job, index, |e| {
                     e.status = Status::Failed;
                     e.error = Some(format!("no executor configured for account '{account}'"));
                 })
                 .await;
-            return Self::finish(job, exec);
         };
-        // One OCO id for every attempt: a retry after an unknown outcome then replaces the same bracket.
-        let mut request = job.request.clone();
-        if request.oco_id.is_none() {
-            request.oco_id = Some(OcoId::generate());
+        let mut request = step.request.clone();
+        let mut total_wait_us = 0u64;
+        if request.reads_position() {
+            if held.is_none() {
+                match self
+                    .read_position(job, &executor, &request, &mut total_wait_us)
+                    .await
+                {
+                    Read::Held(q) => *held = Some(q),
+                    Read::Refused(status, why) => {
+                        tracing::warn!(alert_id = %id, account = %request.account(), instrument = %request.instrument(), reason = %why, "position not read: nothing sent");
+                        return self
+                            .record_with(job, index, self.final_durability(job), |e| {
+                                e.status = status;
+                                e.error = Some(why.clone());
+                                e.limiter_wait_us = Some(total_wait_us);
+                            })
+                            .await;
+                    }
+                }
+            }
+            let q = held.unwrap_or(0);
+            if let Err(why) = request.gate(q) {
+                tracing::info!(alert_id = %id, account = %request.account(), instrument = %request.instrument(), command = request.name(), reason = %why, "skipped by its position gate");
+                return self
+                    .record_with(job, index, self.final_durability(job), |e| {
+                        e.status = Status::Skipped;
+                        e.error = Some(why.clone());
+                        e.position_seen = Some(describe_position(q));
+                        e.limiter_wait_us = Some(total_wait_us);
+                    })
+                    .await;
+            }
         }
+        if let Some(price) = request.relay().alert_price {
+            executor.observe_price(request.instrument(), price);
+        }
+        // One OCO id (one order id) for every attempt: a retry after an unknown outcome then replaces the
+        // same bracket, and settling finds it.
+        match &mut request {
+            Command::CancelAndBracket(r) if r.oco_id.is_none() => {
+                r.oco_id = Some(OcoId::generate())
+            }
+            Command::PlaceOrder(r) if r.order_id.is_none() => {
+                r.order_id = Some(OrderId::generate())
+            }
+            _ => {}
+        }
+        let seen = held.map(describe_position);
         let deadline_ms = job.received_at_ms + self.policy.max_age.as_millis() as u64;
         let mut backoff = self.policy.backoff;
-        let mut total_wait_us = 0u64;
         let name = executor.name().to_string();
         // Once any attempt may have reached the broker, a later failure cannot make the outcome known.
         let mut maybe_sent = false;
@@ -365,17 +589,18 @@ impl Worker<ExecJob> for Engine {
             } else {
                 Durability::Wait
             };
-            self.record_with(&job, mark, |e| {
+            self.record_with(job, index, mark, |e| {
                 e.status = Status::Executing;
                 e.executor = Some(name.clone());
                 e.started_at_ms.get_or_insert_with(now_ms);
                 e.limiter_wait_us = Some(total_wait_us);
                 e.request = req.clone();
+                e.position_seen = seen.clone();
             })
             .await;
-            tracing::info!(alert_id = %id, account = %request.account, instrument = %request.instrument, executor = %name, "executing CancelAndBracket");
+            tracing::info!(alert_id = %id, account = %request.account(), instrument = %request.instrument(), executor = %name, command = request.name(), "executing");
             let started = Instant::now();
-            let result = executor.cancel_and_bracket(&request).await;
+            let result = execute(executor.as_ref(), &request).await;
             let attempt = Attempt {
                 at_ms: now_ms(),
                 transport: name.clone(),
@@ -386,8 +611,14 @@ impl Worker<ExecJob> for Engine {
                 error: result.as_ref().err().map(|e| e.to_string()),
                 duration_ms: started.elapsed().as_millis() as u64,
             };
+            // CancelAndBracket converges (cancel all, place one bracket under the same OCO id), and a
+            // placed order carries our order id; a close after an unknown outcome is not repeated blind.
+            let may_repeat = match &result {
+                Err(ExecError::Unknown(_)) => !matches!(request, Command::ClosePosition(_)),
+                _ => true,
+            };
             let retry_in = match &result {
-                Err(e) if e.retryable() => match e {
+                Err(e) if e.retryable() && may_repeat => match e {
                     ExecError::Throttled {
                         retry_after: Some(after),
                     } => Some(*after),
@@ -400,7 +631,8 @@ impl Worker<ExecJob> for Engine {
             match retry_in {
                 Some(delay) => {
                     let a = attempt.clone();
-                    self.record(&job, |e| e.attempts.push(a.clone())).await;
+                    self.record(job, index, |e| e.attempts.push(a.clone()))
+                        .await;
                     if let Err(e) = &result {
                         tracing::warn!(alert_id = %id, error = %e, retry_in_ms = delay.as_millis() as u64, "attempt did not succeed; retrying");
                     }
@@ -417,15 +649,8 @@ impl Worker<ExecJob> for Engine {
             last_attempt,
             unauthorized,
         } = end.settle(maybe_sent, self.policy.max_age);
-        // Someone waiting for this outcome (a synchronous API call, `Prefer: wait`) hears it only once it is
-        // on disk; otherwise the lane moves on and the flush follows within `SOON`.
-        let done = if job.reply.is_some() || self.waiters.has(&id) {
-            Durability::Wait
-        } else {
-            Durability::Soon
-        };
         let exec = self
-            .record_with(&job, done, |e| {
+            .record_with(job, index, self.final_durability(job), |e| {
                 if let Some(a) = &last_attempt {
                     e.attempts.push(a.clone());
                 }
@@ -443,48 +668,42 @@ impl Worker<ExecJob> for Engine {
                 }
             })
             .await;
-        let (account, instrument) = (&job.request.account, &job.request.instrument);
+        if status == Status::Executed {
+            *held = held.map(|q| request.position_after(q));
+        }
+        let (account, instrument, command) =
+            (request.account(), request.instrument(), request.name());
         match (status, &result) {
             (Status::Executed, _) => {
-                tracing::info!(alert_id = %id, %account, %instrument, "executed")
+                tracing::info!(alert_id = %id, %account, %instrument, command, "executed")
             }
             (Status::Unknown, Err(msg)) => {
-                tracing::error!(alert_id = %id, %account, %instrument, error = %msg, "outcome unknown: asking the broker for the bracket's orders");
+                tracing::error!(alert_id = %id, %account, %instrument, command, error = %msg, "outcome unknown: asking the broker for its orders");
                 self.settler.track(Unsettled {
                     alert_id: id.clone(),
-                    execution: job.index,
-                    account: account.clone(),
-                    instrument: instrument.clone(),
-                    oco_id: request.oco_id.clone(),
+                    execution: index,
+                    account: account.to_string(),
+                    instrument: instrument.to_string(),
+                    oco_id: request.bracket().and_then(|b| b.oco_id.clone()),
+                    order_id: match &request {
+                        Command::PlaceOrder(o) => o.order_id.clone(),
+                        _ => None,
+                    },
                     last_attempt_at_ms: now_ms(),
                 });
             }
             (Status::Rejected, Err(msg)) => {
-                tracing::warn!(alert_id = %id, %account, %instrument, reason = %msg, "execution rejected before anything was sent")
+                tracing::warn!(alert_id = %id, %account, %instrument, command, reason = %msg, "execution rejected before anything was sent")
             }
             (_, Err(msg)) if unauthorized => {
                 tracing::error!(alert_id = %id, %account, %instrument, executor = %name, error = %msg, "the broker refused the token: check the CrossTrade token")
             }
             (_, Err(msg)) => {
-                tracing::warn!(alert_id = %id, %account, %instrument, error = %msg, "execution did not succeed")
+                tracing::warn!(alert_id = %id, %account, %instrument, command, error = %msg, "execution did not succeed")
             }
             (_, Ok(_)) => {}
         }
-        self.metrics.execution_done(job.received.elapsed());
-        Self::finish(job, exec);
-    }
-
-    async fn superseded(&self, job: ExecJob, by: String) {
-        tracing::info!(alert_id = %job.alert_id, superseded_by = %by, "superseded before it ran");
-        // Not waited to disk: the newer alert's own writes follow this one in the log, and if a crash loses
-        // it, start-up recovery supersedes the older alert again (its lane saw a newer one start).
-        let exec = self
-            .record_with(&job, Durability::Later, |e| {
-                e.status = Status::Superseded;
-                e.superseded_by = Some(by.clone());
-            })
-            .await;
-        Self::finish(job, exec);
+        exec
     }
 }
 

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
+use crate::command::{CloseRequest, Command, OrderRequest};
 use crate::domain::{BracketOutcome, BracketRequest, OcoId, OrderId};
 
 /// Why an attempt did not succeed, split by what the caller can do about it.
@@ -161,6 +162,33 @@ impl BrokerPosition {
     }
 }
 
+/// One attempt at any command on `executor`.
+pub async fn execute(executor: &dyn Executor, cmd: &Command) -> Result<BracketOutcome, ExecError> {
+    match cmd {
+        Command::CancelAndBracket(r) => executor.cancel_and_bracket(r).await,
+        Command::PlaceOrder(r) => executor.place_order(r).await,
+        Command::ClosePosition(r) => executor.close_position(r).await,
+    }
+}
+
+/// The outcome of a call that placed (or closed with) `placed` and cancelled `cancelled`.
+pub fn orders_outcome(
+    cancelled: Vec<OrderId>,
+    placed: Vec<OrderId>,
+    quantity: u32,
+) -> BracketOutcome {
+    BracketOutcome {
+        order_ids: cancelled.iter().chain(&placed).cloned().collect(),
+        cancelled_order_ids: cancelled,
+        placed_order_ids: placed,
+        oco_id: None,
+        quantity,
+        aborted: false,
+        reason: None,
+        success: true,
+    }
+}
+
 #[async_trait]
 pub trait Executor: Send + Sync + 'static {
     /// Short name for logs and records (`paper`, `crosstrade-http`, `crosstrade-websocket`).
@@ -168,6 +196,17 @@ pub trait Executor: Send + Sync + 'static {
 
     /// One attempt at a validated CancelAndBracket request: cancel, wait, place.
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError>;
+
+    /// One attempt at placing one order (CrossTrade `PlaceOrder`). The outcome lists the order's id.
+    async fn place_order(&self, req: &OrderRequest) -> Result<BracketOutcome, ExecError>;
+
+    /// One attempt at closing one instrument's position on one account, its working orders cancelled
+    /// (CrossTrade `ClosePosition`).
+    async fn close_position(&self, req: &CloseRequest) -> Result<BracketOutcome, ExecError>;
+
+    /// The market price an alert saw for `instrument`: the paper account moves its quote there (when
+    /// `paper.follow_alert_prices` is on); a live broker has its own market and ignores it.
+    fn observe_price(&self, _instrument: &str, _price: f64) {}
 
     /// Does the backend keep its state in the relay's own journal database? Its writes then follow the
     /// relay's in the same log, and a crash that loses the `executing` mark loses the call's effects too, so

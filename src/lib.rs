@@ -7,7 +7,8 @@
 //!   token checks over raw bytes; [`netguard`]: sender address allow-lists and trusted proxies.
 //! - [`body`]: alert body formats (JSON, `key=value;` text, plain text).
 //! - [`template`]: minijinja templates that turn an alert into CancelAndBracket requests.
-//! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator;
+//! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator; [`command`]: the
+//!   commands an alert can ask for (CancelAndBracket, PlaceOrder, ClosePosition) and their position gates;
 //!   [`instruments`]: tick sizes and TradingView symbol mapping.
 //! - [`journal`]: the sled journal: admission under idempotency keys, record state, listing, pruning, and its
 //!   `[journal]` settings (its module doc maps the files); [`claims`]: its idempotency keys, in memory, rebuilt
@@ -38,6 +39,7 @@ pub mod body;
 pub mod claims;
 pub mod cli;
 pub mod clock;
+pub mod command;
 pub mod config;
 pub mod crosstrade;
 pub mod domain;

@@ -4,7 +4,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::clock::{Clock, SystemClock};
-use crate::domain::{BracketOutcome, BracketRequest};
+use crate::command::Command;
+use crate::domain::BracketOutcome;
 
 /// The life of an alert (and of each of its executions):
 /// `accepted` → `executing` → `executed` | `failed` | `unknown`, or `rejected` | `skipped` | `superseded` |
@@ -74,7 +75,7 @@ pub enum KeyOrigin {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
-    pub request: BracketRequest,
+    pub request: Command,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
@@ -106,6 +107,10 @@ pub struct Execution {
     /// The operator's note.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub settled_note: Option<String>,
+    /// The position its gate saw (`flat`, `long 2`): read from the broker, or as the alert's earlier steps
+    /// left it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub position_seen: Option<String>,
 }
 
 /// Who settled an `unknown` execution.
@@ -134,9 +139,9 @@ pub struct Attempt {
 }
 
 impl Execution {
-    pub fn new(request: BracketRequest) -> Execution {
+    pub fn new(request: impl Into<Command>) -> Execution {
         Execution {
-            request,
+            request: request.into(),
             status: Status::Accepted,
             executor: None,
             outcome: None,
@@ -150,6 +155,7 @@ impl Execution {
             settled_at_ms: None,
             settled_seen: None,
             settled_note: None,
+            position_seen: None,
         }
     }
 }
@@ -310,19 +316,25 @@ impl RecordState {
             };
             return;
         }
-        const ORDER: [Status; 6] = [
+        const ORDER: [Status; 7] = [
             Status::Unknown,
             Status::Failed,
             Status::Rejected,
             Status::Expired,
             Status::Executed,
             Status::Superseded,
+            Status::Skipped,
         ];
         self.status = ORDER
             .into_iter()
             .find(|s| self.executions.iter().any(|e| e.status == *s))
             .unwrap_or(Status::Executed);
-        if self.reason.is_none() && matches!(self.status, Status::Failed | Status::Rejected) {
+        if self.reason.is_none()
+            && matches!(
+                self.status,
+                Status::Failed | Status::Rejected | Status::Skipped
+            )
+        {
             self.reason = self
                 .executions
                 .iter()
@@ -342,7 +354,7 @@ mod tests {
     use crate::domain::Action;
 
     fn exec(status: Status) -> Execution {
-        let mut e = Execution::new(BracketRequest {
+        let mut e = Execution::new(crate::domain::BracketRequest {
             account: "Sim101".into(),
             instrument: "ES 12-26".into(),
             action: Action::Buy,
@@ -351,6 +363,7 @@ mod tests {
             stop_loss: None,
             oco_id: None,
             cancel_delay_ms: None,
+            relay: Default::default(),
         });
         e.status = status;
         e

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use crate::domain::BracketRequest;
+use crate::command::Command;
 use crate::error::RelayError;
 use crate::instruments::Instruments;
 use crate::journal::ListFilter;
@@ -48,9 +48,9 @@ pub struct Plan {
     pub original_id: String,
     pub template: Option<String>,
     /// The requests the original produced (from its executions).
-    pub original: Vec<BracketRequest>,
+    pub original: Vec<Command>,
     /// The requests it produces now; empty when skipped or failed.
-    pub now: Vec<BracketRequest>,
+    pub now: Vec<Command>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub skipped: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -64,13 +64,9 @@ pub struct Plan {
 impl Plan {
     /// Did the request change (ignoring the generated OCO id)?
     pub fn changed(&self) -> bool {
-        let strip = |v: &[BracketRequest]| {
+        let strip = |v: &[Command]| {
             v.iter()
-                .map(|r| {
-                    let mut r = r.clone();
-                    r.oco_id = None;
-                    r
-                })
+                .map(Command::without_generated_ids)
                 .collect::<Vec<_>>()
         };
         strip(&self.original) != strip(&self.now)
@@ -84,7 +80,7 @@ pub fn plan(
     rec: &AlertRecord,
     opts: &ReplayOptions,
 ) -> Plan {
-    let original: Vec<BracketRequest> = rec.executions.iter().map(|e| e.request.clone()).collect();
+    let original: Vec<Command> = rec.executions.iter().map(|e| e.request.clone()).collect();
     let template = opts.template.clone().or_else(|| rec.template.clone());
     let mut p = Plan {
         original_id: rec.id.clone(),
@@ -107,12 +103,14 @@ pub fn plan(
         Some(t) => templates
             .render(t, &fields, &rec.source)
             .map_err(|e| e.to_string()),
-        None if rec.source == API_SOURCE => BracketRequest::from_rendered(&fields, instruments)
-            .map(|r| Rendered::Requests {
-                key: None,
-                requests: vec![r],
-            })
-            .map_err(|e| e.to_string()),
+        None if rec.source == API_SOURCE => {
+            crate::domain::BracketRequest::from_rendered(&fields, instruments)
+                .map(|r| Rendered::Requests {
+                    key: None,
+                    requests: vec![Command::CancelAndBracket(r)],
+                })
+                .map_err(|e| e.to_string())
+        }
         None => Err("the record names no template; pass one".to_string()),
     };
     match rendered {
@@ -122,7 +120,7 @@ pub fn plan(
                 .into_iter()
                 .map(|mut r| {
                     if let Some(a) = &opts.account {
-                        r.account = a.clone();
+                        r.set_account(a.clone());
                     }
                     r
                 })
@@ -140,9 +138,9 @@ impl Relay {
     async fn newer_on_lanes(
         &self,
         original: &AlertRecord,
-        requests: &[BracketRequest],
+        requests: &[Command],
     ) -> Result<Option<String>, RelayError> {
-        let lanes: Vec<(String, String)> = requests.iter().map(BracketRequest::lane).collect();
+        let lanes: Vec<(String, String)> = requests.iter().map(Command::lane).collect();
         if lanes.is_empty() {
             return Ok(None);
         }
@@ -193,15 +191,15 @@ impl Relay {
         if to == ReplayTarget::Paper {
             let default_paper = self.paper.accounts().first().cloned().unwrap_or_default();
             for r in &mut plan.now {
-                if !self.paper.has_account(&r.account) {
-                    r.account = default_paper.clone();
+                if !self.paper.has_account(r.account()) {
+                    r.set_account(default_paper.clone());
                 }
             }
         }
-        if let Some(bad) = plan.now.iter().find(|r| !self.has_executor(&r.account)) {
+        if let Some(bad) = plan.now.iter().find(|r| !self.has_executor(r.account())) {
             return Err(RelayError::NotReplayable(format!(
                 "account '{}' is not configured",
-                bad.account
+                bad.account()
             )));
         }
         if !opts.force {

@@ -24,6 +24,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use crate::clock::now_ms;
+use crate::command::Command;
 use crate::domain::{BracketOutcome, OcoId, OrderId};
 use crate::executor::{BrokerOrder, ExecError, Executor};
 use crate::journal::Journal;
@@ -45,6 +46,9 @@ pub struct Unsettled {
     pub instrument: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub oco_id: Option<OcoId>,
+    /// A PlaceOrder's own order id (the relay chose it): what the broker's list is searched for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
     /// When the last attempt was made (unix ms): the call may have reached the broker then.
     pub last_attempt_at_ms: u64,
 }
@@ -56,9 +60,13 @@ impl Unsettled {
         (e.status == Status::Unknown).then(|| Unsettled {
             alert_id: rec.id.clone(),
             execution: index,
-            account: e.request.account.clone(),
-            instrument: e.request.instrument.clone(),
-            oco_id: e.request.oco_id.clone(),
+            account: e.request.account().to_string(),
+            instrument: e.request.instrument().to_string(),
+            oco_id: e.request.bracket().and_then(|b| b.oco_id.clone()),
+            order_id: match &e.request {
+                Command::PlaceOrder(o) => o.order_id.clone(),
+                _ => None,
+            },
             last_attempt_at_ms: e
                 .attempts
                 .last()
@@ -103,7 +111,39 @@ impl UnsettledSet {
     }
 }
 
-/// What the broker's order list says about one OCO id.
+/// What settling looks for in the broker's order list: a bracket's OCO id, or a placed order's own id.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Trace {
+    Oco(OcoId),
+    Order(OrderId),
+}
+
+impl Trace {
+    fn matches(&self, o: &BrokerOrder) -> bool {
+        match self {
+            Trace::Oco(oco) => o.oco_id.as_ref() == Some(oco),
+            Trace::Order(id) => &o.order_id == id,
+        }
+    }
+
+    fn oco(&self) -> Option<OcoId> {
+        match self {
+            Trace::Oco(oco) => Some(oco.clone()),
+            Trace::Order(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Trace {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Trace::Oco(oco) => write!(f, "OCO id {}", oco.0),
+            Trace::Order(id) => write!(f, "order id {}", id.0),
+        }
+    }
+}
+
+/// What the broker's order list says about one OCO id (or order id).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Finding {
     /// Orders carry the OCO id: the bracket was placed.
@@ -113,12 +153,9 @@ pub enum Finding {
 }
 
 impl Finding {
-    pub fn from_orders(orders: Vec<BrokerOrder>, oco: &OcoId) -> Finding {
+    pub fn from_orders(orders: Vec<BrokerOrder>, trace: &Trace) -> Finding {
         let listed = orders.len();
-        let placed: Vec<BrokerOrder> = orders
-            .into_iter()
-            .filter(|o| o.oco_id.as_ref() == Some(oco))
-            .collect();
+        let placed: Vec<BrokerOrder> = orders.into_iter().filter(|o| trace.matches(o)).collect();
         if placed.is_empty() {
             Finding::NotFound { listed }
         } else {
@@ -127,12 +164,11 @@ impl Finding {
     }
 
     /// What was seen, in words, for the record.
-    pub fn seen(&self, oco: &OcoId) -> String {
+    pub fn seen(&self, trace: &Trace) -> String {
         match self {
             Finding::Placed(orders) => format!(
-                "{} order(s) with OCO id {}: {}",
+                "{} order(s) with {trace}: {}",
                 orders.len(),
-                oco.0,
                 orders
                     .iter()
                     .map(|o| format!("{} {}", o.order_id.0, o.state))
@@ -140,13 +176,13 @@ impl Finding {
                     .join(", ")
             ),
             Finding::NotFound { listed } => {
-                format!("{listed} order(s) listed, none with OCO id {}", oco.0)
+                format!("{listed} order(s) listed, none with {trace}")
             }
         }
     }
 
     /// Applies the finding to an `unknown` execution.
-    pub fn apply(&self, e: &mut Execution, oco: &OcoId, at_ms: u64) {
+    pub fn apply(&self, e: &mut Execution, trace: &Trace, at_ms: u64) {
         match self {
             Finding::Placed(orders) => {
                 let ids: Vec<OrderId> = orders.iter().map(|o| o.order_id.clone()).collect();
@@ -156,8 +192,12 @@ impl Finding {
                     order_ids: ids.clone(),
                     cancelled_order_ids: Vec::new(),
                     placed_order_ids: ids,
-                    oco_id: Some(oco.clone()),
-                    quantity: e.request.quantity,
+                    oco_id: trace.oco(),
+                    quantity: match &e.request {
+                        Command::CancelAndBracket(b) => b.quantity,
+                        Command::PlaceOrder(o) => o.quantity,
+                        Command::ClosePosition(_) => 0,
+                    },
                     aborted: false,
                     reason: Some("settled by asking the broker".into()),
                     success: true,
@@ -170,7 +210,7 @@ impl Finding {
         }
         e.settled_by = Some(SettledBy::Broker);
         e.settled_at_ms = Some(at_ms);
-        e.settled_seen = Some(self.seen(oco));
+        e.settled_seen = Some(self.seen(trace));
     }
 }
 
@@ -309,8 +349,15 @@ impl Settler {
                 self.unknown.remove(alert_id, index);
                 return;
             };
-            let Some(oco) = pending.oco_id.clone() else {
-                return self.left(alert_id, "the execution has no OCO id to look for".into());
+            let trace = match (&pending.oco_id, &pending.order_id) {
+                (Some(oco), _) => Trace::Oco(oco.clone()),
+                (None, Some(id)) => Trace::Order(id.clone()),
+                (None, None) => {
+                    return self.left(
+                        alert_id,
+                        "a ClosePosition leaves no order id to look for: check the position, then resolve it".into(),
+                    )
+                }
             };
             let Some(executor) = self.executors.get(&pending.account).cloned() else {
                 return self.left(
@@ -326,7 +373,7 @@ impl Settler {
             };
             match answer {
                 Ok(orders) => {
-                    let finding = Finding::from_orders(orders, &oco);
+                    let finding = Finding::from_orders(orders, &trace);
                     let last_ms = rec.executions[index]
                         .attempts
                         .last()
@@ -338,13 +385,13 @@ impl Settler {
                             alert_id,
                             format!(
                                 "{}, but the call is {} old, older than the broker's order list is trusted to reach back ({}): check the account's history",
-                                finding.seen(&oco),
+                                finding.seen(&trace),
                                 humantime::format_duration(Duration::from_secs(age.as_secs())),
                                 humantime::format_duration(policy.orders_kept_for)
                             ),
                         );
                     }
-                    return self.record_settlement(&rec, index, &oco, &finding).await;
+                    return self.record_settlement(&rec, index, &trace, &finding).await;
                 }
                 Err(e) => {
                     if started.elapsed() + wait > policy.give_up_after {
@@ -372,14 +419,14 @@ impl Settler {
         &self,
         rec: &AlertRecord,
         index: usize,
-        oco: &OcoId,
+        trace: &Trace,
         finding: &Finding,
     ) {
         let at = now_ms();
         let written = self.journal.update(&rec.id, |st| {
             if let Some(e) = st.executions.get_mut(index) {
                 if e.status == Status::Unknown {
-                    finding.apply(e, oco, at);
+                    finding.apply(e, trace, at);
                 }
             }
         });
@@ -402,7 +449,7 @@ impl Settler {
             tracing::error!(alert_id = %rec.id, error = %err, "cannot make a settlement durable");
         }
         self.metrics.alert_status(&rec.source, st.status.as_str());
-        tracing::info!(alert_id = %rec.id, account = %e.request.account, instrument = %e.request.instrument, status = e.status.as_str(), seen = %finding.seen(oco), "unknown outcome settled by the broker");
+        tracing::info!(alert_id = %rec.id, account = %e.request.account(), instrument = %e.request.instrument(), status = e.status.as_str(), seen = %finding.seen(trace), "unknown outcome settled by the broker");
     }
 }
 
@@ -420,7 +467,7 @@ mod tests {
 
     #[test]
     fn orders_with_the_oco_id_mean_placed_whatever_their_state() {
-        let oco = OcoId("oco-7".into());
+        let oco = Trace::Oco(OcoId("oco-7".into()));
         let f = Finding::from_orders(
             vec![
                 order("a", Some("oco-7"), "Cancelled"),
@@ -443,13 +490,28 @@ mod tests {
 
     #[test]
     fn no_order_with_the_oco_id_means_not_found() {
-        let oco = OcoId("oco-7".into());
+        let oco = Trace::Oco(OcoId("oco-7".into()));
         let f = Finding::from_orders(vec![order("b", Some("other"), "Working")], &oco);
         assert_eq!(f, Finding::NotFound { listed: 1 });
         assert_eq!(
             Finding::from_orders(vec![], &oco),
             Finding::NotFound { listed: 0 }
         );
+    }
+
+    #[test]
+    fn a_placed_order_is_found_by_its_own_id() {
+        let id = Trace::Order(OrderId("mine".into()));
+        let f = Finding::from_orders(
+            vec![
+                order("other", Some("oco-7"), "Working"),
+                order("mine", None, "Filled"),
+            ],
+            &id,
+        );
+        assert_eq!(f.seen(&id), "1 order(s) with order id mine: mine Filled");
+        let none = Finding::from_orders(vec![order("other", None, "Working")], &id);
+        assert_eq!(none.seen(&id), "1 order(s) listed, none with order id mine");
     }
 
     #[test]
@@ -473,6 +535,7 @@ mod tests {
                 account: "Sim101".into(),
                 instrument: "ES 12-26".into(),
                 oco_id: None,
+                order_id: None,
                 last_attempt_at_ms: 0,
             });
         }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::args::{ReplayArgs, Target};
-use crate::domain::BracketRequest;
+use crate::command::Command;
 use crate::record::AlertRecord;
 use crate::replay::Plan;
 
@@ -26,16 +26,53 @@ pub(super) fn write_jsonl(w: &mut impl Write, recs: &[AlertRecord]) -> anyhow::R
     Ok(())
 }
 
-/// `Sim101 Buy 2 ES 12-26 tp 6010 sl 5995`.
-pub fn request_text(r: &BracketRequest) -> String {
-    let mut s = format!("{} {} {} {}", r.account, r.action, r.quantity, r.instrument);
-    if let Some(tp) = r.take_profit {
-        s.push_str(&format!(" tp {tp}"));
-    }
-    if let Some(sl) = r.stop_loss {
-        s.push_str(&format!(" sl {sl}"));
+/// `Sim101 Buy 2 ES 12-26 tp 6010 sl 5995`, `Sim101 PlaceOrder Buy 1 ES 12-26 MARKET`,
+/// `Sim101 ClosePosition ES 12-26`.
+pub fn request_text(c: &Command) -> String {
+    let mut s = match c {
+        Command::CancelAndBracket(r) => {
+            let qty = if r.relay.quantity_from_position && r.quantity == 0 {
+                "position".to_string()
+            } else {
+                r.quantity.to_string()
+            };
+            let mut s = format!("{} {} {} {}", r.account, r.action, qty, r.instrument);
+            if let Some(tp) = r.take_profit {
+                s.push_str(&format!(" tp {tp}"));
+            }
+            if let Some(sl) = r.stop_loss {
+                s.push_str(&format!(" sl {sl}"));
+            }
+            if r.relay.entry {
+                s.push_str(" entry");
+            }
+            s
+        }
+        Command::PlaceOrder(r) => {
+            let mut s = format!(
+                "{} PlaceOrder {} {} {} {:?}",
+                r.account, r.action, r.quantity, r.instrument, r.order_type
+            );
+            if let Some(p) = r.limit_price.or(r.stop_price) {
+                s.push_str(&format!(" @ {p}"));
+            }
+            s
+        }
+        Command::ClosePosition(r) => format!("{} ClosePosition {}", r.account, r.instrument),
+    };
+    if let Some(g) = c.relay().position {
+        s.push_str(&format!(" [position {}]", g.as_str()));
     }
     s
+}
+
+/// `Buy 2 ES 12-26`, `Close ES 12-26`: the short form of the alerts table.
+fn request_brief(c: &Command) -> String {
+    match c {
+        Command::CancelAndBracket(r) => format!("{} {} {}", r.action, r.quantity, r.instrument),
+        Command::PlaceOrder(r) => format!("Enter {} {} {}", r.action, r.quantity, r.instrument),
+        Command::ClosePosition(r) => format!("Close {}", r.instrument),
+    }
 }
 
 fn clip(s: &str, n: usize) -> String {
@@ -58,10 +95,7 @@ pub(super) fn write_table(out: &mut impl Write, recs: &[AlertRecord]) -> anyhow:
     for r in recs {
         let request = match r.executions.first() {
             Some(e) => {
-                let mut s = format!(
-                    "{} {} {}",
-                    e.request.action, e.request.quantity, e.request.instrument
-                );
+                let mut s = request_brief(&e.request);
                 if r.executions.len() > 1 {
                     s.push_str(&format!(" +{}", r.executions.len() - 1));
                 }
@@ -146,8 +180,8 @@ pub(super) fn write_record(out: &mut impl Write, r: &AlertRecord) -> anyhow::Res
 #[serde(rename_all = "camelCase", default)]
 pub struct PlanView {
     pub template: Option<String>,
-    pub original: Vec<BracketRequest>,
-    pub now: Vec<BracketRequest>,
+    pub original: Vec<Command>,
+    pub now: Vec<Command>,
     pub skipped: Option<String>,
     pub error: Option<String>,
     /// A newer alert that executed on the lane (the replay is refused unless `--force`).

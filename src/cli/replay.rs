@@ -422,7 +422,7 @@ fn superseded_within(selected: &[Selected], opts: &ReplayOptions) -> Vec<Option<
             .map(|e| {
                 let mut r = e.request.clone();
                 if let Some(a) = &opts.account {
-                    r.account = a.clone();
+                    r.set_account(a.clone());
                 }
                 r.lane()
             })

@@ -10,7 +10,10 @@ use reqwest::header::{AUTHORIZATION, RETRY_AFTER};
 use reqwest::{StatusCode, Url};
 use serde_json::Value;
 
-use super::{body_args, error_for_status, error_message, parse_outcome, truncate, Settings};
+use super::{
+    body_args, command_outcome, error_for_status, error_message, route, truncate, Settings,
+};
+use crate::command::{CloseRequest, Command, OrderRequest};
 use crate::domain::{BracketOutcome, BracketRequest};
 use crate::executor::{BrokerOrder, BrokerPosition, ExecError, Executor};
 
@@ -92,14 +95,16 @@ impl HttpExecutor {
             })
     }
 
-    async fn attempt(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
-        self.settings.check_account(req)?;
-        let url = self.url(&req.account, &["orders", "cancel_and_bracket"])?;
+    /// One attempt at a command: `POST /v1/api/accounts/{account}/...` (see `route`).
+    async fn attempt(&self, cmd: &Command) -> Result<BracketOutcome, ExecError> {
+        self.settings.check_account(cmd.account())?;
+        let (path, _) = route(cmd);
+        let url = self.url(cmd.account(), path)?;
         let resp = self
             .client
             .post(url)
             .header(AUTHORIZATION, self.settings.authorization.clone())
-            .json(&body_args(req))
+            .json(&body_args(cmd))
             .send()
             .await
             .map_err(|e| self.send_error(e.without_url()))?;
@@ -130,7 +135,7 @@ impl HttpExecutor {
                     truncate(&String::from_utf8_lossy(&body))
                 ))
             })?;
-            return parse_outcome(value);
+            return command_outcome(cmd, value);
         }
         // The status alone decides the kind; a body that cannot be read only loses the message.
         let body = resp.text().await.unwrap_or_default();
@@ -225,7 +230,15 @@ impl Executor for HttpExecutor {
     }
 
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
-        self.attempt(req).await
+        self.attempt(&Command::CancelAndBracket(req.clone())).await
+    }
+
+    async fn place_order(&self, req: &OrderRequest) -> Result<BracketOutcome, ExecError> {
+        self.attempt(&Command::PlaceOrder(req.clone())).await
+    }
+
+    async fn close_position(&self, req: &CloseRequest) -> Result<BracketOutcome, ExecError> {
+        self.attempt(&Command::ClosePosition(req.clone())).await
     }
 
     async fn orders(&self, account: &str) -> Result<Vec<BrokerOrder>, ExecError> {

@@ -16,8 +16,9 @@ use reqwest::Url;
 use serde::Deserialize;
 use serde_json::{Map, Value};
 
-use crate::domain::{BracketOutcome, BracketRequest};
-use crate::executor::{ExecError, Executor};
+use crate::command::Command;
+use crate::domain::{BracketOutcome, OrderId};
+use crate::executor::{orders_outcome, ExecError, Executor};
 use crate::secret::Secret;
 
 pub use self::http::HttpExecutor;
@@ -177,13 +178,12 @@ impl Settings {
     }
 
     /// Refuses accounts not listed in `crosstrade.accounts` before anything is sent.
-    fn check_account(&self, req: &BracketRequest) -> Result<(), ExecError> {
-        if self.accounts.contains(&req.account) {
+    fn check_account(&self, account: &str) -> Result<(), ExecError> {
+        if self.accounts.iter().any(|a| a == account) {
             Ok(())
         } else {
             Err(ExecError::Rejected(format!(
-                "account {:?} is not listed in crosstrade.accounts; refusing to trade it live",
-                req.account
+                "account {account:?} is not listed in crosstrade.accounts; refusing to trade it live"
             )))
         }
     }
@@ -191,8 +191,8 @@ impl Settings {
 
 /// The request arguments CrossTrade expects in the body: everything but `account` (which is in the path,
 /// or ignored by the WebSocket RPC in favour of the one in `args`).
-fn body_args(req: &BracketRequest) -> Map<String, Value> {
-    let mut args = req.to_args();
+fn body_args(cmd: &Command) -> Map<String, Value> {
+    let mut args = cmd.to_args();
     args.remove("account");
     args
 }
@@ -252,6 +252,61 @@ fn error_for_status(status: u16, message: String, retry_after: Option<Duration>)
 /// The outcome of a success answer. Lenient: only `orderIds` and `success` are required; a
 /// `"success": false` is CrossTrade refusing the request.
 fn parse_outcome(body: Value) -> Result<BracketOutcome, ExecError> {
+    serde_json::from_value(success_body(body)?)
+        .map_err(|e| ExecError::Unknown(format!("unparsable success body: {e}")))
+}
+
+/// A command's outcome from CrossTrade's answer: PlaceOrder answers `{"orderId"}` (our own id when it
+/// names none), ClosePosition `{"closedPositions": [...]}`, CancelAndBracket its bracket outcome.
+fn command_outcome(cmd: &Command, body: Value) -> Result<BracketOutcome, ExecError> {
+    match cmd {
+        Command::CancelAndBracket(_) => parse_outcome(body),
+        Command::PlaceOrder(r) => {
+            let body = success_body(body)?;
+            let id = body
+                .get("orderId")
+                .and_then(Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(|s| OrderId(s.to_string()))
+                .or_else(|| r.order_id.clone())
+                .ok_or_else(|| ExecError::Unknown("the answer names no orderId".into()))?;
+            Ok(orders_outcome(Vec::new(), vec![id], r.quantity))
+        }
+        Command::ClosePosition(_) => {
+            let body = success_body(body)?;
+            let closed: i64 = body
+                .get("closedPositions")
+                .and_then(Value::as_array)
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|p| p.get("quantity").and_then(Value::as_i64))
+                        .map(i64::abs)
+                        .sum()
+                })
+                .unwrap_or(0);
+            let mut out = orders_outcome(
+                Vec::new(),
+                Vec::new(),
+                closed.clamp(0, i64::from(u32::MAX)) as u32,
+            );
+            out.reason = Some(format!("closed {closed} contract(s)"));
+            Ok(out)
+        }
+    }
+}
+
+/// The REST path under `/v1/api/accounts/{account}/` and the WebSocket RPC name of each command
+/// (CrossTrade API reference: Orders / Place Order, Positions / Close Position, CancelAndBracket).
+fn route(cmd: &Command) -> (&'static [&'static str], &'static str) {
+    match cmd {
+        Command::CancelAndBracket(_) => (&["orders", "cancel_and_bracket"], "CancelAndBracket"),
+        Command::PlaceOrder(_) => (&["orders", "place"], "PlaceOrder"),
+        Command::ClosePosition(_) => (&["positions", "close"], "ClosePosition"),
+    }
+}
+
+/// The answer's body when it says success (or says nothing); `success: false` is the broker's refusal.
+fn success_body(body: Value) -> Result<Value, ExecError> {
     if body.get("success") == Some(&Value::Bool(false)) {
         let reason = ["error", "message", "reason"]
             .iter()
@@ -265,8 +320,7 @@ fn parse_outcome(body: Value) -> Result<BracketOutcome, ExecError> {
             });
         return Err(ExecError::Rejected(reason));
     }
-    serde_json::from_value(body)
-        .map_err(|e| ExecError::Unknown(format!("unparsable success body: {e}")))
+    Ok(body)
 }
 
 #[cfg(test)]

@@ -27,7 +27,8 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::{self, Message};
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-use super::{error_for_status, error_message, parse_outcome, truncate, Settings};
+use super::{command_outcome, error_for_status, error_message, route, truncate, Settings};
+use crate::command::{CloseRequest, Command, OrderRequest};
 use crate::domain::{BracketOutcome, BracketRequest};
 use crate::executor::{BrokerOrder, BrokerPosition, ExecError, Executor};
 
@@ -213,6 +214,13 @@ impl Drop for WsExecutor {
 }
 
 impl WsExecutor {
+    /// One attempt at a command: its RPC (see `route`) with the command's fields in `args`.
+    async fn command(&self, cmd: &Command) -> Result<BracketOutcome, ExecError> {
+        self.settings.check_account(cmd.account())?;
+        let (_, api) = route(cmd);
+        command_outcome(cmd, self.rpc(api, cmd.to_args()).await?)
+    }
+
     /// One listing RPC (`GetOrders`, `GetPositions`) for `account`, its `data` parsed by `parse`.
     async fn list<T>(
         &self,
@@ -240,8 +248,15 @@ impl Executor for WsExecutor {
     }
 
     async fn cancel_and_bracket(&self, req: &BracketRequest) -> Result<BracketOutcome, ExecError> {
-        self.settings.check_account(req)?;
-        parse_outcome(self.rpc("CancelAndBracket", req.to_args()).await?)
+        self.command(&Command::CancelAndBracket(req.clone())).await
+    }
+
+    async fn place_order(&self, req: &OrderRequest) -> Result<BracketOutcome, ExecError> {
+        self.command(&Command::PlaceOrder(req.clone())).await
+    }
+
+    async fn close_position(&self, req: &CloseRequest) -> Result<BracketOutcome, ExecError> {
+        self.command(&Command::ClosePosition(req.clone())).await
     }
 
     /// The `GetOrders` RPC.
@@ -281,7 +296,7 @@ impl Executor for WsExecutor {
 /// `{"id","data"}` → the outcome; `{"id","error","status"}` → by status, as over HTTP (no status: rejected).
 #[cfg(test)]
 pub(super) fn outcome_from_frame(frame: &Value) -> Result<BracketOutcome, ExecError> {
-    parse_outcome(data_from_frame(frame)?)
+    super::parse_outcome(data_from_frame(frame)?)
 }
 
 /// `{"id","data"}` → the data; `{"id","error","status"}` → by status, as over HTTP (no status: rejected).

@@ -199,6 +199,7 @@ mod tests {
                 stop_loss: Some(5990.0),
                 oco_id: None,
                 cancel_delay_ms: None,
+                relay: Default::default(),
             })];
             id = r.id.clone();
             j.admit(r).await.unwrap();

@@ -30,6 +30,9 @@ pub struct PaperConfig {
     /// Last prices to start from, by instrument name or TradingView symbol; used only for instruments
     /// that have never been quoted.
     pub initial_quotes: BTreeMap<String, f64>,
+    /// An alert that carries a price for its instrument (TradingView's `close`, or its order's price)
+    /// moves the paper quote there before its command runs, so market entries fill at the alert's price.
+    pub follow_alert_prices: bool,
 }
 
 impl Default for PaperConfig {
@@ -41,6 +44,7 @@ impl Default for PaperConfig {
             max_terminal_orders: 1000,
             snapshot_every: super::store::SNAPSHOT_EVERY,
             initial_quotes: BTreeMap::new(),
+            follow_alert_prices: true,
         }
     }
 }

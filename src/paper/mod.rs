@@ -30,8 +30,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 
 use crate::clock::Clock;
+use crate::command::{CloseRequest, OrderRequest};
 use crate::domain::{BracketOutcome, BracketRequest, OrderId};
-use crate::executor::{BrokerOrder, BrokerPosition, ExecError, Executor};
+use crate::executor::{orders_outcome, BrokerOrder, BrokerPosition, ExecError, Executor};
 use crate::instruments::Instruments;
 
 pub use book::{Flattened, Quote, QuoteUpdate};
@@ -273,6 +274,42 @@ impl Executor for PaperBroker {
         PaperBroker::cancel_and_bracket(self, req)
             .await
             .map_err(|e| ExecError::Rejected(e.to_string()))
+    }
+
+    async fn place_order(&self, req: &OrderRequest) -> Result<BracketOutcome, ExecError> {
+        let order = PaperBroker::place_order(self, &req.account, &req.to_paper())
+            .map_err(|e| ExecError::Rejected(e.to_string()))?;
+        Ok(orders_outcome(
+            Vec::new(),
+            vec![order.order_id],
+            req.quantity,
+        ))
+    }
+
+    async fn close_position(&self, req: &CloseRequest) -> Result<BracketOutcome, ExecError> {
+        let done = self
+            .flatten(&req.account, Some(&req.instrument))
+            .map_err(|e| ExecError::Rejected(e.to_string()))?;
+        let closed: u32 = done.closing_orders.iter().map(|o| o.quantity).sum();
+        Ok(orders_outcome(
+            done.cancelled_order_ids,
+            done.closing_orders
+                .into_iter()
+                .map(|o| o.order_id)
+                .collect(),
+            closed,
+        ))
+    }
+
+    /// Moves the paper quote to the alert's price (with `paper.follow_alert_prices`): resting orders it
+    /// crosses fill, as they would in the market the alert saw.
+    fn observe_price(&self, instrument: &str, price: f64) {
+        if !self.config.follow_alert_prices {
+            return;
+        }
+        if let Err(e) = self.set_quote(instrument, price) {
+            tracing::warn!(%instrument, price, error = %e, "paper: cannot follow the alert's price");
+        }
     }
 
     /// The book's orders, live and recently finished, as a broker would list them.

@@ -54,11 +54,11 @@ impl Relay {
         if let Some(bad) = rec
             .executions
             .iter()
-            .find(|e| !self.has_executor(&e.request.account))
+            .find(|e| !self.has_executor(&e.request.account()))
         {
             let e = RelayError::Template(format!(
                 "account '{}' is not configured; configured accounts: {}",
-                bad.request.account,
+                bad.request.account(),
                 self.account_names().join(", ")
             ));
             return Err(self.reject(rec, e).await);
@@ -150,16 +150,30 @@ impl Relay {
         mut reply: Option<tokio::sync::oneshot::Sender<Execution>>,
     ) {
         let stored = rec.state();
+        // One job per lane, its steps in the alert's order: a sequence (close, enter, bracket) runs in order
+        // and stops at the first step that does not succeed.
+        let mut lanes: Vec<((String, String), Vec<Step>)> = Vec::new();
         for (index, e) in rec.executions.iter().enumerate() {
-            if e.status != Status::Accepted {
+            let step = Step {
+                index,
+                request: e.request.clone(),
+                status: e.status,
+            };
+            let lane = e.request.lane();
+            match lanes.iter_mut().find(|(l, _)| *l == lane) {
+                Some((_, steps)) => steps.push(step),
+                None => lanes.push((lane, vec![step])),
+            }
+        }
+        for (_, steps) in lanes {
+            if steps.iter().all(|s| s.status != Status::Accepted) {
                 continue;
             }
             self.sequencer.submit(ExecJob {
                 alert_id: rec.id.clone(),
                 source: rec.source.clone(),
                 received_at_ms: rec.received_at_ms,
-                index,
-                request: e.request.clone(),
+                steps,
                 supersedable,
                 reply: reply.take(),
                 received,

@@ -5,7 +5,21 @@ use super::*;
 pub fn load_templates(cfg: &Config, instruments: &Arc<Instruments>) -> anyhow::Result<Templates> {
     let dir = cfg.templates_dir();
     let dir = dir.is_dir().then_some(dir);
-    Templates::load(dir.as_deref(), instruments.clone()).map_err(|e| anyhow::anyhow!("{e}"))
+    let templates =
+        Templates::load(dir.as_deref(), instruments.clone()).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let live: Vec<&String> = cfg.crosstrade.iter().flat_map(|c| &c.accounts).collect();
+    let mut by_source = std::collections::BTreeMap::new();
+    for (name, sc) in &cfg.sources {
+        for a in &sc.accounts {
+            if !cfg.paper.accounts.contains(a) && !live.contains(&a) {
+                anyhow::bail!(
+                    "sources.{name}.accounts: '{a}' is neither a paper account ([paper] accounts) nor a live one ([crosstrade] accounts)"
+                );
+            }
+        }
+        by_source.insert(name.clone(), sc.accounts.clone());
+    }
+    Ok(templates.with_accounts(by_source, cfg.paper.accounts.clone()))
 }
 
 /// `alert-relay check`: everything `serve` would verify before opening the journal, without writing

@@ -105,10 +105,10 @@ impl Relay {
             Rendered::Skipped { reason, key } => (key, Vec::new(), Some(reason)),
             Rendered::Requests { key, requests } => (key, requests, None),
         };
-        if let Some(bad) = requests.iter().find(|r| !self.has_executor(&r.account)) {
+        if let Some(bad) = requests.iter().find(|r| !self.has_executor(r.account())) {
             let e = RelayError::Template(format!(
                 "template '{template}' produced account '{}', which is not configured; configured accounts: {}",
-                bad.account,
+                bad.account(),
                 self.account_names().join(", ")
             ));
             return Err(self.reject(rec, e).await);

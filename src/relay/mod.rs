@@ -39,7 +39,7 @@ use serde_json::{json, Map, Value};
 use crate::clock::{now_ms, SystemClock};
 use crate::config::{Config, HealthStatusCode};
 use crate::domain::BracketRequest;
-use crate::engine::{Engine, ExecJob, RetryPolicy, Waiters};
+use crate::engine::{Engine, ExecJob, RetryPolicy, Step, Waiters};
 use crate::error::{RelayError, KILL_SWITCH_REASON};
 use crate::executor::Executor;
 use crate::headers::Headers;

@@ -34,7 +34,7 @@ impl Relay {
         rec.set_state(state);
         for (i, e) in rec.executions.iter().enumerate() {
             if e.settled_at_ms == Some(at) && self.unknown().remove(&rec.id, i) {
-                tracing::info!(alert_id = %rec.id, account = %e.request.account, instrument = %e.request.instrument, status = e.status.as_str(), note, "unknown outcome resolved by an operator");
+                tracing::info!(alert_id = %rec.id, account = %e.request.account(), instrument = %e.request.instrument(), status = e.status.as_str(), note, "unknown outcome resolved by an operator");
             }
         }
         self.metrics.alert_status(&rec.source, rec.status.as_str());

@@ -12,6 +12,8 @@ use super::TemplateError;
 
 /// The CancelAndBracket fields a request table may set.
 const REQUEST_FIELDS: &[&str] = &[
+    "when",
+    "command",
     "account",
     "instrument",
     "action",
@@ -20,6 +22,13 @@ const REQUEST_FIELDS: &[&str] = &[
     "stopLoss",
     "ocoId",
     "cancelDelayMs",
+    "orderType",
+    "limitPrice",
+    "stopPrice",
+    "timeInForce",
+    "position",
+    "entry",
+    "alertPrice",
 ];
 
 /// Names the context provides; a var may not take them.

@@ -49,7 +49,7 @@ use std::sync::Arc;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use crate::domain::BracketRequest;
+use crate::command::Command;
 use crate::instruments::Instruments;
 use compile::{Compiler, Spec};
 pub use error::TemplateError;
@@ -78,7 +78,7 @@ pub enum Rendered {
     /// The validated requests, account by account, each account's requests in template order.
     Requests {
         key: Option<String>,
-        requests: Vec<BracketRequest>,
+        requests: Vec<Command>,
     },
 }
 
@@ -87,6 +87,9 @@ pub struct Templates {
     env: Environment<'static>,
     instruments: Arc<Instruments>,
     specs: BTreeMap<String, Spec>,
+    /// `source_accounts` by source (`[sources.X] accounts`), and for a source that names none.
+    source_accounts: BTreeMap<String, Vec<String>>,
+    default_accounts: Vec<String>,
 }
 
 impl fmt::Debug for Templates {
@@ -145,7 +148,28 @@ impl Templates {
             env,
             instruments,
             specs,
+            source_accounts: BTreeMap::new(),
+            default_accounts: vec!["Sim101".to_string()],
         })
+    }
+
+    /// What `source_accounts` holds in a template: `by_source[source]`, else `default`.
+    pub fn with_accounts(
+        mut self,
+        by_source: BTreeMap<String, Vec<String>>,
+        default: Vec<String>,
+    ) -> Templates {
+        self.source_accounts = by_source;
+        self.default_accounts = default;
+        self
+    }
+
+    /// The accounts a source's alerts go to by default.
+    pub fn accounts_of(&self, source: &str) -> &[String] {
+        match self.source_accounts.get(source) {
+            Some(list) if !list.is_empty() => list,
+            _ => &self.default_accounts,
+        }
     }
 
     /// Template names, sorted.

@@ -12,7 +12,7 @@ use super::compile::{Accounts, Compiled, Field, RESULT_VAR};
 use super::error::cause;
 use super::group::{self, Group};
 use super::{Rendered, TemplateError, Templates};
-use crate::domain::BracketRequest;
+use crate::command::Command;
 
 impl Templates {
     /// Renders one alert: skipped, or the validated requests.
@@ -33,6 +33,7 @@ impl Templates {
         let base = Arc::new(Base {
             alert: Value::from_serialize(alert),
             source: Value::from(source),
+            source_accounts: Value::from_serialize(self.accounts_of(source)),
         });
         let mut scope = Scope {
             base,
@@ -89,8 +90,18 @@ impl Templates {
                         .map_err(|e| r.error(field, account.as_deref(), e.to_string()))?;
                     args.insert(key.to_string(), json);
                 }
+                // A request's own `when`: a falsy one leaves it out (one step of a sequence).
+                if let Some(when) = args.remove("when") {
+                    if matches!(when, Json::Null | Json::Bool(false))
+                        || when
+                            .as_str()
+                            .is_some_and(|s| s.trim().is_empty() || s.trim() == "false")
+                    {
+                        continue;
+                    }
+                }
                 let request =
-                    BracketRequest::from_rendered(&args, &self.instruments).map_err(|error| {
+                    Command::from_rendered(&args, &self.instruments).map_err(|error| {
                         TemplateError::InvalidRequest {
                             template: name.to_string(),
                             request: req.index,
@@ -100,6 +111,12 @@ impl Templates {
                     })?;
                 requests.push(request);
             }
+        }
+        if requests.is_empty() {
+            return Ok(Rendered::Skipped {
+                reason: "no request's when condition held".to_string(),
+                key,
+            });
         }
         Ok(Rendered::Requests { key, requests })
     }
@@ -199,9 +216,12 @@ impl Renderer<'_> {
 struct Base {
     alert: Value,
     source: Value,
+    /// `[sources.X] accounts`, or the paper accounts when the source names none.
+    source_accounts: Value,
 }
 
-/// The names an expression sees: vars, then `account`, `alert`, `source`, then the alert's fields.
+/// The names an expression sees: vars, then `account`, `alert`, `source`, `source_accounts`, then the
+/// alert's fields.
 #[derive(Debug, Clone)]
 struct Scope {
     base: Arc<Base>,
@@ -225,6 +245,7 @@ impl Object for Scope {
             "account" if self.account.is_some() => self.account.clone(),
             "alert" => Some(self.base.alert.clone()),
             "source" => Some(self.base.source.clone()),
+            "source_accounts" => Some(self.base.source_accounts.clone()),
             _ => self
                 .base
                 .alert

@@ -29,6 +29,9 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
     let cancel = warp::path!("v1" / "api" / "accounts" / String / "orders" / String / "cancel")
         .and(warp::post())
         .map(|a: String, o: String| ("CancelOrder", path_args(&[("account", a), ("orderId", o)])));
+    let close = warp::path!("v1" / "api" / "accounts" / String / "positions" / "close")
+        .and(warp::post())
+        .map(|a: String| ("ClosePosition", path_args(&[("account", a)])));
     let flatten = warp::path!("v1" / "api" / "accounts" / String / "positions" / "flatten")
         .and(warp::post())
         .map(|a: String| ("Flatten", path_args(&[("account", a)])));
@@ -52,6 +55,8 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
         .or(place)
         .unify()
         .or(cancel)
+        .unify()
+        .or(close)
         .unify()
         .or(flatten)
         .unify()

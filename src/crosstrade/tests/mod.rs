@@ -22,7 +22,7 @@ use warp::reply::Response;
 use warp::Reply;
 
 use super::*;
-use crate::domain::{Action, OcoId};
+use crate::domain::{Action, BracketRequest, OcoId};
 
 const TOKEN: &str = "s3cret-t0ken";
 const SLASHED: &str = "Sim 101/b";
@@ -61,6 +61,7 @@ fn request(account: &str, quantity: u32) -> BracketRequest {
         stop_loss: Some(4490.0),
         oco_id: Some(OcoId("oco-1".into())),
         cancel_delay_ms: None,
+        relay: Default::default(),
     }
 }
 

@@ -110,6 +110,7 @@ pub(super) fn bracket(
         stop_loss: sl,
         oco_id: None,
         cancel_delay_ms: None,
+        relay: Default::default(),
     }
 }
 

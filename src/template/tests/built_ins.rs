@@ -2,7 +2,7 @@
 //! and crosstrade-kv.
 
 use super::*;
-use crate::domain::{Action, RequestError};
+use crate::domain::{Action, PositionGate, RelayFields, RequestError};
 
 #[test]
 fn tradingview_long_brackets_the_position() {
@@ -200,6 +200,10 @@ fn crosstrade_kv_example() {
             stop_loss: Some(4490.0),
             oco_id: None,
             cancel_delay_ms: None,
+            relay: RelayFields {
+                position: Some(PositionGate::SameSide),
+                ..Default::default()
+            },
         }]
     );
     let alert = obj(

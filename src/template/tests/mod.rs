@@ -20,6 +20,7 @@ use std::collections::BTreeMap;
 use serde_json::{json, Map as JsonMap, Value as Json};
 
 use super::*;
+use crate::domain::BracketRequest;
 use crate::instruments::InstrumentSpec;
 
 fn instruments() -> Arc<Instruments> {
@@ -64,7 +65,20 @@ fn with_files(files: &[(&str, &str)]) -> Result<Templates, TemplateError> {
     Templates::load(Some(dir.path()), instruments())
 }
 
+/// The brackets a render produced (panics on anything else).
 fn requests(r: Rendered) -> (Option<String>, Vec<BracketRequest>) {
+    let (key, commands) = commands(r);
+    let brackets = commands
+        .into_iter()
+        .map(|c| match c {
+            Command::CancelAndBracket(b) => b,
+            other => panic!("expected a CancelAndBracket, got {other:?}"),
+        })
+        .collect();
+    (key, brackets)
+}
+
+fn commands(r: Rendered) -> (Option<String>, Vec<Command>) {
     match r {
         Rendered::Requests { key, requests } => (key, requests),
         other => panic!("expected requests, got {other:?}"),

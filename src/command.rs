@@ -1,0 +1,501 @@
+//! The commands an alert can ask for, each validated completely before anything is sent:
+//! `CancelAndBracket` (the seed: protect a position), `PlaceOrder` (enter or add) and `ClosePosition`
+//! (flatten one instrument on one account). A template renders one or several (a sequence, run in order in
+//! the lane); the record keeps each as one execution.
+//!
+//! On the wire (records, rendered requests) a command is its CrossTrade body plus `command`; a body without
+//! `command` is a CancelAndBracket, so records written before commands existed read back unchanged.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::domain::{
+    bad, positive_int, price_field, string_field, Action, BracketRequest, OrderId, PositionGate,
+    RelayFields, RequestError, RELAY_FIELDS,
+};
+use crate::instruments::{on_tick_grid, Instruments};
+use crate::paper::{OrderType, PlaceOrder};
+
+/// Names a template may give `command`.
+pub const COMMANDS: [&str; 3] = ["CancelAndBracket", "PlaceOrder", "ClosePosition"];
+
+/// One validated command for one account.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Command {
+    CancelAndBracket(BracketRequest),
+    PlaceOrder(OrderRequest),
+    ClosePosition(CloseRequest),
+}
+
+/// How long a placed order works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TimeInForce {
+    #[serde(rename = "DAY")]
+    Day,
+    #[serde(rename = "GTC")]
+    Gtc,
+}
+
+impl TimeInForce {
+    fn parse(s: &str) -> Option<TimeInForce> {
+        match s.trim().to_ascii_uppercase().as_str() {
+            "DAY" => Some(TimeInForce::Day),
+            "GTC" => Some(TimeInForce::Gtc),
+            _ => None,
+        }
+    }
+}
+
+/// `PlaceOrder`: one order (market, limit or stop market) on one account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OrderRequest {
+    pub account: String,
+    pub instrument: String,
+    pub action: Action,
+    pub quantity: u32,
+    pub order_type: OrderType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit_price: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_price: Option<f64>,
+    pub time_in_force: TimeInForce,
+    /// Our id for the order (CrossTrade accepts a caller-chosen `orderId`): generated before the first
+    /// attempt, so a retry or a settlement finds the same order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_id: Option<OrderId>,
+    #[serde(flatten)]
+    pub relay: RelayFields,
+}
+
+/// `ClosePosition`: cancel the instrument's working orders and close its position on one account.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CloseRequest {
+    pub account: String,
+    pub instrument: String,
+    #[serde(flatten)]
+    pub relay: RelayFields,
+}
+
+impl Command {
+    /// The command's CrossTrade name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::CancelAndBracket(_) => "CancelAndBracket",
+            Command::PlaceOrder(_) => "PlaceOrder",
+            Command::ClosePosition(_) => "ClosePosition",
+        }
+    }
+
+    pub fn account(&self) -> &str {
+        match self {
+            Command::CancelAndBracket(r) => &r.account,
+            Command::PlaceOrder(r) => &r.account,
+            Command::ClosePosition(r) => &r.account,
+        }
+    }
+
+    pub fn instrument(&self) -> &str {
+        match self {
+            Command::CancelAndBracket(r) => &r.instrument,
+            Command::PlaceOrder(r) => &r.instrument,
+            Command::ClosePosition(r) => &r.instrument,
+        }
+    }
+
+    pub fn relay(&self) -> &RelayFields {
+        match self {
+            Command::CancelAndBracket(r) => &r.relay,
+            Command::PlaceOrder(r) => &r.relay,
+            Command::ClosePosition(r) => &r.relay,
+        }
+    }
+
+    fn relay_mut(&mut self) -> &mut RelayFields {
+        match self {
+            Command::CancelAndBracket(r) => &mut r.relay,
+            Command::PlaceOrder(r) => &mut r.relay,
+            Command::ClosePosition(r) => &mut r.relay,
+        }
+    }
+
+    pub fn set_account(&mut self, account: String) {
+        match self {
+            Command::CancelAndBracket(r) => r.account = account,
+            Command::PlaceOrder(r) => r.account = account,
+            Command::ClosePosition(r) => r.account = account,
+        }
+    }
+
+    /// The command without the ids the engine generates (OCO id, order id): what a template decided.
+    pub fn without_generated_ids(&self) -> Command {
+        let mut c = self.clone();
+        match &mut c {
+            Command::CancelAndBracket(r) => r.oco_id = None,
+            Command::PlaceOrder(r) => r.order_id = None,
+            Command::ClosePosition(_) => {}
+        }
+        c
+    }
+
+    /// The lane it executes in: one at a time per (account, instrument).
+    pub fn lane(&self) -> (String, String) {
+        (self.account().to_string(), self.instrument().to_string())
+    }
+
+    /// The bracket, when this is a CancelAndBracket.
+    pub fn bracket(&self) -> Option<&BracketRequest> {
+        match self {
+            Command::CancelAndBracket(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// May a newer alert's bracket replace this one before it runs? Only a plain bracket: an entry or a
+    /// close changes the position, and skipping it would leave the account out of step with the strategy.
+    pub fn supersedable(&self) -> bool {
+        matches!(self, Command::CancelAndBracket(r) if !r.relay.entry)
+    }
+
+    /// Must the account's position be read before this runs? CancelAndBracket with a gate other than
+    /// `any`, an entry flag or a quantity that follows the position; PlaceOrder with a gate other than
+    /// `any`; ClosePosition always (a flat account has nothing to close).
+    pub fn reads_position(&self) -> bool {
+        let gated = |r: &RelayFields| r.position.is_some_and(|g| g != PositionGate::Any);
+        match self {
+            Command::CancelAndBracket(r) => {
+                gated(&r.relay) || r.relay.entry || r.relay.quantity_from_position
+            }
+            Command::PlaceOrder(r) => gated(&r.relay),
+            Command::ClosePosition(_) => true,
+        }
+    }
+
+    /// Checks the command against the position held (`held`: long > 0, short < 0) and fills in what
+    /// follows it. `Err` is why the command is skipped, in words (`account Sim101 is flat in ES 03-27`).
+    pub fn gate(&mut self, held: i64) -> Result<(), String> {
+        let (account, instrument) = (self.account().to_string(), self.instrument().to_string());
+        let is = |extra: &str| {
+            format!(
+                "account {account} is {} in {instrument}{extra}",
+                crate::domain::describe_position(held)
+            )
+        };
+        match self {
+            Command::ClosePosition(_) => {
+                if held == 0 {
+                    return Err(is(": nothing to close"));
+                }
+            }
+            Command::PlaceOrder(r) => match r.relay.position {
+                Some(PositionGate::Flat) if held != 0 => {
+                    return Err(is("; position = \"flat\" places this order only when flat"))
+                }
+                Some(PositionGate::SameSide) if held.signum() != r.action.sign() => {
+                    return Err(is(&format!(
+                        "; position = \"same-side\" places this {} only on a {}",
+                        r.action,
+                        side_word(r.action)
+                    )))
+                }
+                _ => {}
+            },
+            Command::CancelAndBracket(r) => {
+                let gate = r.relay.position.unwrap_or(PositionGate::Any);
+                let same = held.signum() == r.action.sign();
+                let ok = match gate {
+                    _ if r.relay.entry => held == 0 || same,
+                    PositionGate::SameSide => same,
+                    PositionGate::Flat => held == 0,
+                    PositionGate::Any => true,
+                };
+                if !ok {
+                    let why = if r.relay.entry {
+                        format!(
+                            "; an entry bracket protecting a {} needs it flat or {}",
+                            side_word(r.action),
+                            side_word(r.action)
+                        )
+                    } else if gate == PositionGate::SameSide && held != 0 {
+                        format!(
+                            "; this bracket protects a {} (action {})",
+                            side_word(r.action),
+                            r.action
+                        )
+                    } else {
+                        String::new()
+                    };
+                    return Err(is(&why));
+                }
+                if r.relay.quantity_from_position {
+                    if held == 0 {
+                        return Err(is("; quantity = \"position\" has no size to follow"));
+                    }
+                    r.quantity = held.unsigned_abs().min(u64::from(u32::MAX)) as u32;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The position after this command ran, as far as the relay can tell without another read: a close
+    /// leaves it flat, a filled market order moves it; a resting order or a bracket leaves it as it was.
+    pub fn position_after(&self, held: i64) -> i64 {
+        match self {
+            Command::ClosePosition(_) => 0,
+            Command::PlaceOrder(r) if r.order_type == OrderType::Market => {
+                held + r.action.sign() * i64::from(r.quantity)
+            }
+            _ => held,
+        }
+    }
+
+    /// The command as the broker's JSON body: relay-only fields removed, `account` kept (WebSocket RPC
+    /// carries it in `args`; HTTP puts it in the path).
+    pub fn to_args(&self) -> Map<String, Value> {
+        let mut args = match self.to_json() {
+            Value::Object(m) => m,
+            _ => Map::new(),
+        };
+        for field in RELAY_FIELDS {
+            args.remove(field);
+        }
+        if let Command::PlaceOrder(r) = self {
+            let t = match r.order_type {
+                OrderType::Market => "MARKET",
+                OrderType::Limit => "LIMIT",
+                OrderType::StopMarket => "STOPMARKET",
+            };
+            args.insert("orderType".into(), Value::String(t.into()));
+        }
+        args
+    }
+
+    fn to_json(&self) -> Value {
+        let inner = match self {
+            Command::CancelAndBracket(r) => serde_json::to_value(r),
+            Command::PlaceOrder(r) => serde_json::to_value(r),
+            Command::ClosePosition(r) => serde_json::to_value(r),
+        };
+        let mut v = inner.unwrap_or(Value::Null);
+        if let (Value::Object(m), false) = (&mut v, matches!(self, Command::CancelAndBracket(_))) {
+            m.insert("command".into(), Value::String(self.name().into()));
+        }
+        v
+    }
+
+    /// What a template rendered: `command` (default CancelAndBracket) and that command's fields, as text
+    /// or numbers. `gate` is the template's default position gate for a command that names none.
+    pub fn from_rendered(
+        args: &Map<String, Value>,
+        instruments: &Instruments,
+    ) -> Result<Command, RequestError> {
+        let name = match args.get("command") {
+            None | Some(Value::Null) => "CancelAndBracket",
+            Some(Value::String(s)) if s.trim().is_empty() => "CancelAndBracket",
+            Some(Value::String(s)) => s.trim(),
+            Some(v) => {
+                return Err(bad(
+                    "command",
+                    "one of CancelAndBracket, PlaceOrder, ClosePosition",
+                    v,
+                ))
+            }
+        };
+        let mut cmd = match name {
+            "CancelAndBracket" => {
+                let mut r = BracketRequest::from_rendered(args, instruments)?;
+                // A template's bracket protects a position that exists: same-side unless it says otherwise.
+                if r.relay.position.is_none() {
+                    r.relay.position = Some(PositionGate::SameSide);
+                }
+                Command::CancelAndBracket(r)
+            }
+            "PlaceOrder" => Command::PlaceOrder(OrderRequest::from_rendered(args, instruments)?),
+            "ClosePosition" => {
+                Command::ClosePosition(CloseRequest::from_rendered(args, instruments)?)
+            }
+            _ => {
+                return Err(bad(
+                    "command",
+                    "one of CancelAndBracket, PlaceOrder, ClosePosition",
+                    &args["command"],
+                ))
+            }
+        };
+        if !matches!(cmd, Command::CancelAndBracket(_)) && cmd.relay().quantity_from_position {
+            cmd.relay_mut().quantity_from_position = false;
+        }
+        Ok(cmd)
+    }
+}
+
+fn side_word(action: Action) -> &'static str {
+    match action {
+        Action::Buy => "long",
+        Action::Sell => "short",
+    }
+}
+
+/// `account` and `instrument` of a rendered command (the instrument resolved to its name).
+fn account_and_instrument(
+    args: &Map<String, Value>,
+    instruments: &Instruments,
+    needs: &'static str,
+) -> Result<(String, String), RequestError> {
+    let present = |k: &str| match args.get(k) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(_) => true,
+    };
+    if let Some(missing) = ["account", "instrument"].into_iter().find(|k| !present(k)) {
+        return Err(RequestError::Missing {
+            field: missing,
+            command: needs,
+        });
+    }
+    let account = string_field(args, "account")?;
+    let raw = string_field(args, "instrument")?;
+    let instrument = instruments
+        .resolve(&raw)
+        .ok_or_else(|| RequestError::UnknownInstrument(raw.clone()))?
+        .to_string();
+    Ok((account, instrument))
+}
+
+impl OrderRequest {
+    /// A rendered PlaceOrder: `account`, `instrument`, `action`, `quantity`, `orderType` (default MARKET),
+    /// `limitPrice`/`stopPrice` as the type needs, `timeInForce` (default DAY), `position` (default any).
+    pub fn from_rendered(
+        args: &Map<String, Value>,
+        instruments: &Instruments,
+    ) -> Result<OrderRequest, RequestError> {
+        let (account, instrument) = account_and_instrument(args, instruments, "PlaceOrder")?;
+        let text = |k: &str| {
+            args.get(k)
+                .and_then(Value::as_str)
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+        };
+        let action_v = args.get("action").cloned().unwrap_or(Value::Null);
+        let action = text("action")
+            .and_then(Action::parse_loose)
+            .ok_or_else(|| bad("action", "\"Buy\" or \"Sell\"", &action_v))?;
+        let qty_v = args.get("quantity").cloned().unwrap_or(Value::Null);
+        let quantity =
+            positive_int(&qty_v).ok_or_else(|| bad("quantity", "a positive integer", &qty_v))?;
+        let order_type = match text("orderType") {
+            None => OrderType::Market,
+            Some(s) => OrderType::parse(s).ok_or_else(|| {
+                bad(
+                    "orderType",
+                    "\"MARKET\", \"LIMIT\" or \"STOPMARKET\"",
+                    &args["orderType"],
+                )
+            })?,
+        };
+        let time_in_force = match text("timeInForce") {
+            None => TimeInForce::Day,
+            Some(s) => TimeInForce::parse(s)
+                .ok_or_else(|| bad("timeInForce", "\"DAY\" or \"GTC\"", &args["timeInForce"]))?,
+        };
+        let tick = instruments.get(&instrument).map_or(0.0, |s| s.tick_size);
+        let priced = |field: &'static str| -> Result<Option<f64>, RequestError> {
+            let p = price_field(args, field)?.ok_or(RequestError::Missing {
+                field,
+                command: "PlaceOrder",
+            })?;
+            if !on_tick_grid(p, tick) {
+                return Err(RequestError::OffTick {
+                    field,
+                    price: p,
+                    instrument: instrument.clone(),
+                    tick,
+                });
+            }
+            Ok(Some(p))
+        };
+        let (limit_price, stop_price) = match order_type {
+            OrderType::Market => (None, None),
+            OrderType::Limit => (priced("limitPrice")?, None),
+            OrderType::StopMarket => (None, priced("stopPrice")?),
+        };
+        Ok(OrderRequest {
+            account,
+            instrument,
+            action,
+            quantity,
+            order_type,
+            limit_price,
+            stop_price,
+            time_in_force,
+            order_id: None,
+            relay: RelayFields::from_args(args)?,
+        })
+    }
+
+    /// The paper broker's form of the order.
+    pub fn to_paper(&self) -> PlaceOrder {
+        PlaceOrder {
+            instrument: self.instrument.clone(),
+            action: self.action,
+            quantity: self.quantity,
+            order_type: self.order_type,
+            limit_price: self.limit_price,
+            stop_price: self.stop_price,
+            oco_id: None,
+            order_id: self.order_id.clone(),
+        }
+    }
+}
+
+impl CloseRequest {
+    pub fn from_rendered(
+        args: &Map<String, Value>,
+        instruments: &Instruments,
+    ) -> Result<CloseRequest, RequestError> {
+        let (account, instrument) = account_and_instrument(args, instruments, "ClosePosition")?;
+        Ok(CloseRequest {
+            account,
+            instrument,
+            relay: RelayFields::from_args(args)?,
+        })
+    }
+}
+
+impl Serialize for Command {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.to_json().serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Command {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Command, D::Error> {
+        use serde::de::Error;
+        let v = Value::deserialize(d)?;
+        let name = v
+            .get("command")
+            .and_then(Value::as_str)
+            .unwrap_or("CancelAndBracket");
+        let cmd = match name {
+            "CancelAndBracket" => {
+                Command::CancelAndBracket(serde_json::from_value(v).map_err(D::Error::custom)?)
+            }
+            "PlaceOrder" => {
+                Command::PlaceOrder(serde_json::from_value(v).map_err(D::Error::custom)?)
+            }
+            "ClosePosition" => {
+                Command::ClosePosition(serde_json::from_value(v).map_err(D::Error::custom)?)
+            }
+            other => return Err(D::Error::custom(format!("unknown command '{other}'"))),
+        };
+        Ok(cmd)
+    }
+}
+
+impl From<BracketRequest> for Command {
+    fn from(r: BracketRequest) -> Command {
+        Command::CancelAndBracket(r)
+    }
+}
