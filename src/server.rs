@@ -44,12 +44,24 @@ pub fn announced(data_dir: &Path) -> Option<ServerInfo> {
     serde_json::from_slice(&raw).ok()
 }
 
+/// Where the start-up lines (`config: ...` to `listening on http://...`) go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StartupOutput {
+    /// Standard output, one plain line each: what people and process supervisors read.
+    Stdout,
+    /// INFO log events (target `alert_relay::startup`), so `--log-format json` prints nothing but JSON.
+    /// They are filtered like any event: with `RUST_LOG=warn` add `alert_relay::startup=info` to keep them.
+    Log,
+    /// Nowhere (the lines are still in [`Running::lines`]).
+    Quiet,
+}
+
 /// A relay built from a config, its journal open, not yet recovered or reachable.
 pub struct Server {
     cfg: Config,
     relay: Arc<Relay>,
     notes: StartupNotes,
-    print: bool,
+    output: StartupOutput,
 }
 
 impl Server {
@@ -60,7 +72,7 @@ impl Server {
             cfg: cfg.clone(),
             relay,
             notes,
-            print: true,
+            output: StartupOutput::Stdout,
         })
     }
 
@@ -71,8 +83,13 @@ impl Server {
     }
 
     /// Prints nothing on standard output (the lines are still in [`Running::lines`]).
-    pub fn quiet(mut self) -> Server {
-        self.print = false;
+    pub fn quiet(self) -> Server {
+        self.startup_output(StartupOutput::Quiet)
+    }
+
+    /// Where the start-up lines go (standard output unless told otherwise).
+    pub fn startup_output(mut self, output: StartupOutput) -> Server {
+        self.output = output;
         self
     }
 
@@ -85,10 +102,10 @@ impl Server {
             cfg,
             relay,
             notes,
-            print,
+            output,
         } = self;
         let addr = listener.local_addr()?;
-        let mut out = Lines::new(print);
+        let mut out = Lines::new(output);
         out.say(format!("config: {}", cfg.origin))?;
         out.say(format!("data dir: {}", cfg.data_dir().display()))?;
         let workers = tokio::runtime::Handle::current().metrics().num_workers();
@@ -112,7 +129,7 @@ impl Server {
             lines: out.lines,
             listener,
             data_dir,
-            print,
+            output,
         })
     }
 }
@@ -126,7 +143,7 @@ pub struct Running {
     pub lines: Vec<String>,
     listener: TcpListener,
     data_dir: PathBuf,
-    print: bool,
+    output: StartupOutput,
 }
 
 impl Running {
@@ -142,10 +159,10 @@ impl Running {
             addr,
             listener,
             data_dir,
-            print,
+            output,
             ..
         } = self;
-        Lines::new(print).say(format!("listening on http://{addr}"))?;
+        Lines::new(output).say(format!("listening on http://{addr}"))?;
         relay.spawn_maintenance();
         relay.spawn_settlements();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -169,25 +186,29 @@ impl Running {
     }
 }
 
-/// Start-up lines: kept, and printed on standard output unless the server is quiet.
+/// Start-up lines: kept, and printed or logged as [`StartupOutput`] says.
 struct Lines {
-    print: bool,
+    output: StartupOutput,
     lines: Vec<String>,
 }
 
 impl Lines {
-    fn new(print: bool) -> Lines {
+    fn new(output: StartupOutput) -> Lines {
         Lines {
-            print,
+            output,
             lines: Vec::new(),
         }
     }
 
     fn say(&mut self, line: String) -> std::io::Result<()> {
-        if self.print {
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{line}")?;
-            out.flush()?;
+        match self.output {
+            StartupOutput::Stdout => {
+                let mut out = std::io::stdout().lock();
+                writeln!(out, "{line}")?;
+                out.flush()?;
+            }
+            StartupOutput::Log => tracing::info!(target: "alert_relay::startup", "{line}"),
+            StartupOutput::Quiet => {}
         }
         self.lines.push(line);
         Ok(())

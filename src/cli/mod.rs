@@ -101,6 +101,14 @@ pub enum LogFormat {
 
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    // `serve --log-format json` writes nothing but JSON log lines, its last error included.
+    let json_errors = matches!(
+        cli.command,
+        Command::Serve {
+            log_format: LogFormat::Json,
+            ..
+        }
+    );
     let result = match cli.command {
         Command::Serve {
             config,
@@ -109,7 +117,7 @@ pub fn main() -> ExitCode {
             log_format,
         } => {
             init_logging(log_format, "info");
-            serve::serve(config.as_deref(), listen, data_dir)
+            serve::serve(config.as_deref(), listen, data_dir, log_format)
         }
         Command::Check { config } => check::check(config.as_deref()),
         Command::Render {
@@ -133,6 +141,10 @@ pub fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(e) if json_errors => {
+            tracing::error!("{e:#}");
+            ExitCode::FAILURE
+        }
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE

@@ -1,25 +1,31 @@
 //! `serve`: loads the config, builds the runtime (`server.workers`), binds `server.listen` and runs the
-//! server ([`crate::server`]) until Ctrl-C or SIGTERM.
+//! server ([`crate::server`]) until Ctrl-C or SIGTERM. With `--log-format json` the start-up lines are log
+//! events too, so every line the process writes is JSON.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use super::LogFormat;
 use crate::config::load_config;
-use crate::server::Server;
+use crate::server::{Server, StartupOutput};
 
 pub(super) fn serve(
     path: Option<&Path>,
     listen: Option<String>,
     data_dir: Option<PathBuf>,
+    log_format: LogFormat,
 ) -> anyhow::Result<()> {
     let cfg = load_config(path, listen, data_dir)?;
     let rt = crate::runtime::build(cfg.server.workers).context("cannot start the async runtime")?;
     rt.block_on(async move {
         let addr: SocketAddr = cfg.listen_addr().map_err(anyhow::Error::msg)?;
         // Built before binding: a config or journal that cannot be used is reported before the port is taken.
-        let server = Server::build(&cfg)?;
+        let server = Server::build(&cfg)?.startup_output(match log_format {
+            LogFormat::Text => StartupOutput::Stdout,
+            LogFormat::Json => StartupOutput::Log,
+        });
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (server.listen / --listen)"))?;

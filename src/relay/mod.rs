@@ -9,7 +9,8 @@
 //! - `status`: health, readiness, metrics;
 //! - `lifecycle`: start-up recovery, maintenance, settling unknown outcomes, shutdown;
 //! - `resolve`: an operator settles an `unknown` execution;
-//! - `check`: `alert-relay check`, which verifies what `serve` would, writing nothing.
+//! - `check`: `alert-relay check`, which verifies what `serve` would, writing nothing;
+//! - `routes`: where each source's alerts go (paper or live), printed by `check` and `serve`.
 //!
 //! This file holds the [`Relay`] itself, built from the config.
 
@@ -19,12 +20,14 @@ mod ingest;
 mod lifecycle;
 mod query;
 mod resolve;
+mod routes;
 mod status;
 
 pub use crate::settle::Resolution;
-use check::check_source_templates;
-pub use check::{check, load_templates};
+pub use check::{check, load_templates, Checked};
+use check::{check_source_templates, render_samples};
 use query::LISTINGS_AT_ONCE;
+pub use routes::{routes, Routes};
 pub use status::Health;
 
 use std::collections::{BTreeMap, HashMap};
@@ -145,6 +148,15 @@ impl Relay {
         let instruments = Arc::new(cfg.instruments()?);
         let templates = Arc::new(load_templates(cfg, &instruments)?);
         check_source_templates(cfg, &templates)?;
+        let routes = routes(cfg, &templates);
+        notes.extend(routes.lines);
+        for warning in routes.warnings {
+            tracing::warn!("{warning}");
+        }
+        // `check` fails on these; a running relay would fail every alert of the template instead.
+        for failure in render_samples(cfg, &templates).failures {
+            tracing::warn!("{failure}");
+        }
 
         let mut sources = HashMap::new();
         for (name, sc) in &cfg.sources {

@@ -40,6 +40,10 @@ pub(super) const RESULT_VAR: &str = "__value";
 /// One compiled template.
 pub(super) struct Spec {
     pub(super) description: String,
+    /// The file it was loaded from (`built-in NAME.toml` for a built-in).
+    pub(super) file: String,
+    /// An alert body as its sender sends it, which `check` renders the template against.
+    pub(super) sample: Option<String>,
     pub(super) key: Option<Compiled>,
     pub(super) when: Option<Compiled>,
     /// Every var, in file order, evaluated in one run.
@@ -83,6 +87,8 @@ pub(super) struct Compiled {
 struct TemplateFile {
     #[serde(default)]
     description: String,
+    /// A sample alert body (JSON, `key=value;` text or plain text, as the sender sends it).
+    sample: Option<String>,
     when: Option<String>,
     key: Option<String>,
     accounts: Option<toml::Value>,
@@ -224,8 +230,20 @@ impl Compiler<'_> {
             requests.push(RequestSpec { index, keys, group });
         }
 
+        if parsed
+            .sample
+            .as_deref()
+            .is_some_and(|s| s.trim().is_empty())
+        {
+            return Err(self.invalid(
+                "sample",
+                "empty: give an alert body as the sender sends it, or leave `sample` out",
+            ));
+        }
         Ok(Spec {
             description: parsed.description,
+            file: self.file.to_string(),
+            sample: parsed.sample,
             key,
             when,
             vars,

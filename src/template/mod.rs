@@ -13,6 +13,10 @@
 //! 5. `[request]` / each `[[requests]]`, once per account: the same plus `account`. Without `accounts` the
 //!    request sets `account` itself; with it, `account` defaults to the fan-out account.
 //!
+//! `sample` (optional, not evaluated per alert) is an alert body as its sender sends it; `alert-relay check`
+//! renders every template against its sample, because minijinja finds an unknown function or filter only
+//! when it runs (`ofset(...)` compiles). Every template should carry one; `check` warns about one without.
+//!
 //! Names resolve vars first, then `account`, `alert`, `source`, then the alert's fields. Undefined values are
 //! strict: using a missing field is an error naming the template and field, while `x is defined` and
 //! `x | default(...)` still work. Every expression is compiled once at load.
@@ -31,6 +35,7 @@
 //! - `render.rs`: [`Templates::render`]: the names an expression sees (`Scope`), the evaluation
 //!   order above, the fan-out over accounts, and mapping each request table to a [`BracketRequest`].
 //! - `group.rs`: several expressions evaluated in one render.
+//! - `routing.rs`: [`Templates::routing`]: the accounts a template reaches, as far as known without an alert.
 //! - `functions.rs`: the trading helpers templates call (`ticks`, `points`, `round_tick`, ...).
 //! - `error.rs`: [`TemplateError`], whose messages name the template, file and field.
 
@@ -39,6 +44,7 @@ mod error;
 mod functions;
 mod group;
 mod render;
+mod routing;
 #[cfg(test)]
 mod tests;
 
@@ -53,6 +59,7 @@ use crate::command::Command;
 use crate::instruments::Instruments;
 use compile::{Compiler, Spec};
 pub use error::TemplateError;
+pub use routing::{AccountExpr, Routing};
 
 /// The templates shipped with alert-relay, embedded at build time.
 const BUILT_IN: &[(&str, &str)] = &[
@@ -184,6 +191,16 @@ impl Templates {
     /// The template's `description`, if it exists.
     pub fn description(&self, name: &str) -> Option<&str> {
         self.specs.get(name).map(|s| s.description.as_str())
+    }
+
+    /// The template's `sample`: an alert body as its sender sends it, for `check` to render.
+    pub fn sample(&self, name: &str) -> Option<&str> {
+        self.specs.get(name).and_then(|s| s.sample.as_deref())
+    }
+
+    /// The file the template was loaded from (`built-in NAME.toml` for a built-in).
+    pub fn file(&self, name: &str) -> Option<&str> {
+        self.specs.get(name).map(|s| s.file.as_str())
     }
 }
 

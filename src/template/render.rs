@@ -123,7 +123,7 @@ impl Templates {
 }
 
 /// The accounts an `accounts` expression yielded: a list of names, or one string of comma-separated names.
-fn account_list(value: &Value) -> Result<Vec<String>, String> {
+pub(super) fn account_list(value: &Value) -> Result<Vec<String>, String> {
     let names: Vec<String> = if let Some(s) = value.as_str() {
         s.split(',').map(|a| a.trim().to_string()).collect()
     } else if matches!(value.kind(), ValueKind::Seq | ValueKind::Iterable) {

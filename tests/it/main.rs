@@ -14,12 +14,14 @@
 //! - `reliability`: SIGKILL rounds on paper, a journal that cannot be opened, duplicate storms, bad input,
 //!   senders that hang up.
 //! - `cli`: the journal commands (`alerts`, `replay`), `render` and `check`, run as the binary.
+//! - `check`: where alerts go (`check` and `serve`'s start-up lines), samples rendered, JSON start-up logs.
 //! - `settle`: `unknown` executions settled by the broker (a scripted upstream, two chained relays across a
 //!   SIGKILL) and by an operator.
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
 
 mod support;
 
+mod check;
 mod cli;
 mod crash;
 mod idempotency;

@@ -6,6 +6,7 @@
 //!   pinned to their request or field.
 //! - `load.rs`: loading: listing, unknown names, directory overrides, and load errors naming the
 //!   file and field.
+//! - `routing.rs`: samples (every built-in renders its own) and the accounts a template reaches.
 //!
 //! This file holds what they share: the instruments, loading with extra files, and a TradingView
 //! alert.
@@ -14,6 +15,7 @@ mod built_ins;
 mod functions;
 mod load;
 mod render;
+mod routing;
 
 use std::collections::BTreeMap;
 
