@@ -15,6 +15,7 @@ use serde_json::json;
 
 use super::args::{ReplayArgs, Target};
 use crate::command::Command;
+use crate::domain::PositionGate;
 use crate::record::AlertRecord;
 use crate::replay::Plan;
 
@@ -60,7 +61,7 @@ pub fn request_text(c: &Command) -> String {
         }
         Command::ClosePosition(r) => format!("{} ClosePosition {}", r.account, r.instrument),
     };
-    if let Some(g) = c.relay().position {
+    if let Some(g) = c.relay().position.filter(|g| *g != PositionGate::Any) {
         s.push_str(&format!(" [position {}]", g.as_str()));
     }
     s

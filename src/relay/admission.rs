@@ -54,7 +54,7 @@ impl Relay {
         if let Some(bad) = rec
             .executions
             .iter()
-            .find(|e| !self.has_executor(&e.request.account()))
+            .find(|e| !self.has_executor(e.request.account()))
         {
             let e = RelayError::Template(format!(
                 "account '{}' is not configured; configured accounts: {}",

@@ -68,7 +68,7 @@ pub fn routes(cfg: &Config, templates: &Templates) -> Routes {
         let mut known: Vec<String> = Vec::new();
         let mut by_alert = false;
         for t in &names {
-            let routing = templates.routing(t).unwrap_or_default();
+            let routing = templates.routing(t, name).unwrap_or_default();
             parts.push(format!("{t} → {}", describe(&routing, &described)));
             by_alert |= !routing.by_alert.is_empty();
             for a in routing.known() {

@@ -72,6 +72,14 @@ const BUILT_IN: &[(&str, &str)] = &[
         include_str!("../../templates/signal-service.toml"),
     ),
     (
+        "tradingview-indicator",
+        include_str!("../../templates/tradingview-indicator.toml"),
+    ),
+    (
+        "tradingview-protect",
+        include_str!("../../templates/tradingview-protect.toml"),
+    ),
+    (
         "tradingview-strategy",
         include_str!("../../templates/tradingview-strategy.toml"),
     ),

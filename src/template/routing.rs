@@ -57,7 +57,7 @@ enum Kind {
 impl Templates {
     /// The accounts template `name` reaches, as far as they are known without an alert; `None` for an
     /// unknown template.
-    pub fn routing(&self, name: &str) -> Option<Routing> {
+    pub fn routing(&self, name: &str, source: &str) -> Option<Routing> {
         let spec = self.specs.get(name)?;
         let vars: HashSet<&str> = spec.vars.fields().map(var_name).collect();
         let mut routing = Routing::default();
@@ -78,7 +78,7 @@ impl Templates {
         let fan_out = match &spec.accounts {
             None => None,
             Some(Accounts::Fixed(list)) => Some(Kind::Fixed(list.clone())),
-            Some(Accounts::Expr(c)) => Some(self.classify(&c.field, &vars, true)),
+            Some(Accounts::Expr(c)) => Some(self.classify(&c.field, &vars, true, source)),
         };
         let mut fan_out_used = false;
         for req in &spec.requests {
@@ -91,7 +91,7 @@ impl Templates {
             match own {
                 // `account = "account"` under a fan-out is the fan-out account itself.
                 Some(f) if !(spec.accounts.is_some() && f.source.trim() == "account") => {
-                    add(self.classify(f, &vars, false))
+                    add(self.classify(f, &vars, false, source))
                 }
                 _ => fan_out_used = true,
             }
@@ -104,9 +104,9 @@ impl Templates {
         Some(routing)
     }
 
-    /// Fixed when the expression uses no name but functions (it is evaluated); otherwise by the alert,
+    /// Fixed when the expression uses no name but functions and `source_accounts` (it is evaluated); otherwise by the alert,
     /// with the accounts it yields for an empty alert as its default.
-    fn classify(&self, field: &Field, vars: &HashSet<&str>, list: bool) -> Kind {
+    fn classify(&self, field: &Field, vars: &HashSet<&str>, list: bool, source: &str) -> Kind {
         let by_alert = |default| {
             Kind::ByAlert(AccountExpr {
                 field: field.label.clone(),
@@ -121,17 +121,19 @@ impl Templates {
         let names = expr.undeclared_variables(false);
         let names: Vec<&String> = names
             .iter()
-            .filter(|n| !globals.contains(n.as_str()))
+            .filter(|n| !globals.contains(n.as_str()) && n.as_str() != "source_accounts")
             .collect();
         // A var is always defined once vars ran, so a default over it never applies.
         if names.iter().any(|n| vars.contains(n.as_str())) {
             return by_alert(None);
         }
         let empty_alert = Value::from_serialize(serde_json::Map::new());
+        // `source_accounts` is known without an alert: the source's (or the default) accounts.
+        let source_accounts = Value::from_serialize(self.accounts_of(source));
         let ctx = if names.is_empty() {
-            minijinja::context! {}
+            minijinja::context! { source_accounts => source_accounts }
         } else {
-            minijinja::context! { alert => empty_alert }
+            minijinja::context! { alert => empty_alert, source_accounts => source_accounts }
         };
         let accounts = expr.eval(ctx).ok().and_then(|v| {
             if list {

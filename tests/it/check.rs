@@ -38,7 +38,7 @@ fn text(b: &[u8]) -> String {
 
 const TV_LINE: &str =
     "source tradingview: auth token; template tradingview-strategy → Sim101 paper";
-const SIGNALS_LINE: &str = "source signals: auth standard-webhooks; template signal-service → from the alert (accounts = alert.accounts | default(['Sim101'])), by default Sim101 paper";
+const SIGNALS_LINE: &str = "source signals: auth standard-webhooks; template signal-service → from the alert (accounts = alert.accounts | default(source_accounts)), by default Sim101 paper";
 
 #[test]
 fn check_prints_one_line_per_source_for_the_shipped_config() {
@@ -56,7 +56,7 @@ fn check_prints_one_line_per_source_for_the_shipped_config() {
     assert_eq!(
         lines[..3],
         [
-            "source github-style: auth hmac-sha256; templates (alert field 'template') signal-service → from the alert (accounts = alert.accounts | default(['Sim101'])), by default Sim101 paper; crosstrade-kv → from the alert (account = account)",
+            "source github-style: auth hmac-sha256; templates (alert field 'template') signal-service → from the alert (accounts = alert.accounts | default(source_accounts)), by default Sim101 paper; crosstrade-kv → from the alert (account = account)",
             SIGNALS_LINE,
             TV_LINE,
         ],
@@ -64,7 +64,7 @@ fn check_prints_one_line_per_source_for_the_shipped_config() {
     );
     assert!(
         lines[3].contains(
-            ": OK — 3 source(s), 3 template(s) compiled, 3 rendered against their sample"
+            ": OK — 3 source(s), 5 template(s) compiled, 5 rendered against their sample"
         ),
         "{stdout}"
     );
@@ -98,7 +98,7 @@ fn check_warns_about_a_live_account_no_source_reaches() {
         env!("CARGO_MANIFEST_DIR"),
         "/templates/tradingview-strategy.toml"
     ))
-    .replace("accounts = [\"Sim101\"]", "accounts = [\"Live1\"]");
+    .replace("accounts = \"source_accounts\"", "accounts = [\"Live1\"]");
     std::fs::write(dir.path().join("tpl/tradingview-strategy.toml"), tv).unwrap();
     let out = check(&config_in(dir.path(), live));
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
@@ -136,7 +136,7 @@ fn check_fails_on_a_template_whose_sample_does_not_render() {
     let (stdout, stderr) = (text(&out.stdout), text(&out.stderr));
     assert!(!out.status.success(), "{stdout}\n{stderr}");
     assert!(
-        stderr.contains("template 'tv-typo', field 'takeProfit' (ofset(entry, side, tp_ticks, 'ticks', instrument))"),
+        stderr.contains("template 'tv-typo', field 'requests[3].takeProfit' (ofset(price, side, tp_ticks, 'ticks', instrument))"),
         "{stderr}"
     );
     assert!(stderr.contains("ofset is unknown"), "{stderr}");
@@ -151,7 +151,7 @@ fn check_fails_on_a_template_whose_sample_does_not_render() {
     std::fs::remove_file(dir.path().join("tpl/tv-typo.toml")).unwrap();
     let out = check(&config_in(dir.path(), ""));
     assert!(out.status.success(), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("4 template(s) compiled, 3 rendered against their sample"));
+    assert!(text(&out.stdout).contains("6 template(s) compiled, 5 rendered against their sample"));
 }
 
 /// Starts `serve` on port 0 and collects what it writes until the `listening on` line (on stdout in text

@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use serde_json::{json, Value};
 
-/// A variant of the TradingView template with a wider take-profit (60 ticks instead of 40).
+/// A variant of the tests' TradingView template (pipeline-bracket) with a wider take-profit (60 ticks).
 const TV_WIDE: &str = r#"
-description = "tradingview-strategy with TP 60 ticks"
+description = "pipeline-bracket with TP 60 ticks"
 when = "strategy.market_position | lower != 'flat'"
 key = "{{ ticker }}-{{ timenow }}-{{ strategy.id }}"
 accounts = ["Sim101"]
@@ -22,6 +22,7 @@ entry = "strategy.price | float"
 instrument = "instrument"
 action = "side"
 quantity = "strategy.market_position_size | float | abs"
+position = "'any'"
 takeProfit = "offset(entry, side, 60, 'ticks', instrument)"
 stopLoss = "offset(entry, side, -20, 'ticks', instrument)"
 "#;
@@ -239,10 +240,7 @@ async fn dry_run_shows_original_against_now_and_marks_changes() {
     for running in [true, false] {
         let same = ok(cli(&s, &["replay", "--id", first]));
         assert!(same.contains(&format!("{first}  ")), "{same}");
-        assert!(
-            same.contains("template tradingview-strategy  same"),
-            "{same}"
-        );
+        assert!(same.contains("template pipeline-bracket  same"), "{same}");
         assert!(
             same.contains("  was  Sim101 Buy 1 ES 12-26 tp 6010 sl 5995"),
             "{same}"

@@ -100,7 +100,7 @@ async fn token_in_json_body_field_valid_and_forged() {
     let rec = s.wait_final(&alert_id(&v)).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["source"], "tradingview");
-    assert_eq!(rec["template"], "tradingview-strategy");
+    assert_eq!(rec["template"], "pipeline-bracket");
     assert!(rec["body"].get("secret").is_none(), "{rec}");
     assert!(!rec.to_string().contains(TV_SECRET), "secret stored: {rec}");
     assert_eq!(s.record_count().await, before + 1);
@@ -770,13 +770,13 @@ async fn template_error_is_422_naming_template_and_field() {
         "{v}"
     );
 
-    // tradingview-strategy without the strategy's fill price.
+    // The TradingView source's template (pipeline-bracket, tests/it/support) without the fill price.
     let mut tv = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0);
     tv["strategy"].as_object_mut().unwrap().remove("price");
     let (st, v, _) = s.post_hook("tradingview", &tv.to_string(), &[]).await;
     assert_eq!(st, 422, "{v}");
     assert!(
-        err(&v).contains("template 'tradingview-strategy', field 'vars.entry'"),
+        err(&v).contains("template 'pipeline-bracket', field 'vars.entry'"),
         "{v}"
     );
 

@@ -9,13 +9,16 @@ fn tradingview_long_brackets_the_position() {
     let t = built_in();
     let (key, reqs) = requests(
         t.render(
-            "tradingview-strategy",
+            "tradingview-protect",
             &tv_alert("long", json!(2), json!(4500.25)),
             "tv",
         )
         .unwrap(),
     );
-    assert_eq!(key.as_deref(), Some("ES1!-2026-03-02T14:30:00Z-Long Entry"));
+    assert_eq!(
+        key.as_deref(),
+        Some("ES1!-2026-03-02T14:30:00Z-Long Entry-buy-2-long-2")
+    );
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
     assert_eq!(r.account, "Sim101");
@@ -32,7 +35,7 @@ fn tradingview_short_with_string_numbers_and_overrides() {
     let mut alert = tv_alert("Short", json!("3"), json!("4500.13"));
     alert.insert("tp_ticks".into(), json!("8"));
     alert.insert("sl_ticks".into(), json!(4));
-    let (_, reqs) = requests(t.render("tradingview-strategy", &alert, "tv").unwrap());
+    let (_, reqs) = requests(t.render("tradingview-protect", &alert, "tv").unwrap());
     let r = &reqs[0];
     assert_eq!(r.action, Action::Sell);
     assert_eq!(r.quantity, 3);
@@ -47,7 +50,7 @@ fn tradingview_skips_when_flat_and_keeps_the_key() {
     for flat in ["flat", "FLAT"] {
         let r = t
             .render(
-                "tradingview-strategy",
+                "tradingview-protect",
                 &tv_alert(flat, json!(0), json!(4500)),
                 "tv",
             )
@@ -57,7 +60,9 @@ fn tradingview_skips_when_flat_and_keeps_the_key() {
             Rendered::Skipped {
                 reason: "when condition is false: strategy.market_position | lower != 'flat'"
                     .into(),
-                key: Some("ES1!-2026-03-02T14:30:00Z-Long Entry".into()),
+                key: Some(format!(
+                    "ES1!-2026-03-02T14:30:00Z-Long Entry-buy-2-{flat}-0"
+                )),
             }
         );
     }
@@ -68,10 +73,10 @@ fn tradingview_missing_field_names_template_and_field() {
     let t = built_in();
     let mut alert = tv_alert("long", json!(1), json!(4500));
     alert["strategy"].as_object_mut().unwrap().remove("price");
-    let e = t.render("tradingview-strategy", &alert, "tv").unwrap_err();
+    let e = t.render("tradingview-protect", &alert, "tv").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "template 'tradingview-strategy', field 'vars.entry' (strategy.price | float): undefined value"
+        "template 'tradingview-protect', field 'vars.entry' (strategy.price | float): undefined value"
     );
 }
 
@@ -81,12 +86,12 @@ fn tradingview_unknown_symbol() {
     let mut alert = tv_alert("long", json!(1), json!(4500));
     alert.insert("ticker".into(), json!("ZB1!"));
     let e = t
-        .render("tradingview-strategy", &alert, "tv")
+        .render("tradingview-protect", &alert, "tv")
         .unwrap_err()
         .to_string();
     assert_eq!(
         e,
-        "template 'tradingview-strategy', field 'vars.instrument' (ticker | instrument): \
+        "template 'tradingview-protect', field 'vars.instrument' (ticker | instrument): \
          unknown symbol 'ZB1!'; map it under [instruments.\"...\"] symbols in the config"
     );
 }
@@ -97,7 +102,7 @@ fn tradingview_zero_quantity_is_an_invalid_request() {
     // A "long" with size 0 would be a TradingView glitch; it must not become a 0-lot bracket.
     let e = t
         .render(
-            "tradingview-strategy",
+            "tradingview-protect",
             &tv_alert("long", json!(0), json!(4500)),
             "tv",
         )
@@ -109,7 +114,7 @@ fn tradingview_zero_quantity_is_an_invalid_request() {
     ));
     assert_eq!(
         e.to_string(),
-        "template 'tradingview-strategy', request for account 'Sim101': \
+        "template 'tradingview-protect', request for account 'Sim101': \
          quantity must be a positive integer, got 0.0"
     );
 }
@@ -201,6 +206,7 @@ fn crosstrade_kv_example() {
             oco_id: None,
             cancel_delay_ms: None,
             relay: RelayFields {
+                entry: true,
                 position: Some(PositionGate::SameSide),
                 ..Default::default()
             },

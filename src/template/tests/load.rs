@@ -12,7 +12,13 @@ fn templates_are_send_sync_and_listed() {
     let t = built_in();
     assert_eq!(
         t.names(),
-        ["crosstrade-kv", "signal-service", "tradingview-strategy"]
+        [
+            "crosstrade-kv",
+            "signal-service",
+            "tradingview-indicator",
+            "tradingview-protect",
+            "tradingview-strategy"
+        ]
     );
     assert!(t.contains("signal-service"));
     assert!(!t.contains("nope"));
@@ -27,7 +33,7 @@ fn unknown_template_lists_the_known_ones() {
     let e = built_in().render("nope", &JsonMap::new(), "x").unwrap_err();
     assert_eq!(
         e.to_string(),
-        "unknown template 'nope'; known templates: crosstrade-kv, signal-service, tradingview-strategy"
+        "unknown template 'nope'; known templates: crosstrade-kv, signal-service, tradingview-indicator, tradingview-protect, tradingview-strategy"
     );
 }
 
@@ -49,6 +55,8 @@ fn a_directory_file_overrides_a_built_in() {
             "crosstrade-kv",
             "extra",
             "signal-service",
+            "tradingview-indicator",
+            "tradingview-protect",
             "tradingview-strategy"
         ]
     );
@@ -117,7 +125,7 @@ fn load_errors_name_the_file_and_field() {
     for (text, needle) in [
         (
             "[request]\ntakeprofit = \"1\"\n",
-            "field 'takeprofit': unknown request field; expected one of account,",
+            "field 'takeprofit': unknown request field; expected one of when, command, account,",
         ),
         ("description = \"x\"\n", "field 'request': missing"),
         (

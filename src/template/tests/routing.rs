@@ -24,11 +24,11 @@ fn every_built_in_renders_its_sample() {
 #[test]
 fn built_in_routing() {
     let t = built_in();
-    let tv = t.routing("tradingview-strategy").unwrap();
+    let tv = t.routing("tradingview-strategy", "tv").unwrap();
     assert_eq!(tv.fixed, ["Sim101"]);
     assert!(tv.by_alert.is_empty());
 
-    let sig = t.routing("signal-service").unwrap();
+    let sig = t.routing("signal-service", "tv").unwrap();
     assert!(sig.fixed.is_empty());
     assert_eq!(sig.by_alert.len(), 1);
     assert_eq!(sig.by_alert[0].field, "accounts");
@@ -38,12 +38,12 @@ fn built_in_routing() {
     );
     assert_eq!(sig.known(), ["Sim101"]);
 
-    let kv = t.routing("crosstrade-kv").unwrap();
+    let kv = t.routing("crosstrade-kv", "tv").unwrap();
     assert!(kv.fixed.is_empty());
     assert_eq!(kv.by_alert[0].field, "account");
     assert_eq!(kv.by_alert[0].default, None);
     assert!(kv.known().is_empty());
-    assert!(t.routing("nope").is_none());
+    assert!(t.routing("nope", "tv").is_none());
 }
 
 #[test]
@@ -63,15 +63,15 @@ fn constant_expressions_are_fixed_and_vars_are_by_alert() {
         ),
     ])
     .unwrap();
-    assert_eq!(t.routing("const").unwrap().fixed, ["A", "B"]);
-    assert_eq!(t.routing("onestr").unwrap().fixed, ["A", "B"]);
-    let byvar = t.routing("byvar").unwrap();
+    assert_eq!(t.routing("const", "tv").unwrap().fixed, ["A", "B"]);
+    assert_eq!(t.routing("onestr", "tv").unwrap().fixed, ["A", "B"]);
+    let byvar = t.routing("byvar", "tv").unwrap();
     assert!(byvar.fixed.is_empty());
     assert_eq!(
         byvar.by_alert[0].default, None,
         "a var is always defined: no default"
     );
-    let own = t.routing("own").unwrap();
+    let own = t.routing("own", "tv").unwrap();
     assert_eq!(own.fixed, ["C"]);
     assert_eq!(own.by_alert[0].field, "requests[1].account");
     assert_eq!(own.known(), ["C", "D"]);

@@ -25,12 +25,16 @@ pub fn config_text(dir: &Path, overrides: &str) -> String {
     ] {
         std::fs::write(dir.join(format!("{name}.secret")), value).unwrap();
     }
+    // The pipeline tests (ingress, idempotency, crashes, replay...) drive a TradingView source whose
+    // template places one bracket per alert, as an entry on a flat paper account: what they test is the
+    // pipeline, not a strategy. The shipped strategy templates have their own tests (tests/it/strategy.rs).
     let secrets = format!(
         r#"
 [server]
 api_tokens = ["file:{d}/api.secret"]
 [sources.tradingview]
 secret = "file:{d}/tv.secret"
+template = "pipeline-bracket"
 [sources.signals]
 secret = "file:{d}/sw.secret"
 [sources.github-style]
@@ -48,8 +52,45 @@ burst = 1000
         &mut base,
         toml::from_str(overrides).expect("override TOML parses"),
     );
+    let templates_dir = base
+        .get("server")
+        .and_then(|s| s.get("templates_dir"))
+        .and_then(toml::Value::as_str)
+        .map_or_else(|| dir.join("templates"), |t| dir.join(t));
+    std::fs::create_dir_all(&templates_dir).unwrap();
+    std::fs::write(
+        templates_dir.join("pipeline-bracket.toml"),
+        PIPELINE_BRACKET_TEMPLATE,
+    )
+    .unwrap();
     toml::to_string(&base).unwrap()
 }
+
+/// One bracket around the strategy's position after the order, ungated (`position = "any"`: no position
+/// read, CrossTrade's own CancelAndBracket decides, an entry on a flat account): the template the pipeline
+/// tests' TradingView source uses, so scripted brokers see exactly the calls they script.
+pub const PIPELINE_BRACKET_TEMPLATE: &str = r#"
+description = "tests: one ungated bracket per TradingView strategy alert"
+sample = '{"ticker": "ES1!", "timenow": "t", "strategy": {"price": 6000, "id": "L", "market_position": "long", "market_position_size": 1}}'
+when = "strategy.market_position | lower != 'flat'"
+key = "{{ ticker }}-{{ timenow }}-{{ strategy.id }}"
+accounts = ["Sim101"]
+
+[vars]
+instrument = "ticker | instrument"
+side = "strategy.market_position | action"
+entry = "strategy.price | float"
+tp_ticks = "alert.tp_ticks | default(40) | float"
+sl_ticks = "alert.sl_ticks | default(20) | float"
+
+[request]
+instrument = "instrument"
+action = "side"
+quantity = "strategy.market_position_size | float | abs"
+position = "'any'"
+takeProfit = "offset(entry, side, tp_ticks, 'ticks', instrument)"
+stopLoss = "offset(entry, side, -sl_ticks, 'ticks', instrument)"
+"#;
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
@@ -93,7 +134,8 @@ template = "text-alert"
 "#;
 
 /// A plain-text template: `<side> <symbol> <qty> <tp> <sl>`, e.g. `buy ES1! 1 6010 5990`. Prices are NOT
-/// rounded to the tick, so an off-tick price reaches validation.
+/// rounded to the tick, so an off-tick price reaches validation. `entry = true`: a bracket on a flat account
+/// is placed as the entry, on purpose.
 pub const TEXT_ALERT_TEMPLATE: &str = r#"
 description = "plain text: side symbol qty tp sl"
 [vars]
@@ -103,6 +145,7 @@ account = "'Sim101'"
 instrument = "parts[1] | instrument"
 action = "parts[0] | action"
 quantity = "parts[2]"
+entry = "true"
 takeProfit = "parts[3]"
 stopLoss = "parts[4]"
 "#;
