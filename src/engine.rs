@@ -16,6 +16,7 @@ use crate::executor::{ExecError, Executor};
 use crate::journal::{Journal, KnownState};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
+use crate::notify::{Event, Notifier};
 use crate::record::{AlertRecord, Attempt, Execution, Status};
 use crate::sequencer::{LaneKey, Sequenced, Worker};
 use crate::settle::{Settler, Unsettled};
@@ -114,6 +115,8 @@ pub struct Engine {
     pub outbound: Arc<OutboundLimit>,
     pub waiters: Waiters,
     pub metrics: Arc<Metrics>,
+    /// Told about failed and unknown outcomes, and about the broker's refused token / missing add-on.
+    pub notifier: Arc<Notifier>,
 }
 
 /// How soon an execution write must reach the disk.
@@ -376,6 +379,7 @@ impl Worker<ExecJob> for Engine {
             tracing::info!(alert_id = %id, account = %request.account, instrument = %request.instrument, executor = %name, "executing CancelAndBracket");
             let started = Instant::now();
             let result = executor.cancel_and_bracket(&request).await;
+            self.notifier.broker_answered(&name, result.as_ref().err());
             let attempt = Attempt {
                 at_ms: now_ms(),
                 transport: name.clone(),
@@ -469,6 +473,10 @@ impl Worker<ExecJob> for Engine {
                 tracing::warn!(alert_id = %id, %account, %instrument, error = %msg, "execution did not succeed")
             }
             (_, Ok(_)) => {}
+        }
+        if let Err(reason) = &result {
+            let ended = Event::execution_ended(status, &id, account, instrument, reason);
+            ended.into_iter().for_each(|e| self.notifier.notify(e));
         }
         self.metrics.execution_done(job.received.elapsed());
         Self::finish(job, exec);

@@ -7,6 +7,7 @@
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::record::Status;
 
 /// Every event name, in the order the README lists them. A channel's `events` lists some of these, or `*`.
 pub const EVENT_NAMES: [&str; 9] = [
@@ -97,6 +98,38 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event for an execution that ended `status` with `reason`: `failed` and `unknown` are told,
+    /// nothing else is (`rejected` never reached the broker, and says so in the record).
+    pub fn execution_ended(
+        status: Status,
+        alert_id: &str,
+        account: &str,
+        instrument: &str,
+        reason: &str,
+    ) -> Option<Event> {
+        let (alert_id, account, instrument, reason) = (
+            alert_id.to_string(),
+            account.to_string(),
+            instrument.to_string(),
+            reason.to_string(),
+        );
+        match status {
+            Status::Failed => Some(Event::ExecutionFailed {
+                alert_id,
+                account,
+                instrument,
+                reason,
+            }),
+            Status::Unknown => Some(Event::ExecutionUnknown {
+                alert_id,
+                account,
+                instrument,
+                reason,
+            }),
+            _ => None,
+        }
+    }
+
     /// The stable name a channel's `events` filter matches (one of [`EVENT_NAMES`]).
     pub fn name(&self) -> &'static str {
         match self {
@@ -345,5 +378,23 @@ mod tests {
             "Sim101 is short 2 ES 12-26, a month alerts no longer trade. The current month is ES 03-27."
         );
         assert!(e[0].urgent() && !e[2].urgent() && !Event::KillSwitch { on: false }.urgent());
+    }
+
+    #[test]
+    fn only_failed_and_unknown_executions_are_told() {
+        let ended = |s| Event::execution_ended(s, "01ALERT", "Sim101", "ES 12-26", "bad stop");
+        assert_eq!(ended(Status::Failed), Some(all()[0].clone()));
+        assert_eq!(
+            ended(Status::Unknown).map(|e| e.name()),
+            Some("execution.unknown")
+        );
+        for s in [
+            Status::Executed,
+            Status::Rejected,
+            Status::Superseded,
+            Status::Expired,
+        ] {
+            assert_eq!(ended(s), None, "{s:?}");
+        }
     }
 }
