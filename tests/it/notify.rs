@@ -1,8 +1,9 @@
 //! Notifications (`[notify]`): the real relay with a channel of each kind pointed at local fake endpoints,
 //! plus two dead ones (a refused connection, a server that never answers). Checked: each live channel gets
 //! a failed execution and a kill-switch flip in its own request shape; the dead channels delay neither the
-//! alert's answer nor the other channels; every send is logged, and no secret reaches the log. And the
-//! broker's missing add-on (CrossTrade's 408) is told once, its recovery once.
+//! alert's answer nor the other channels; every send is logged, and no secret reaches the log. Then each
+//! other event the relay emits: the broker's missing add-on (CrossTrade's 408) told once and its recovery
+//! once, an `unknown` outcome and its settlement by an operator and by the broker, a refusal burst once.
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -509,5 +510,163 @@ events = ["broker.degraded", "broker.recovered"]
             .await
             .is_err(),
         "one degraded, one recovered"
+    );
+}
+
+/// A live call that never gets an answer ends `unknown` (told), and an operator's settlement is told too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_outcome_and_its_settlement_by_an_operator() {
+    let upstream = silent_endpoint().await;
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        r#"{}
+[execution]
+max_age_secs = 1
+retry_backoff_ms = 50
+retry_backoff_max_ms = 50
+[[notify.channels]]
+kind = "ntfy"
+name = "ops"
+server = "{ntfy_url}"
+topic = "settle"
+events = ["execution.unknown", "execution.settled"]
+"#,
+        crosstrade_overrides(
+            &upstream,
+            "http",
+            "\"Sim101\"",
+            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
+        )
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
+    let id = rec["id"].as_str().unwrap();
+    let within = Duration::from_secs(5);
+    let unknown = next(&mut got, within, "execution.unknown").await;
+    assert_eq!(unknown.body["title"], "Outcome unknown: Sim101 ES 12-26");
+    assert!(
+        unknown.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Alert {id}: outcome unknown")),
+        "{}",
+        unknown.body
+    );
+    let (st, v) = s
+        .api_post(
+            &format!("/api/alerts/{id}/resolve"),
+            json!({"status": "failed", "note": "checked: nothing placed"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let settled = next(&mut got, within, "execution.settled").await;
+    assert_eq!(settled.body["title"], "Settled as failed: Sim101 ES 12-26");
+    assert_eq!(
+        settled.body["message"],
+        format!("Alert {id} settled as failed by the operator: checked: nothing placed.")
+    );
+}
+
+/// Refused webhooks from a configured source: the one that takes it over the threshold (10 in 5 minutes)
+/// is told, once, however many follow; refusals for a source that is not configured are never told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_burst_is_told_once() {
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        "[[notify.channels]]\nkind = \"ntfy\"\nname = \"ops\"\nserver = \"{ntfy_url}\"\ntopic = \"refusals\"\nevents = [\"refusals.burst\"]\n"
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let mut body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0);
+    body["secret"] = json!("not-the-secret");
+    let body = body.to_string();
+    for _ in 0..5 {
+        let (st, _, _) = s.post_hook("nosuchsource", &body, &[]).await;
+        assert_eq!(st, 404);
+    }
+    for _ in 0..14 {
+        let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
+        assert_eq!(st, 401, "{v}");
+    }
+    let burst = next(&mut got, Duration::from_secs(5), "refusals.burst").await;
+    assert_eq!(
+        burst.body["title"],
+        "11 webhooks refused: source 'tradingview'"
+    );
+    assert_eq!(burst.body["tags"], json!(["refusals.burst"]));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), got.recv())
+            .await
+            .is_err(),
+        "told once per window"
+    );
+}
+
+/// A CrossTrade whose CancelAndBracket never answers and whose order list holds one order of someone else.
+async fn crosstrade_unanswered() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Some((head, _)) = read_request(&mut sock).await else {
+                    return;
+                };
+                if head.starts_with("POST ") {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return;
+                }
+                let body = json!({"orders": [{"orderId": "x", "oco": "someone-else", "orderState": "Filled"}], "success": true}).to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// An `unknown` execution settled by asking the broker (no order with its OCO id: `failed`) is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_by_the_broker_is_told() {
+    let upstream = crosstrade_unanswered().await;
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        r#"{}
+[execution]
+max_age_secs = 1
+retry_backoff_ms = 50
+retry_backoff_max_ms = 50
+[[notify.channels]]
+kind = "ntfy"
+name = "ops"
+server = "{ntfy_url}"
+topic = "settle"
+events = ["execution.settled"]
+"#,
+        crosstrade_overrides(
+            &upstream,
+            "http",
+            "\"Sim101\"",
+            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
+        )
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
+    let id = rec["id"].as_str().unwrap();
+    let settled = next(&mut got, Duration::from_secs(10), "execution.settled").await;
+    assert_eq!(settled.body["title"], "Settled as failed: Sim101 ES 12-26");
+    let message = settled.body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Alert {id} settled as failed by the broker: 1 order(s) listed, none with OCO id "
+        )),
+        "{message}"
     );
 }
