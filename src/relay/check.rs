@@ -36,6 +36,9 @@ pub fn check(cfg: &Config) -> anyhow::Result<String> {
             )?;
         }
     }
+    for (i, channel) in cfg.notify.channels.iter().enumerate() {
+        crate::notify::Channel::from_config(i, channel)?;
+    }
     Ok(format!(
         "{} source(s), {} template(s) compiled, {} instrument(s), paper accounts: {}",
         cfg.sources.len(),

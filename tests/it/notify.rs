@@ -670,3 +670,53 @@ events = ["execution.settled"]
         "{message}"
     );
 }
+
+/// `alert-relay check` resolves the channels' secrets as `serve` would, and its errors name the key, never
+/// the value; an unknown event name is refused with the valid ones.
+#[test]
+fn check_resolves_the_channels_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let run = |channel: &str, token: Option<&str>| {
+        let shipped = alert_relay::config::EMBEDDED_CONFIG;
+        std::fs::write(
+            &config,
+            format!("{shipped}\n[[notify.channels]]\n{channel}"),
+        )
+        .unwrap();
+        let mut c = relay_command();
+        c.args(["check", "--config"]).arg(&config);
+        match token {
+            Some(t) => c.env("NOTIFY_CHECK_TG_TOKEN", t),
+            None => c.env_remove("NOTIFY_CHECK_TG_TOKEN"),
+        };
+        c.output().expect("run alert-relay")
+    };
+    let telegram = "kind = \"telegram\"\nname = \"phone\"\nbot_token = \"env:NOTIFY_CHECK_TG_TOKEN\"\nchat_id = \"1\"\n";
+    let good = run(telegram, Some("777:check-SECRET"));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let unset = run(telegram, None);
+    assert!(!unset.status.success());
+    let err = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        err.contains(
+            "notify.channels[0].bot_token: environment variable NOTIFY_CHECK_TG_TOKEN is not set"
+        ),
+        "{err}"
+    );
+    let bad = run(
+        "kind = \"ntfy\"\nname = \"n\"\ntopic = \"t\"\nevents = [\"kill-switch\"]\n",
+        None,
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("notify.channels[0].events: unknown event 'kill-switch'; valid: \"*\", \"execution.failed\""),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&good.stdout).contains("check-SECRET"));
+}
