@@ -355,6 +355,52 @@ topic = "relay-alerts"
         );
     }
 
+    /// `[notify]` as a whole config file holds it.
+    #[derive(Deserialize)]
+    struct Outer {
+        notify: NotifyConfig,
+    }
+
+    fn kinds_of(text: &str, origin: &str) -> Vec<ChannelKind> {
+        let outer: Outer = toml::from_str(text).unwrap_or_else(|e| panic!("{origin}: {e}"));
+        outer
+            .notify
+            .validate()
+            .unwrap_or_else(|e| panic!("{origin}: {e}"));
+        outer.notify.channels.iter().map(|c| c.kind).collect()
+    }
+
+    /// The README's example and config.toml's commented one are valid, one channel of each kind.
+    #[test]
+    fn the_documented_examples_are_valid() {
+        use ChannelKind::*;
+        let readme = include_str!("../../README.md");
+        let section = &readme[readme.find("## Notifications").expect("README section")..];
+        let block = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|b| b.split("```").next())
+            .expect("a toml block");
+        assert_eq!(
+            kinds_of(block, "README"),
+            [Webhook, Telegram, Discord, Ntfy]
+        );
+
+        let shipped = crate::config::EMBEDDED_CONFIG;
+        let start = shipped
+            .find("# [[notify.channels]]")
+            .expect("commented example");
+        let end = start + shipped[start..].find("\n\n").expect("end of the example");
+        let uncommented: String = shipped[start..end]
+            .lines()
+            .map(|l| l.strip_prefix("# ").unwrap_or("").to_string() + "\n")
+            .collect();
+        assert_eq!(
+            kinds_of(&uncommented, "config.toml"),
+            [Webhook, Telegram, Discord, Ntfy]
+        );
+    }
+
     #[test]
     fn a_webhook_url_may_be_a_reference() {
         parse("[[channels]]\nkind = \"webhook\"\nname = \"w\"\nurl = \"env:HOOK_URL\"\n").unwrap();
