@@ -16,6 +16,7 @@ use crate::instruments::{InstrumentError, InstrumentSpec, Instruments};
 pub use crate::journal::JournalConfig;
 use crate::journal::JournalConfigError;
 use crate::netguard::AllowListError;
+use crate::notify::{NotifyConfig, NotifyConfigError};
 use crate::paper::PaperConfig;
 
 /// The default configuration, identical to the shipped `config.toml`.
@@ -41,6 +42,9 @@ pub struct Config {
     pub instruments: BTreeMap<String, InstrumentSpec>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
+    /// Notification channels. Absent: nothing is sent.
+    #[serde(default)]
+    pub notify: NotifyConfig,
     /// Directory the config file lives in (relative paths resolve against it). Not a config key.
     #[serde(skip)]
     pub base_dir: PathBuf,
@@ -271,6 +275,8 @@ pub enum ConfigProblem {
     AllowIps { name: String, cause: AllowListError },
     #[error("sources.{name}.trusted_proxies: {cause}")]
     TrustedProxies { name: String, cause: AllowListError },
+    #[error(transparent)]
+    Notify(#[from] NotifyConfigError),
 }
 
 impl Config {
@@ -376,6 +382,7 @@ impl Config {
                 }
             })?;
         }
+        self.notify.validate()?;
         Ok(())
     }
 

@@ -17,6 +17,7 @@ use crate::executor::{execute, BrokerPosition, ExecError, Executor};
 use crate::journal::{Journal, KnownState};
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
+use crate::notify::{Event, Notifier};
 use crate::record::{AlertRecord, Attempt, Execution, Status};
 use crate::sequencer::{LaneKey, Sequenced, Worker};
 use crate::settle::{Settler, Unsettled};
@@ -129,6 +130,8 @@ pub struct Engine {
     pub outbound: Arc<OutboundLimit>,
     pub waiters: Waiters,
     pub metrics: Arc<Metrics>,
+    /// Told about failed and unknown outcomes, and about the broker's refused token / missing add-on.
+    pub notifier: Arc<Notifier>,
 }
 
 /// How soon an execution write must reach the disk.
@@ -601,6 +604,7 @@ impl Engine {
             tracing::info!(alert_id = %id, account = %request.account(), instrument = %request.instrument(), executor = %name, command = request.name(), "executing");
             let started = Instant::now();
             let result = execute(executor.as_ref(), &request).await;
+            self.notifier.broker_answered(&name, result.as_ref().err());
             let attempt = Attempt {
                 at_ms: now_ms(),
                 transport: name.clone(),
@@ -702,6 +706,10 @@ impl Engine {
                 tracing::warn!(alert_id = %id, %account, %instrument, command, error = %msg, "execution did not succeed")
             }
             (_, Ok(_)) => {}
+        }
+        if let Err(reason) = &result {
+            let ended = Event::execution_ended(status, &id, account, instrument, reason);
+            ended.into_iter().for_each(|e| self.notifier.notify(e));
         }
         exec
     }

@@ -27,6 +27,8 @@
 //!   outcomes and errors to status codes; [`error`]: the relay's error, one variant per thing that went
 //!   wrong; [`headers`]: request headers as the domain sees them; [`metrics`]: the Prometheus metrics;
 //!   [`refusals`]: the most recent refused webhooks, in memory.
+//! - [`notify`]: notifications (webhook, Telegram, Discord, ntfy) of failed and unknown executions, the
+//!   kill switch, a degraded broker, refusal bursts; sent in the background, one queue per channel.
 //! - [`server`]: a running server (build, recover, announce in `server.json`, serve, drain), the one start-up
 //!   sequence of `serve`, the tests and the benchmark; [`runtime`]: the async runtime `serve` runs on.
 //! - [`cli`]: the command line, one file per command (`serve`, `check`, `render`, `alerts`, `replay`), with
@@ -54,6 +56,7 @@ pub mod journal;
 pub mod limits;
 pub mod metrics;
 pub mod netguard;
+pub mod notify;
 pub mod paper;
 pub mod record;
 pub mod refusals;

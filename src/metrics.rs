@@ -29,6 +29,12 @@ struct ReasonLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NotificationLabels {
+    channel: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct LaneLabels {
     account: String,
     instrument: String,
@@ -57,6 +63,7 @@ pub struct Metrics {
     journal_bytes: Gauge,
     unknown_unsettled: Gauge,
     kill_switch: Gauge,
+    notifications: Family<NotificationLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -119,6 +126,12 @@ impl Default for Metrics {
             "1 while the kill switch is on (nothing executes)",
             kill_switch.clone(),
         );
+        let notifications = Family::<NotificationLabels, Counter>::default();
+        registry.register(
+            "alert_relay_notifications",
+            "Notifications by channel and outcome: sent, failed (gave up after its attempts), dropped (the channel's queue was full)",
+            notifications.clone(),
+        );
         Metrics {
             registry,
             unknown_unsettled,
@@ -131,6 +144,7 @@ impl Default for Metrics {
             queue_depth,
             journal_records,
             journal_bytes,
+            notifications,
         }
     }
 }
@@ -151,6 +165,16 @@ impl Metrics {
             .get_or_create(&ReasonLabels {
                 source: source.to_string(),
                 reason: reason.to_string(),
+            })
+            .inc();
+    }
+
+    /// A notification on `channel` (its configured name) ended `outcome`: sent, failed or dropped.
+    pub fn notification(&self, channel: &str, outcome: &str) {
+        self.notifications
+            .get_or_create(&NotificationLabels {
+                channel: channel.to_string(),
+                outcome: outcome.to_string(),
             })
             .inc();
     }
@@ -215,6 +239,7 @@ mod tests {
         m.alert_status("tradingview", "executed");
         m.rejected("unknown", "not_found");
         m.acknowledged(Duration::from_micros(700));
+        m.notification("phone", "sent");
         let text = m.render(snapshot(&[("Sim101", "ES 12-26", 3)]));
         for line in [
             "alert_relay_alerts_total{source=\"tradingview\",status=\"executed\"} 2",
@@ -227,6 +252,7 @@ mod tests {
             "alert_relay_journal_bytes 4096",
             "alert_relay_unknown_unsettled 2",
             "alert_relay_kill_switch 1",
+            "alert_relay_notifications_total{channel=\"phone\",outcome=\"sent\"} 1",
         ] {
             assert!(text.lines().any(|l| l == line), "{line} missing in\n{text}");
         }

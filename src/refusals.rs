@@ -11,6 +11,10 @@ use crate::clock::{Clock, SystemClock};
 
 /// How many refusals are kept by default.
 pub const DEFAULT_KEPT: usize = 1000;
+/// More refusals than this from one source within [`BURST_WINDOW`] is a burst: `/healthz` turns degraded,
+/// and the refusal that starts it is notified (`refusals.burst`).
+pub const BURST_OVER: usize = 10;
+pub const BURST_WINDOW: std::time::Duration = std::time::Duration::from_secs(300);
 
 /// One refused webhook.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -34,6 +38,8 @@ pub struct Refusal {
 pub struct RefusalLog {
     cap: usize,
     kept: Mutex<VecDeque<Refusal>>,
+    /// When each source's current burst was first reported (`burst_started`).
+    bursts_noted: Mutex<std::collections::HashMap<String, u64>>,
 }
 
 impl Default for RefusalLog {
@@ -47,6 +53,7 @@ impl RefusalLog {
         RefusalLog {
             cap: cap.max(1),
             kept: Mutex::new(VecDeque::new()),
+            bursts_noted: Mutex::default(),
         }
     }
 
@@ -85,6 +92,33 @@ impl RefusalLog {
             .collect()
     }
 
+    /// `Some((count, latest reason))` when `source` has more than `over` refusals since `since_ms` and no
+    /// burst of it was reported since then: once per source per window, however many refusals follow.
+    pub fn burst_started(
+        &self,
+        source: &str,
+        since_ms: u64,
+        over: usize,
+    ) -> Option<(usize, String)> {
+        let mut noted = self.bursts_noted.lock().unwrap_or_else(|p| p.into_inner());
+        if noted.get(source).is_some_and(|at| *at >= since_ms) {
+            return None;
+        }
+        let (count, last) = {
+            let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
+            let mine = kept
+                .iter()
+                .filter(|r| r.at_ms >= since_ms && r.source == source);
+            let (n, last) = mine.fold((0, None), |(n, _), r| (n + 1, Some(r)));
+            (n, last.map(|r| r.reason.clone()).unwrap_or_default())
+        };
+        if count <= over {
+            return None;
+        }
+        noted.insert(source.to_string(), SystemClock.now().as_ms());
+        Some((count, last))
+    }
+
     /// Newest first, at most `limit`.
     pub fn recent(&self, limit: usize) -> Vec<Refusal> {
         let kept = self.kept.lock().unwrap_or_else(|p| p.into_inner());
@@ -120,5 +154,30 @@ mod tests {
         let b = log.bursts(0, 10);
         assert_eq!(b, [("tv".to_string(), 11, "unparsable".to_string())]);
         assert!(log.bursts(u64::MAX, 10).is_empty(), "none in the window");
+    }
+
+    /// The refusal that takes a source over the threshold starts a burst; later ones in the same window do
+    /// not, nor do other sources' refusals.
+    #[test]
+    fn a_burst_starts_once_per_window() {
+        let log = RefusalLog::new(100);
+        let mut started = Vec::new();
+        for i in 0..25 {
+            log.push("tv", "10.0.0.1", 401, &format!("bad secret {i}"), None);
+            log.push("sig", "10.0.0.2", 401, "bad", None);
+            if let Some(b) = log.burst_started("tv", 0, 10) {
+                started.push((i, b));
+            }
+        }
+        assert_eq!(started, [(10, (11, "bad secret 10".to_string()))]);
+        assert_eq!(
+            log.burst_started("tv", u64::MAX, 10),
+            None,
+            "none in a later window"
+        );
+        assert!(
+            log.burst_started("sig", 0, 10).is_some(),
+            "each source its own"
+        );
     }
 }

@@ -30,6 +30,7 @@ use crate::executor::{BrokerOrder, ExecError, Executor};
 use crate::journal::Journal;
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
+use crate::notify::{Event, Notifier};
 use crate::record::{AlertRecord, Execution, SettledBy, Status};
 
 /// The reason recorded when the broker listed no order with the execution's OCO id.
@@ -300,6 +301,8 @@ pub struct Settler {
     /// The unsettled `unknown` executions (what `/healthz` lists).
     pub unknown: Arc<UnsettledSet>,
     pub policy: SettlePolicy,
+    /// Told about each settlement.
+    pub notifier: Arc<Notifier>,
 }
 
 impl Settler {
@@ -450,6 +453,14 @@ impl Settler {
         }
         self.metrics.alert_status(&rec.source, st.status.as_str());
         tracing::info!(alert_id = %rec.id, account = %e.request.account(), instrument = %e.request.instrument(), status = e.status.as_str(), seen = %finding.seen(trace), "unknown outcome settled by the broker");
+        self.notifier.notify(Event::ExecutionSettled {
+            alert_id: rec.id.clone(),
+            account: e.request.account().to_string(),
+            instrument: e.request.instrument().to_string(),
+            status: e.status.as_str().to_string(),
+            by: "broker".into(),
+            reason: finding.seen(trace),
+        });
     }
 }
 

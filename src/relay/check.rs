@@ -67,6 +67,9 @@ pub fn check(cfg: &Config) -> anyhow::Result<Checked> {
             )?;
         }
     }
+    for (i, channel) in cfg.notify.channels.iter().enumerate() {
+        crate::notify::Channel::from_config(i, channel)?;
+    }
     let samples = render_samples(cfg, &templates);
     let rendered = templates.names().len() - samples.missing - samples.failures.len();
     Ok(Checked {

@@ -79,6 +79,13 @@ impl Relay {
             match r.status {
                 Status::Unknown => {
                     tracing::warn!(alert_id = %r.id, "outcome unknown after restart");
+                    for e in r.executions.iter().filter(|e| e.status == Status::Unknown) {
+                        let reason = e.error.as_deref().unwrap_or("was executing at shutdown");
+                        let (account, instrument) = (e.request.account(), e.request.instrument());
+                        let ended =
+                            Event::execution_ended(e.status, &r.id, account, instrument, reason);
+                        ended.into_iter().for_each(|ev| self.notifier.notify(ev));
+                    }
                     notes.push(format!(
                         "alert {} is unknown (was executing at shutdown)",
                         r.id

@@ -50,6 +50,7 @@ use crate::instruments::Instruments;
 use crate::journal::{Admission, Journal, KnownState, ListFilter};
 use crate::limits::{AuthFailureLimit, InboundLimits, OutboundLimit};
 use crate::metrics::Metrics;
+use crate::notify::{Event, Notifier};
 use crate::paper::PaperBroker;
 use crate::record::{AlertRecord, Attempt, Execution, KeyOrigin, Status};
 use crate::secret::{self, Origin, Secret, SecretKind};
@@ -118,6 +119,8 @@ pub struct Relay {
     pub metrics: Arc<Metrics>,
     /// The most recent refused webhooks (`GET /api/refusals`).
     pub refusals: crate::refusals::RefusalLog,
+    /// Sends events to the `[notify]` channels, in the background.
+    pub notifier: Arc<Notifier>,
     sources: HashMap<String, Source>,
     engine: Arc<Engine>,
     sequencer: Arc<Sequencer<ExecJob, Engine>>,
@@ -194,6 +197,10 @@ impl Relay {
             ));
         }
         let metrics = Arc::new(Metrics::default());
+        let notifier = Arc::new(Notifier::start(&cfg.notify, metrics.clone())?);
+        if !cfg.notify.channels.is_empty() {
+            notes.push(format!("notifications: {}", notifier.describe().join(", ")));
+        }
         let o = &cfg.limits.outbound;
         // Filled by `recover`, which scans the journal once at start-up.
         let unknown = Arc::new(UnsettledSet::default());
@@ -211,6 +218,7 @@ impl Relay {
             outbound: outbound.clone(),
             metrics: metrics.clone(),
             unknown,
+            notifier: notifier.clone(),
             policy: SettlePolicy {
                 give_up_after: Duration::from_secs(x.settle_for_secs),
                 ..SettlePolicy::default()
@@ -231,6 +239,7 @@ impl Relay {
             outbound,
             waiters: Waiters::default(),
             metrics: metrics.clone(),
+            notifier: notifier.clone(),
         });
         let inbound = InboundLimits::new(
             sources
@@ -260,6 +269,7 @@ impl Relay {
             kill_switch,
             health_status: cfg.server.health_status_code,
             refusals: crate::refusals::RefusalLog::default(),
+            notifier,
             now_unix: Box::new(|| {
                 SystemTime::now()
                     .duration_since(SystemTime::UNIX_EPOCH)
@@ -305,9 +315,39 @@ impl Relay {
         self.journal
             .meta_set(KILL_SWITCH_KEY, if enabled { "on" } else { "off" })?;
         self.journal.sync().await?;
-        self.kill_switch.store(enabled, Ordering::SeqCst);
+        let was = self.kill_switch.swap(enabled, Ordering::SeqCst);
         tracing::warn!(enabled, "kill switch changed");
+        if was != enabled {
+            self.notifier.notify(Event::KillSwitch { on: enabled });
+        }
         Ok(())
+    }
+
+    /// Keeps a refused webhook in the refusal log; the refusal that starts a burst from a configured source
+    /// (more than [`crate::refusals::BURST_OVER`] in [`crate::refusals::BURST_WINDOW`]) is notified, once
+    /// per window.
+    pub fn refused(
+        &self,
+        source: &str,
+        address: &str,
+        status: u16,
+        reason: &str,
+        hint: Option<&str>,
+    ) {
+        use crate::refusals::{BURST_OVER, BURST_WINDOW};
+        self.refusals.push(source, address, status, reason, hint);
+        if !self.sources.contains_key(source) {
+            return;
+        }
+        let since = now_ms().saturating_sub(BURST_WINDOW.as_millis() as u64);
+        if let Some((count, reason)) = self.refusals.burst_started(source, since, BURST_OVER) {
+            self.notifier.notify(Event::RefusalBurst {
+                source: source.to_string(),
+                count,
+                window_secs: BURST_WINDOW.as_secs(),
+                reason,
+            });
+        }
     }
 
     /// Is `presented` one of the API bearer tokens?

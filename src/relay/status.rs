@@ -2,9 +2,8 @@
 
 use super::*;
 
-/// More refusals than this from one configured source within [`REFUSAL_WINDOW`] is a health problem.
-const REFUSAL_BURST: usize = 10;
-const REFUSAL_WINDOW: Duration = Duration::from_secs(300);
+/// More refusals than this from one configured source within the window is a health problem.
+use crate::refusals::{BURST_OVER as REFUSAL_BURST, BURST_WINDOW as REFUSAL_WINDOW};
 
 /// What `/healthz` answers.
 pub struct Health {

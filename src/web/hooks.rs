@@ -80,7 +80,7 @@ fn log_refusal(relay: &Relay, source: &str, client: IpAddr, e: &RelayError, plac
     };
     let source: String = source.chars().take(64).collect();
     let reason = e.to_string();
-    relay.refusals.push(
+    relay.refused(
         &source,
         &client.to_string(),
         status,

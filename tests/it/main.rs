@@ -18,6 +18,7 @@
 //! - `settle`: `unknown` executions settled by the broker (a scripted upstream, two chained relays across a
 //!   SIGKILL) and by an operator.
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
+//! - `notify`: `[notify]` channels of every kind against local fake endpoints, dead channels, the log.
 
 mod support;
 
@@ -28,6 +29,7 @@ mod idempotency;
 mod ingress;
 mod journal_compat;
 mod live;
+mod notify;
 mod ops;
 mod ordering;
 mod paper_api;

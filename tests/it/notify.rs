@@ -1,0 +1,722 @@
+//! Notifications (`[notify]`): the real relay with a channel of each kind pointed at local fake endpoints,
+//! plus two dead ones (a refused connection, a server that never answers). Checked: each live channel gets
+//! a failed execution and a kill-switch flip in its own request shape; the dead channels delay neither the
+//! alert's answer nor the other channels; every send is logged, and no secret reaches the log. Then each
+//! other event the relay emits: the broker's missing add-on (CrossTrade's 408) told once and its recovery
+//! once, an `unknown` outcome and its settlement by an operator and by the broker, a refusal burst once.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::support::*;
+use alert_relay::verify::{verify_standard_webhooks, WebhookSecret};
+use serde_json::{json, Value};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+
+const TELEGRAM_TOKEN: &str = "777000:tg-SECRET-token-abc";
+const DISCORD_TOKEN: &str = "dc-SECRET-token-xyz";
+const NTFY_TOKEN: &str = "tk_ntfy-SECRET-token";
+const SIGNING_SECRET: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+
+/// One request a fake endpoint received: the request line and headers (lowercase names), and the body.
+#[derive(Debug)]
+struct Received {
+    line: String,
+    headers: Vec<(String, String)>,
+    body: Value,
+    raw_body: String,
+}
+
+impl Received {
+    fn header(&self, name: &str) -> &str {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or_else(|| panic!("no {name} header in {:?}", self.headers))
+    }
+}
+
+/// A fake endpoint answering `answer` (a JSON body, status 200) to every request, and handing each request
+/// to the test.
+async fn endpoint(answer: &'static str) -> (String, mpsc::UnboundedReceiver<Received>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, rx) = mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let Some((head, body)) = read_request(&mut sock).await else {
+                    return;
+                };
+                let mut lines = head.lines();
+                let line = lines.next().unwrap_or_default().to_string();
+                let headers = lines
+                    .filter_map(|l| l.split_once(':'))
+                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                    .collect();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+                let _ = tx.send(Received {
+                    line,
+                    headers,
+                    body: serde_json::from_str(&body).unwrap_or(Value::Null),
+                    raw_body: body,
+                });
+            });
+        }
+    });
+    (url, rx)
+}
+
+/// A server that accepts connections and never answers.
+async fn silent_endpoint() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut held = Vec::new();
+        while let Ok((sock, _)) = listener.accept().await {
+            held.push(sock);
+        }
+    });
+    url
+}
+
+/// An address nothing listens on: connections are refused.
+fn refused_endpoint() -> String {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    format!("http://{}", l.local_addr().unwrap())
+}
+
+async fn next(
+    rx: &mut mpsc::UnboundedReceiver<Received>,
+    within: Duration,
+    what: &str,
+) -> Received {
+    tokio::time::timeout(within, rx.recv())
+        .await
+        .unwrap_or_else(|_| panic!("{what}: nothing within {within:?}"))
+        .unwrap()
+}
+
+/// The relay binary with info-level logs written to `<dir>/relay.log`, so the test can read them.
+struct LoggedRelay {
+    base: String,
+    log: std::path::PathBuf,
+    child: Child,
+    _dir: tempfile::TempDir,
+}
+
+impl LoggedRelay {
+    fn start(dir: tempfile::TempDir, overrides: &str) -> LoggedRelay {
+        let d = dir.path();
+        let overrides = overrides.replace("{dir}", &d.display().to_string());
+        std::fs::write(d.join("config.toml"), config_text(d, &overrides)).unwrap();
+        let log = d.join("relay.log");
+        let mut child = relay_command()
+            .env("RUST_LOG", "info")
+            .args(["serve", "--listen", "127.0.0.1:0", "--config"])
+            .arg(d.join("config.toml"))
+            .arg("--data-dir")
+            .arg(d.join("data"))
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .expect("start alert-relay");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let base = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("listening on ") {
+                        break addr.trim().to_string();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "relay did not start: {}",
+                        std::fs::read_to_string(&log).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        std::thread::spawn(move || while rx.recv().is_ok() {});
+        LoggedRelay {
+            base,
+            log,
+            child,
+            _dir: dir,
+        }
+    }
+
+    async fn post(&self, path: &str, body: Value) -> (u16, Value) {
+        let resp = reqwest::Client::new()
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(API_TOKEN)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = resp.status().as_u16();
+        (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for LoggedRelay {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_secret(dir: &Path, name: &str, value: &str) {
+    std::fs::write(dir.join(name), format!("{value}\n")).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_execution_and_the_kill_switch_reach_every_channel() {
+    let (hook_url, mut hook) = endpoint("{}").await;
+    let (tg_url, mut tg) = endpoint(r#"{"ok":true,"result":{}}"#).await;
+    let (dc_url, mut dc) = endpoint("{}").await;
+    let (ntfy_url, mut ntfy) = endpoint(r#"{"id":"x"}"#).await;
+    let (silent, refused) = (silent_endpoint().await, refused_endpoint());
+
+    let dir = tempfile::tempdir().unwrap();
+    write_secret(dir.path(), "tg.token", TELEGRAM_TOKEN);
+    write_secret(
+        dir.path(),
+        "discord.url",
+        &format!("{dc_url}/api/webhooks/42/{DISCORD_TOKEN}"),
+    );
+    write_secret(dir.path(), "ntfy.token", NTFY_TOKEN);
+    write_secret(dir.path(), "hook.secret", SIGNING_SECRET);
+    let relay = LoggedRelay::start(
+        dir,
+        &format!(
+            r#"
+[[notify.channels]]
+kind = "webhook"
+name = "ops-hook"
+url = "{hook_url}/relay-events"
+secret = "file:{{dir}}/hook.secret"
+events = ["*"]
+
+[[notify.channels]]
+kind = "telegram"
+name = "phone"
+api_base = "{tg_url}"
+bot_token = "file:{{dir}}/tg.token"
+chat_id = "-100123"
+events = ["execution.failed", "execution.unknown", "kill_switch"]
+
+[[notify.channels]]
+kind = "discord"
+name = "desk"
+webhook_url = "file:{{dir}}/discord.url"
+events = ["execution.failed", "kill_switch"]
+
+[[notify.channels]]
+kind = "ntfy"
+name = "watch"
+server = "{ntfy_url}"
+topic = "relay-alerts"
+token = "file:{{dir}}/ntfy.token"
+
+[[notify.channels]]
+kind = "ntfy"
+name = "silent"
+server = "{silent}"
+topic = "t"
+timeout_ms = 3000
+
+[[notify.channels]]
+kind = "webhook"
+name = "refused"
+url = "{refused}/x"
+"#
+        ),
+    );
+
+    // A Sell stop above the market is refused by the paper broker: the execution fails. Its answer does not
+    // wait for any channel (the silent one takes 3 s per attempt).
+    let started = Instant::now();
+    let (st, v) = relay
+        .post(
+            "/v1/api/accounts/Sim101/orders/cancel_and_bracket",
+            json!({"instrument": "ES 12-26", "action": "Buy", "quantity": 1, "stopLoss": 6010}),
+        )
+        .await;
+    let answered = started.elapsed();
+    assert_eq!(st, 400, "{v}");
+    assert!(
+        answered < Duration::from_secs(2),
+        "answer took {answered:?}"
+    );
+    let (st, v) = relay
+        .post("/api/kill-switch", json!({"enabled": true}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+
+    // Both events reach each live channel at once, while the dead ones are still trying.
+    let within = Duration::from_secs(2);
+    let failed = next(&mut hook, within, "webhook: execution.failed").await;
+    let killed = next(&mut hook, within, "webhook: kill_switch").await;
+    assert_eq!(failed.line, "POST /relay-events HTTP/1.1");
+    assert_eq!(failed.header("content-type"), "application/json");
+    assert_eq!(failed.body["event"], "execution.failed");
+    assert_eq!(failed.body["title"], "Execution failed: Sim101 ES 12-26");
+    let data = &failed.body["data"];
+    assert_eq!(
+        (&data["account"], &data["instrument"]),
+        (&json!("Sim101"), &json!("ES 12-26"))
+    );
+    let alert_id = data["alertId"].as_str().expect("alertId").to_string();
+    assert!(!data["reason"].as_str().unwrap().is_empty(), "{data}");
+    assert_eq!(
+        (&killed.body["event"], &killed.body["data"]["on"]),
+        (&json!("kill_switch"), &json!(true))
+    );
+    // Signed as a Standard Webhooks sender: the relay's own check accepts it.
+    let key = WebhookSecret::parse(SIGNING_SECRET).unwrap();
+    for r in [&failed, &killed] {
+        let ts = r.header("webhook-timestamp");
+        verify_standard_webhooks(
+            &key,
+            r.header("webhook-id"),
+            ts,
+            r.header("webhook-signature"),
+            r.raw_body.as_bytes(),
+            ts.parse().unwrap(),
+        )
+        .expect("a valid signature");
+        assert_eq!(r.header("webhook-id"), r.body["id"].as_str().unwrap());
+    }
+
+    let failed = next(&mut tg, within, "telegram: execution.failed").await;
+    let killed = next(&mut tg, within, "telegram: kill_switch").await;
+    assert_eq!(
+        failed.line,
+        format!("POST /bot{TELEGRAM_TOKEN}/sendMessage HTTP/1.1")
+    );
+    assert_eq!(failed.header("content-type"), "application/json");
+    assert_eq!(failed.body["chat_id"], "-100123");
+    let text = failed.body["text"].as_str().unwrap();
+    assert!(
+        text.starts_with(&format!(
+            "Execution failed: Sim101 ES 12-26\nAlert {alert_id}: "
+        )),
+        "{text}"
+    );
+    assert!(killed.body["text"]
+        .as_str()
+        .unwrap()
+        .starts_with("Kill switch ON\n"));
+
+    let failed = next(&mut dc, within, "discord: execution.failed").await;
+    let killed = next(&mut dc, within, "discord: kill_switch").await;
+    assert_eq!(
+        failed.line,
+        format!("POST /api/webhooks/42/{DISCORD_TOKEN} HTTP/1.1")
+    );
+    assert!(failed.body["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("**Execution failed: Sim101 ES 12-26**\n"));
+    assert_eq!(failed.body["allowed_mentions"], json!({"parse": []}));
+    assert!(killed.body["content"]
+        .as_str()
+        .unwrap()
+        .starts_with("**Kill switch ON**"));
+
+    let failed = next(&mut ntfy, within, "ntfy: execution.failed").await;
+    let killed = next(&mut ntfy, within, "ntfy: kill_switch").await;
+    assert_eq!(failed.line, "POST / HTTP/1.1");
+    assert_eq!(
+        failed.header("authorization"),
+        format!("Bearer {NTFY_TOKEN}")
+    );
+    assert_eq!(
+        (
+            &failed.body["topic"],
+            &failed.body["title"],
+            &failed.body["priority"]
+        ),
+        (
+            &json!("relay-alerts"),
+            &json!("Execution failed: Sim101 ES 12-26"),
+            &json!(4)
+        )
+    );
+    assert_eq!(failed.body["tags"], json!(["warning", "execution.failed"]));
+    assert_eq!(killed.body["title"], "Kill switch ON");
+
+    // Every send is logged: INFO when sent, one WARN when a channel gives up (the refused one: 3 attempts,
+    // 1 s and 2 s apart).
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let gave_up = |log: &str| {
+        log.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("notification not delivered")
+                && l.contains("channel=refused")
+                && l.contains("attempts=3")
+        })
+    };
+    while !gave_up(&relay.log_text()) {
+        assert!(
+            Instant::now() < deadline,
+            "no give-up line:\n{}",
+            relay.log_text()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let log = relay.log_text();
+    for channel in ["ops-hook", "phone", "desk", "watch"] {
+        let sent = log
+            .lines()
+            .filter(|l| {
+                l.contains("INFO")
+                    && l.contains("notification sent")
+                    && l.contains(&format!("channel={channel} "))
+            })
+            .count();
+        assert_eq!(sent, 2, "{channel}:\n{log}");
+    }
+    for secret in [
+        TELEGRAM_TOKEN,
+        DISCORD_TOKEN,
+        NTFY_TOKEN,
+        SIGNING_SECRET,
+        "tg-SECRET",
+        "SECRET-token",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+    }
+    // The metrics count each channel's outcomes.
+    let metrics = reqwest::get(format!("{}/metrics", relay.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "alert_relay_notifications_total{channel=\"phone\",outcome=\"sent\"} 2",
+        "alert_relay_notifications_total{channel=\"refused\",outcome=\"failed\"} 1",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line} missing in\n{metrics}"
+        );
+    }
+}
+
+/// A scripted CrossTrade: answers the `i`-th request with `answers[i]` (status, body); the last repeats.
+async fn crosstrade(answers: Vec<(u16, &'static str)>) -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        let mut n = 0;
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (code, body) = answers[n.min(answers.len() - 1)];
+            n += 1;
+            tokio::spawn(async move {
+                if read_request(&mut sock).await.is_none() {
+                    return;
+                }
+                let resp = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// CrossTrade's 408 (the NinjaTrader add-on not connected) degrades the broker: told once however many
+/// executions fail that way, and its recovery once, at the next success.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_broker_degrades_once_and_recovers_once() {
+    let ok = r#"{"orderIds":["aa","bb"],"success":true}"#;
+    let upstream = crosstrade(vec![
+        (408, r#"{"error":"timeout"}"#),
+        (408, r#"{"error":"timeout"}"#),
+        (200, ok),
+    ])
+    .await;
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        r#"{}
+[[notify.channels]]
+kind = "ntfy"
+name = "ops"
+server = "{ntfy_url}"
+topic = "broker"
+events = ["broker.degraded", "broker.recovered"]
+"#,
+        crosstrade_overrides(&upstream, "http", "\"Sim101\"", "request_timeout_ms = 2000")
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let mut statuses = Vec::new();
+    for n in 0..3 {
+        let body = tv_alert(
+            "ES1!",
+            &format!("2026-11-27T10:00:0{n}Z"),
+            "long",
+            1,
+            6000.0,
+        )
+        .to_string();
+        let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+        assert_eq!(st, 200, "{rec}");
+        statuses.push(rec["status"].as_str().unwrap().to_string());
+    }
+    assert_eq!(statuses, ["failed", "failed", "executed"]);
+    let within = Duration::from_secs(5);
+    let degraded = next(&mut got, within, "broker.degraded").await;
+    assert_eq!(degraded.body["title"], "Broker degraded: crosstrade-http");
+    assert!(
+        degraded.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with("NinjaTrader add-on not connected."),
+        "{}",
+        degraded.body
+    );
+    let recovered = next(&mut got, within, "broker.recovered").await;
+    assert_eq!(recovered.body["title"], "Broker recovered: crosstrade-http");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), got.recv())
+            .await
+            .is_err(),
+        "one degraded, one recovered"
+    );
+}
+
+/// A live call that never gets an answer ends `unknown` (told), and an operator's settlement is told too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unknown_outcome_and_its_settlement_by_an_operator() {
+    let upstream = silent_endpoint().await;
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        r#"{}
+[execution]
+max_age_secs = 1
+retry_backoff_ms = 50
+retry_backoff_max_ms = 50
+[[notify.channels]]
+kind = "ntfy"
+name = "ops"
+server = "{ntfy_url}"
+topic = "settle"
+events = ["execution.unknown", "execution.settled"]
+"#,
+        crosstrade_overrides(
+            &upstream,
+            "http",
+            "\"Sim101\"",
+            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
+        )
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
+    let id = rec["id"].as_str().unwrap();
+    let within = Duration::from_secs(5);
+    let unknown = next(&mut got, within, "execution.unknown").await;
+    assert_eq!(unknown.body["title"], "Outcome unknown: Sim101 ES 12-26");
+    assert!(
+        unknown.body["message"]
+            .as_str()
+            .unwrap()
+            .starts_with(&format!("Alert {id}: outcome unknown")),
+        "{}",
+        unknown.body
+    );
+    let (st, v) = s
+        .api_post(
+            &format!("/api/alerts/{id}/resolve"),
+            json!({"status": "failed", "note": "checked: nothing placed"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let settled = next(&mut got, within, "execution.settled").await;
+    assert_eq!(settled.body["title"], "Settled as failed: Sim101 ES 12-26");
+    assert_eq!(
+        settled.body["message"],
+        format!("Alert {id} settled as failed by the operator: checked: nothing placed.")
+    );
+}
+
+/// Refused webhooks from a configured source: the one that takes it over the threshold (10 in 5 minutes)
+/// is told, once, however many follow; refusals for a source that is not configured are never told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusal_burst_is_told_once() {
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        "[[notify.channels]]\nkind = \"ntfy\"\nname = \"ops\"\nserver = \"{ntfy_url}\"\ntopic = \"refusals\"\nevents = [\"refusals.burst\"]\n"
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let mut body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0);
+    body["secret"] = json!("not-the-secret");
+    let body = body.to_string();
+    for _ in 0..5 {
+        let (st, _, _) = s.post_hook("nosuchsource", &body, &[]).await;
+        assert_eq!(st, 404);
+    }
+    for _ in 0..14 {
+        let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;
+        assert_eq!(st, 401, "{v}");
+    }
+    let burst = next(&mut got, Duration::from_secs(5), "refusals.burst").await;
+    assert_eq!(
+        burst.body["title"],
+        "11 webhooks refused: source 'tradingview'"
+    );
+    assert_eq!(burst.body["tags"], json!(["refusals.burst"]));
+    assert!(
+        tokio::time::timeout(Duration::from_millis(500), got.recv())
+            .await
+            .is_err(),
+        "told once per window"
+    );
+}
+
+/// A CrossTrade whose CancelAndBracket never answers and whose order list holds one order of someone else.
+async fn crosstrade_unanswered() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let Some((head, _)) = read_request(&mut sock).await else {
+                    return;
+                };
+                if head.starts_with("POST ") {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    return;
+                }
+                let body = json!({"orders": [{"orderId": "x", "oco": "someone-else", "orderState": "Filled"}], "success": true}).to_string();
+                let resp = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = sock.write_all(resp.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    url
+}
+
+/// An `unknown` execution settled by asking the broker (no order with its OCO id: `failed`) is told.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_settlement_by_the_broker_is_told() {
+    let upstream = crosstrade_unanswered().await;
+    let (ntfy_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        r#"{}
+[execution]
+max_age_secs = 1
+retry_backoff_ms = 50
+retry_backoff_max_ms = 50
+[[notify.channels]]
+kind = "ntfy"
+name = "ops"
+server = "{ntfy_url}"
+topic = "settle"
+events = ["execution.settled"]
+"#,
+        crosstrade_overrides(
+            &upstream,
+            "http",
+            "\"Sim101\"",
+            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
+        )
+    );
+    let s = TestServer::in_process(&overrides, None).await;
+    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
+    let id = rec["id"].as_str().unwrap();
+    let settled = next(&mut got, Duration::from_secs(10), "execution.settled").await;
+    assert_eq!(settled.body["title"], "Settled as failed: Sim101 ES 12-26");
+    let message = settled.body["message"].as_str().unwrap();
+    assert!(
+        message.starts_with(&format!(
+            "Alert {id} settled as failed by the broker: 1 order(s) listed, none with OCO id "
+        )),
+        "{message}"
+    );
+}
+
+/// `alert-relay check` resolves the channels' secrets as `serve` would, and its errors name the key, never
+/// the value; an unknown event name is refused with the valid ones.
+#[test]
+fn check_resolves_the_channels_secrets() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("config.toml");
+    let run = |channel: &str, token: Option<&str>| {
+        let shipped = alert_relay::config::EMBEDDED_CONFIG;
+        std::fs::write(
+            &config,
+            format!("{shipped}\n[[notify.channels]]\n{channel}"),
+        )
+        .unwrap();
+        let mut c = relay_command();
+        c.args(["check", "--config"]).arg(&config);
+        match token {
+            Some(t) => c.env("NOTIFY_CHECK_TG_TOKEN", t),
+            None => c.env_remove("NOTIFY_CHECK_TG_TOKEN"),
+        };
+        c.output().expect("run alert-relay")
+    };
+    let telegram = "kind = \"telegram\"\nname = \"phone\"\nbot_token = \"env:NOTIFY_CHECK_TG_TOKEN\"\nchat_id = \"1\"\n";
+    let good = run(telegram, Some("777:check-SECRET"));
+    assert!(
+        good.status.success(),
+        "{}",
+        String::from_utf8_lossy(&good.stderr)
+    );
+    let unset = run(telegram, None);
+    assert!(!unset.status.success());
+    let err = String::from_utf8_lossy(&unset.stderr);
+    assert!(
+        err.contains(
+            "notify.channels[0].bot_token: environment variable NOTIFY_CHECK_TG_TOKEN is not set"
+        ),
+        "{err}"
+    );
+    let bad = run(
+        "kind = \"ntfy\"\nname = \"n\"\ntopic = \"t\"\nevents = [\"kill-switch\"]\n",
+        None,
+    );
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(
+        err.contains("notify.channels[0].events: unknown event 'kill-switch'; valid: \"*\", \"execution.failed\""),
+        "{err}"
+    );
+    assert!(!String::from_utf8_lossy(&good.stdout).contains("check-SECRET"));
+}
