@@ -1,6 +1,7 @@
 //! The HTTP transport (warp): thin filters that extract what a request carries and hand it to the relay.
 //! Nothing here decides anything about alerts; every status code comes from [`response`].
 
+mod accounts;
 mod admin;
 mod crosstrade;
 mod hooks;
@@ -31,6 +32,8 @@ pub fn routes(
         .or(crosstrade::routes(relay.clone()))
         .unify()
         .or(admin::routes(relay.clone()))
+        .unify()
+        .or(accounts::routes(relay.clone()))
         .unify()
         .or(ws::routes(relay))
         .unify()
