@@ -4,6 +4,7 @@
 mod accounts;
 mod admin;
 mod crosstrade;
+mod dashboard;
 mod hooks;
 mod read;
 pub mod response;
@@ -34,6 +35,8 @@ pub fn routes(
         .or(admin::routes(relay.clone()))
         .unify()
         .or(accounts::routes(relay.clone()))
+        .unify()
+        .or(dashboard::routes())
         .unify()
         .or(ws::routes(relay))
         .unify()
