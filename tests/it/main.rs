@@ -17,11 +17,13 @@
 //! - `settle`: `unknown` executions settled by the broker (a scripted upstream, two chained relays across a
 //!   SIGKILL) and by an operator.
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
+//! - `dashboard`: the page at `GET /`, `GET /api/accounts`, and the page end to end in a headless Chromium.
 
 mod support;
 
 mod cli;
 mod crash;
+mod dashboard;
 mod idempotency;
 mod ingress;
 mod journal_compat;
