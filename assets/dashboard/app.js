@@ -115,14 +115,14 @@
     }
     const session = state.session;
     const resp = await fetch(path, init);
-    // Signed out (or in again) meanwhile: what this request brings back belongs to no one now.
-    if (session !== state.session) throw new Unauthorized('signed out meanwhile');
     let body = null;
     try {
       body = await resp.json();
     } catch (_) {
       body = null;
     }
+    // Signed out (or in again) meanwhile: what this request brings back belongs to no one now.
+    if (session !== state.session) throw new Unauthorized('signed out meanwhile');
     if (resp.status === 401) {
       signOut('The relay refused the token: sign in again.');
       throw new Unauthorized('unauthorized');
@@ -249,6 +249,7 @@
   }
 
   async function refreshLog() {
+    const session = state.session;
     const f = filters();
     const q = new URLSearchParams();
     const onlyRefusals = f.status === 'refused';
@@ -264,6 +265,8 @@
       api('/api/kill-switch'),
       fetch('/healthz', { cache: 'no-store', credentials: 'omit' }).then((r) => r.json()),
     ]);
+    // Every await is a point where the operator may have signed out: render nothing for a past session.
+    if (session !== state.session) return;
     renderKill(kill);
     renderHealth(health);
     if (alerts && !alerts.ok) {
@@ -394,7 +397,9 @@
   // ------------------------------------------------------------------------------------------- accounts
 
   async function refreshAccounts() {
+    const session = state.session;
     const r = await api('/api/accounts');
+    if (session !== state.session) return;
     if (!r.ok) {
       banner('Accounts: ' + errorText(r));
       return;
@@ -467,8 +472,9 @@
 
   async function refreshDetail() {
     const id = state.detailId;
+    const session = state.session;
     const r = await api('/api/alerts/' + encodeURIComponent(id));
-    if (id !== state.detailId) return;
+    if (id !== state.detailId || session !== state.session) return;
     const box = $('alert-detail');
     // Keep what the operator is typing (a resolve note) across refreshes: redraw only on change.
     const key = JSON.stringify(r.body);
