@@ -1,5 +1,6 @@
 //! The HTTP transport (warp): thin filters that extract what a request carries and hand it to the relay.
-//! Nothing here decides anything about alerts; every status code comes from [`response`].
+//! Nothing here decides anything about alerts; every status code comes from [`response`]. `dashboard` serves
+//! the operator's page (`assets/dashboard/`, embedded), a client of these routes.
 
 mod accounts;
 mod admin;

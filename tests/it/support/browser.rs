@@ -22,6 +22,8 @@ use super::wait::eventually;
 
 /// How long one CDP call (or Chromium's start) may take.
 const CALL_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long the page may take to show what a test waits for.
+const WAIT: Duration = Duration::from_secs(20);
 
 /// What the page did, as seen from the browser.
 #[derive(Debug, Default)]
@@ -246,13 +248,14 @@ impl Browser {
         r["result"]["value"].clone()
     }
 
-    /// Waits (10 s at most) until `expr` is truthy in the page; `what` names the condition on failure.
+    /// Waits until `expr` is truthy in the page (the page polls every 2 s; [`WAIT`] leaves room for a loaded
+    /// machine); `what` names the condition on failure.
     pub async fn wait_js(&self, what: &str, expr: &str) -> Value {
         let truthy =
             format!("(() => {{ try {{ return !!({expr}); }} catch (e) {{ return false; }} }})()");
         eventually(
             format!("the page to show {what} ({expr})"),
-            Duration::from_secs(10),
+            WAIT,
             || self.js(&truthy),
             |v| v == &Value::Bool(true),
         )
