@@ -58,18 +58,53 @@ impl ExecError {
     }
 }
 
-/// One order as a broker lists it: only what settling needs.
+/// One order as a broker lists it: what settling needs (id, OCO id, state), and what the dashboard shows
+/// when the listing has it (instrument, side, type, size, prices).
 #[derive(Debug, Clone, PartialEq)]
 pub struct BrokerOrder {
     pub order_id: OrderId,
     pub oco_id: Option<OcoId>,
     /// The broker's word for its state (`Working`, `Filled`, `Cancelled`, ...), kept for the record.
     pub state: String,
+    pub instrument: Option<String>,
+    /// The broker's word for the side (`Buy`, `Sell`, ...).
+    pub action: Option<String>,
+    /// The broker's word for the type (`Limit`, `StopMarket`, ...).
+    pub order_type: Option<String>,
+    pub quantity: Option<u32>,
+    pub limit_price: Option<f64>,
+    pub stop_price: Option<f64>,
 }
 
+/// Order states (lower case) after which an order never works again, in NinjaTrader's and CrossTrade's words.
+const FINISHED_STATES: [&str; 5] = ["filled", "cancelled", "canceled", "rejected", "expired"];
+
 impl BrokerOrder {
+    /// An order known by its id, OCO id and state only.
+    pub fn new(order_id: OrderId, oco_id: Option<OcoId>, state: impl Into<String>) -> BrokerOrder {
+        BrokerOrder {
+            order_id,
+            oco_id,
+            state: state.into(),
+            instrument: None,
+            action: None,
+            order_type: None,
+            quantity: None,
+            limit_price: None,
+            stop_price: None,
+        }
+    }
+
+    /// Still working at the broker: its state is not one that ends an order (an unknown or missing state
+    /// counts as working, so an order is never hidden for a word the relay does not know).
+    pub fn is_working(&self) -> bool {
+        let state = self.state.to_ascii_lowercase();
+        !FINISHED_STATES.contains(&state.as_str())
+    }
+
     /// From one order of a CrossTrade-style listing: `orderId`, the OCO id as `ocoId` or `oco`, the state as
-    /// `orderState` or `state`. `None` without an order id.
+    /// `orderState` or `state`; when present, `instrument`, `action`, `orderType` (or `type`), `quantity`,
+    /// `limitPrice` and `stopPrice`. `None` without an order id.
     pub fn from_json(v: &serde_json::Value) -> Option<BrokerOrder> {
         let text = |keys: &[&str]| {
             keys.iter()
@@ -77,10 +112,33 @@ impl BrokerOrder {
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
         };
+        // 0 means "no price" in NinjaTrader's listings (a limit order's stop price, say).
+        let price = |key: &str| {
+            v.get(key)
+                .and_then(serde_json::Value::as_f64)
+                .filter(|p| *p != 0.0)
+        };
+        let quantity = v.get("quantity").and_then(|q| {
+            q.as_u64()
+                .or_else(|| {
+                    q.as_f64()
+                        .filter(|f| f.fract() == 0.0 && *f >= 0.0)
+                        .map(|f| f as u64)
+                })
+                .and_then(|q| u32::try_from(q).ok())
+        });
         Some(BrokerOrder {
-            order_id: OrderId(text(&["orderId", "id"])?),
-            oco_id: text(&["ocoId", "oco"]).map(OcoId),
-            state: text(&["orderState", "state"]).unwrap_or_default(),
+            instrument: text(&["instrument"]),
+            action: text(&["action"]),
+            order_type: text(&["orderType", "type"]),
+            quantity,
+            limit_price: price("limitPrice"),
+            stop_price: price("stopPrice"),
+            ..BrokerOrder::new(
+                OrderId(text(&["orderId", "id"])?),
+                text(&["ocoId", "oco"]).map(OcoId),
+                text(&["orderState", "state"]).unwrap_or_default(),
+            )
         })
     }
 
@@ -249,27 +307,49 @@ mod tests {
             {"ocoId": "no-id"},
         ]);
         let want = vec![
-            BrokerOrder {
-                order_id: OrderId("a".into()),
-                oco_id: Some(OcoId("oco-1".into())),
-                state: "Working".into(),
-            },
-            BrokerOrder {
-                order_id: OrderId("b".into()),
-                oco_id: Some(OcoId("oco-1".into())),
-                state: "Cancelled".into(),
-            },
-            BrokerOrder {
-                order_id: OrderId("c".into()),
-                oco_id: None,
-                state: String::new(),
-            },
+            BrokerOrder::new(OrderId("a".into()), Some(OcoId("oco-1".into())), "Working"),
+            BrokerOrder::new(
+                OrderId("b".into()),
+                Some(OcoId("oco-1".into())),
+                "Cancelled",
+            ),
+            BrokerOrder::new(OrderId("c".into()), None, ""),
         ];
         assert_eq!(BrokerOrder::list_from_json(&orders).unwrap(), want);
         let wrapped = json!({"orders": orders, "success": true});
         assert_eq!(BrokerOrder::list_from_json(&wrapped).unwrap(), want);
         assert!(BrokerOrder::list_from_json(&json!({"success": true})).is_none());
         assert!(BrokerOrder::list_from_json(&json!("x")).is_none());
+    }
+
+    #[test]
+    fn order_details_read_when_the_listing_has_them() {
+        let listing = json!({"orders": [
+            {"orderId": "tp", "ocoId": "oco-9", "orderState": "Working", "instrument": "ES 03-27",
+             "action": "Sell", "orderType": "Limit", "quantity": 2, "limitPrice": 6010.25, "stopPrice": 0},
+            {"orderId": "sl", "oco": "oco-9", "state": "Accepted", "instrument": "ES 03-27",
+             "action": "Sell", "type": "StopMarket", "quantity": 2.0, "stopPrice": 5995.0},
+            {"orderId": "old", "state": "Filled", "quantity": -1},
+        ]});
+        let got = BrokerOrder::list_from_json(&listing).unwrap();
+        let tp = &got[0];
+        assert_eq!(tp.instrument.as_deref(), Some("ES 03-27"));
+        assert_eq!(tp.action.as_deref(), Some("Sell"));
+        assert_eq!(tp.order_type.as_deref(), Some("Limit"));
+        assert_eq!(tp.quantity, Some(2));
+        assert_eq!(tp.limit_price, Some(6010.25));
+        assert_eq!(tp.stop_price, None, "0 is no price");
+        let sl = &got[1];
+        assert_eq!(sl.order_type.as_deref(), Some("StopMarket"));
+        assert_eq!(sl.quantity, Some(2));
+        assert_eq!(sl.stop_price, Some(5995.0));
+        assert_eq!(got[2].quantity, None, "a negative size is not read");
+        let working: Vec<bool> = got.iter().map(BrokerOrder::is_working).collect();
+        assert_eq!(working, [true, true, false]);
+        for finished in ["Filled", "CANCELLED", "Canceled", "Rejected", "Expired"] {
+            assert!(!BrokerOrder::new(OrderId("x".into()), None, finished).is_working());
+        }
+        assert!(BrokerOrder::new(OrderId("x".into()), None, "CancelPending").is_working());
     }
 
     #[test]

@@ -469,11 +469,7 @@ mod tests {
     use super::*;
 
     fn order(id: &str, oco: Option<&str>, state: &str) -> BrokerOrder {
-        BrokerOrder {
-            order_id: OrderId(id.into()),
-            oco_id: oco.map(|o| OcoId(o.into())),
-            state: state.into(),
-        }
+        BrokerOrder::new(OrderId(id.into()), oco.map(|o| OcoId(o.into())), state)
     }
 
     #[test]

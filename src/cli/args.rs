@@ -237,6 +237,7 @@ impl Filters {
                 .as_deref()
                 .map(|v| parse_time(v, "--until"))
                 .transpose()?,
+            instrument: None,
             limit: 0,
         })
     }

@@ -14,17 +14,35 @@ pub struct ListFilter {
     pub source: Option<String>,
     pub since_ms: Option<u64>,
     pub until_ms: Option<u64>,
+    /// An instrument of one of the record's requests: the contract (`ES 03-27`) or its root (`ES`), in any
+    /// case.
+    pub instrument: Option<String>,
     pub limit: usize,
 }
 
 impl ListFilter {
-    /// Whether `rec` passes the status, source and time filters (`limit` aside).
+    /// Whether `rec` passes the status, source, time and instrument filters (`limit` aside).
     pub fn matches(&self, rec: &AlertRecord) -> bool {
         self.status.map_or(true, |s| rec.status == s)
             && self.source.as_ref().map_or(true, |s| &rec.source == s)
             && self.since_ms.map_or(true, |s| rec.received_at_ms >= s)
             && self.until_ms.map_or(true, |u| rec.received_at_ms <= u)
+            && self.instrument.as_deref().map_or(true, |want| {
+                rec.executions
+                    .iter()
+                    .any(|e| instrument_matches(e.request.instrument(), want))
+            })
     }
+}
+
+/// `ES 03-27` is matched by itself and by its root `ES` (not `MES`), in any case.
+fn instrument_matches(instrument: &str, want: &str) -> bool {
+    let want = want.trim();
+    instrument.eq_ignore_ascii_case(want)
+        || instrument
+            .split_whitespace()
+            .next()
+            .is_some_and(|root| root.eq_ignore_ascii_case(want))
 }
 
 impl Journal {
@@ -138,6 +156,16 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_eq!(updated.reason.as_deref(), Some("x"));
+    }
+
+    #[test]
+    fn instrument_filter_takes_the_contract_or_its_root() {
+        assert!(instrument_matches("ES 03-27", "ES 03-27"));
+        assert!(instrument_matches("ES 03-27", "es"));
+        assert!(instrument_matches("ES 03-27", " es 03-27 "));
+        assert!(!instrument_matches("MES 03-27", "ES"));
+        assert!(!instrument_matches("ES 03-27", "ES 06-27"));
+        assert!(!instrument_matches("ES 03-27", "E"));
     }
 
     #[test]

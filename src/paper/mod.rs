@@ -319,9 +319,13 @@ impl Executor for PaperBroker {
         Ok(orders
             .into_iter()
             .map(|o| BrokerOrder {
-                order_id: o.order_id,
-                oco_id: o.oco_id,
-                state: format!("{:?}", o.state),
+                instrument: Some(o.instrument),
+                action: Some(format!("{:?}", o.action)),
+                order_type: Some(format!("{:?}", o.order_type)),
+                quantity: Some(o.quantity),
+                limit_price: o.limit_price,
+                stop_price: o.stop_price,
+                ..BrokerOrder::new(o.order_id, o.oco_id, format!("{:?}", o.state))
             })
             .collect())
     }

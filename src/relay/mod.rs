@@ -6,6 +6,7 @@
 //! - `ingest`: a webhook in: authenticate, parse, render, choose the key, dedupe, limit;
 //! - `admission`: record an alert durably and queue its executions (every path ends here);
 //! - `query`: one alert, and filtered listings of the journal;
+//! - `accounts`: every account's positions, working orders and OCO pairs, for the dashboard;
 //! - `status`: health, readiness, metrics;
 //! - `lifecycle`: start-up recovery, maintenance, settling unknown outcomes, shutdown;
 //! - `resolve`: an operator settles an `unknown` execution;
@@ -14,6 +15,7 @@
 //!
 //! This file holds the [`Relay`] itself, built from the config.
 
+mod accounts;
 pub(crate) mod admission;
 mod check;
 mod ingest;
@@ -24,6 +26,7 @@ mod routes;
 mod status;
 
 pub use crate::settle::Resolution;
+pub use accounts::AccountView;
 pub use check::{check, load_templates, Checked};
 use check::{check_source_templates, render_samples};
 use query::LISTINGS_AT_ONCE;

@@ -58,6 +58,7 @@ pub(super) fn list_filter(q: &BTreeMap<String, String>) -> Result<ListFilter, Re
                 )
             }
             "source" => f.source = Some(v.clone()),
+            "instrument" => f.instrument = Some(v.clone()),
             "since" => f.since_ms = Some(parse_time(v, "since")?),
             "until" => f.until_ms = Some(parse_time(v, "until")?),
             "limit" => {
@@ -73,7 +74,7 @@ pub(super) fn list_filter(q: &BTreeMap<String, String>) -> Result<ListFilter, Re
             }
             other => {
                 return Err(RelayError::InvalidRequest(format!(
-                    "unknown query parameter '{other}'; use status, source, since, until, limit"
+                    "unknown query parameter '{other}'; use status, source, instrument, since, until, limit"
                 )))
             }
         }

@@ -1,8 +1,11 @@
 //! The HTTP transport (warp): thin filters that extract what a request carries and hand it to the relay.
-//! Nothing here decides anything about alerts; every status code comes from [`response`].
+//! Nothing here decides anything about alerts; every status code comes from [`response`]. `dashboard` serves
+//! the operator's page (`assets/dashboard/`, embedded), a client of these routes.
 
+mod accounts;
 mod admin;
 mod crosstrade;
+mod dashboard;
 mod hooks;
 mod read;
 pub mod response;
@@ -31,6 +34,10 @@ pub fn routes(
         .or(crosstrade::routes(relay.clone()))
         .unify()
         .or(admin::routes(relay.clone()))
+        .unify()
+        .or(accounts::routes(relay.clone()))
+        .unify()
+        .or(dashboard::routes())
         .unify()
         .or(ws::routes(relay))
         .unify()

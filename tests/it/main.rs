@@ -19,12 +19,14 @@
 //!   SIGKILL) and by an operator.
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
 //! - `notify`: `[notify]` channels of every kind against local fake endpoints, dead channels, the log.
+//! - `dashboard`: the page at `GET /`, `GET /api/accounts`, and the page end to end in a headless Chromium.
 
 mod support;
 
 mod check;
 mod cli;
 mod crash;
+mod dashboard;
 mod idempotency;
 mod ingress;
 mod journal_compat;

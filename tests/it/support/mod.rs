@@ -6,10 +6,12 @@
 //! - `signing`: Standard Webhooks and GitHub-style signatures of test bodies, and the clock they are signed at.
 //! - `fixtures`: the test secrets and config, alert bodies, instruments, and small readers of answers.
 //! - `burst`: many signed alerts from concurrent senders, to kill a relay in the middle of.
+//! - `browser`: a headless Chromium driven over the DevTools protocol, for the dashboard test.
 //! - `upstream`: reading a request off a socket, for the scripted CrossTrade upstreams.
 //! - `wait`: [`eventually`], the one bounded poll: every wait on the relay that it cannot do itself goes
 //!   through it (where it can, the tests send `Prefer: wait=N` instead).
 
+pub mod browser;
 mod burst;
 mod fixtures;
 mod server;
