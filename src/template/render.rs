@@ -12,15 +12,32 @@ use super::compile::{Accounts, Compiled, Field, RESULT_VAR};
 use super::error::cause;
 use super::group::{self, Group};
 use super::{Rendered, TemplateError, Templates};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::BracketRequest;
 
+/// The hidden name under which an expression's `instrument` helper finds the time contract months resolve
+/// at (epoch milliseconds).
+pub(super) const CONTRACTS_AT_VAR: &str = "__contracts_at_ms";
+
 impl Templates {
-    /// Renders one alert: skipped, or the validated requests.
+    /// Renders one alert with contract months as of now: skipped, or the validated requests.
     pub fn render(
         &self,
         name: &str,
         alert: &JsonMap<String, Json>,
         source: &str,
+    ) -> Result<Rendered, TemplateError> {
+        self.render_at(name, alert, source, SystemClock.now())
+    }
+
+    /// Renders one alert, resolving continuous symbols (`ES1!`) to the front month at `at` (the alert's
+    /// receipt).
+    pub fn render_at(
+        &self,
+        name: &str,
+        alert: &JsonMap<String, Json>,
+        source: &str,
+        at: Timestamp,
     ) -> Result<Rendered, TemplateError> {
         let spec = self.specs.get(name).ok_or_else(|| TemplateError::Unknown {
             name: name.to_string(),
@@ -33,6 +50,7 @@ impl Templates {
         let base = Arc::new(Base {
             alert: Value::from_serialize(alert),
             source: Value::from(source),
+            contracts_at: Value::from(at.as_ms()),
         });
         let mut scope = Scope {
             base,
@@ -89,15 +107,14 @@ impl Templates {
                         .map_err(|e| r.error(field, account.as_deref(), e.to_string()))?;
                     args.insert(key.to_string(), json);
                 }
-                let request =
-                    BracketRequest::from_rendered(&args, &self.instruments).map_err(|error| {
-                        TemplateError::InvalidRequest {
-                            template: name.to_string(),
-                            request: req.index,
-                            account: account.clone(),
-                            error: Box::new(error),
-                        }
-                    })?;
+                let request = BracketRequest::from_rendered(&args, &self.instruments, at).map_err(
+                    |error| TemplateError::InvalidRequest {
+                        template: name.to_string(),
+                        request: req.index,
+                        account: account.clone(),
+                        error: Box::new(error),
+                    },
+                )?;
                 requests.push(request);
             }
         }
@@ -199,6 +216,7 @@ impl Renderer<'_> {
 struct Base {
     alert: Value,
     source: Value,
+    contracts_at: Value,
 }
 
 /// The names an expression sees: vars, then `account`, `alert`, `source`, then the alert's fields.
@@ -225,6 +243,7 @@ impl Object for Scope {
             "account" if self.account.is_some() => self.account.clone(),
             "alert" => Some(self.base.alert.clone()),
             "source" => Some(self.base.source.clone()),
+            CONTRACTS_AT_VAR => Some(self.base.contracts_at.clone()),
             _ => self
                 .base
                 .alert

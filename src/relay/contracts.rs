@@ -1,0 +1,149 @@
+//! Contract months at run time: the start-up lines (front months, near rolls, deprecated per-month
+//! entries), and positions and working orders left in a month that has rolled, reported (a WARN at start-up
+//! and daily, a `/healthz` problem) and never moved or closed by the relay.
+//!
+//! Paper accounts are read on every `/healthz` (local, cheap). Live accounts are asked for their positions
+//! at start-up and then daily, and `/healthz` shows the last answer: a health probe must not spend the
+//! broker's request budget.
+
+use super::*;
+
+use crate::contracts::holdings::{old_months, HoldingKind, OldMonthHolding};
+use crate::contracts::report::startup_lines;
+
+/// How often live accounts are checked for old-month positions (and the WARN repeated).
+const HOLDINGS_EVERY: Duration = Duration::from_secs(86_400);
+
+impl Relay {
+    /// The start-up lines about contract months (see [`startup_lines`]).
+    pub fn contract_lines(&self) -> Vec<String> {
+        startup_lines(&self.instruments, self.contracts_now())
+    }
+
+    /// Positions and working orders of the paper accounts in a month that has rolled.
+    pub fn paper_old_months(&self) -> Vec<OldMonthHolding> {
+        let at = self.contracts_now();
+        let mut items: Vec<(String, String, HoldingKind, String)> = Vec::new();
+        for account in self.paper.accounts() {
+            if !self.paper_executes(account) {
+                continue;
+            }
+            for p in self.paper.positions(account).unwrap_or_default() {
+                if p.quantity != 0 {
+                    items.push((
+                        account.clone(),
+                        p.instrument,
+                        HoldingKind::Position,
+                        format!("{:+}", p.quantity),
+                    ));
+                }
+            }
+            for o in self.paper.orders(account).unwrap_or_default() {
+                if o.state.is_live() {
+                    items.push((
+                        account.clone(),
+                        o.instrument,
+                        HoldingKind::WorkingOrder,
+                        o.order_id.to_string(),
+                    ));
+                }
+            }
+        }
+        old_months(
+            &self.instruments,
+            at,
+            items
+                .iter()
+                .map(|(a, i, k, d)| (a.as_str(), i.as_str(), *k, d.clone())),
+        )
+    }
+
+    /// Positions of the live accounts in a month that has rolled, asked of the broker now. Working orders
+    /// of live accounts are not listed with their instrument by the executor, so only positions are checked.
+    pub async fn live_old_months(&self) -> Vec<OldMonthHolding> {
+        let at = self.contracts_now();
+        let mut accounts: Vec<(&String, &Arc<dyn Executor>)> = self
+            .engine
+            .executors
+            .iter()
+            .filter(|(a, _)| !self.paper_executes(a))
+            .collect();
+        accounts.sort_by(|a, b| a.0.cmp(b.0));
+        let mut out = Vec::new();
+        for (account, ex) in accounts {
+            match ex.positions(account).await {
+                Ok(positions) => {
+                    let items: Vec<(String, i64)> = positions
+                        .into_iter()
+                        .filter(|p| p.quantity != 0)
+                        .map(|p| (p.instrument, p.quantity))
+                        .collect();
+                    out.extend(old_months(
+                        &self.instruments,
+                        at,
+                        items.iter().map(|(i, q)| {
+                            (
+                                account.as_str(),
+                                i.as_str(),
+                                HoldingKind::Position,
+                                format!("{q:+}"),
+                            )
+                        }),
+                    ));
+                }
+                Err(e) => {
+                    tracing::warn!(account = %account, error = %e, "cannot list positions to check for old contract months")
+                }
+            }
+        }
+        out
+    }
+
+    /// Logs every old-month holding as a WARN and keeps the live ones for `/healthz`.
+    pub async fn report_old_months(&self) {
+        let live = self.live_old_months().await;
+        for h in self.paper_old_months().iter().chain(&live) {
+            tracing::warn!(account = %h.account, contract = %h.contract, front = %h.front, "held in an old contract month: {h}");
+        }
+        *self
+            .live_old_months
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
+    }
+
+    /// The `/healthz` problems: paper holdings now, live ones as last checked.
+    pub(super) fn old_month_problems(&self) -> Vec<String> {
+        let live = self
+            .live_old_months
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        self.paper_old_months()
+            .iter()
+            .chain(&live)
+            .map(|h| format!("old contract month: {h}"))
+            .collect()
+    }
+
+    /// Reports old-month holdings at start-up and then daily.
+    pub fn spawn_contract_watch(self: &Arc<Self>) {
+        let me = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(HOLDINGS_EVERY);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                let Some(relay) = me.upgrade() else { break };
+                relay.report_old_months().await;
+            }
+        });
+    }
+
+    /// Is `account` executed by the paper broker (not live)?
+    fn paper_executes(&self, account: &str) -> bool {
+        self.engine
+            .executors
+            .get(account)
+            .is_some_and(|ex| ex.name() == "paper")
+    }
+}
