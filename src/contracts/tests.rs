@@ -11,7 +11,7 @@
 //!   month; if the 25th is not a business day, three business days before the business day preceding it.
 //! - [GC-EXP] COMEX Rulebook chapter 113 (Gold futures), 113.02 / "Termination of Trading": the third-last
 //!   business day of the contract month.
-//! - [HOL] NYSE/CME holiday calendar 2026–2027 (Juneteenth 2026-06-19, Christmas 2026-12-25, MLK Day
+//! - [HOL] NYSE/CME holiday calendar 2026–2027 (Juneteenth 2026-06-19 and, observed, 2027-06-18, Christmas 2026-12-25, MLK Day
 //!   2027-01-18, Presidents' Day 2027-02-15, Good Friday 2027-03-26, Memorial Day 2027-05-31).
 //!
 //! Each expected date below was worked out by hand from the rule text and the holiday calendar, not taken
@@ -102,7 +102,8 @@ fn es_roll_dates_and_expiries_2026_2027() {
         ((2026, 9), "2026-09-18", "2026-09-10"),
         ((2026, 12), "2026-12-18", "2026-12-10"),
         ((2027, 3), "2027-03-19", "2027-03-11"),
-        ((2027, 6), "2027-06-18", "2027-06-10"),
+        // 06-18 is Juneteenth observed (the 19th is a Saturday) [HOL]: the business day before [ES-EXP].
+        ((2027, 6), "2027-06-17", "2027-06-10"),
         ((2027, 9), "2027-09-17", "2027-09-09"),
         ((2027, 12), "2027-12-17", "2027-12-09"),
     ];

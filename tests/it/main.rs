@@ -16,11 +16,15 @@
 //! - `cli`: the journal commands (`alerts`, `replay`), `render` and `check`, run as the binary.
 //! - `settle`: `unknown` executions settled by the broker (a scripted upstream, two chained relays across a
 //!   SIGKILL) and by an operator.
+//! - `contracts`: contract months across a roll (an injected contracts clock): `ES1!` follows the front
+//!   month, explicit spellings, 422 for expired or impossible contracts, old-month positions reported and
+//!   never closed; the `contracts` command.
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
 
 mod support;
 
 mod cli;
+mod contracts;
 mod crash;
 mod idempotency;
 mod ingress;

@@ -7,12 +7,17 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use alert_relay::clock::ManualClock;
 use alert_relay::config::Config;
 use alert_relay::server::Server;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::fixtures::{config_text, write_files, API_TOKEN, SW_SECRET};
+use super::fixtures::{
+    config_text, write_files, API_TOKEN, CONTRACTS_AT, CONTRACTS_AT_MS, SW_SECRET,
+};
 use super::signing::{gh_signature, hdrs, sw_headers};
 use super::wait::eventually;
 
@@ -94,10 +99,25 @@ impl TestServer {
         files: &[(&str, &str)],
         now_unix: Option<i64>,
     ) -> TestServer {
+        let contracts = Arc::new(ManualClock::new(CONTRACTS_AT_MS));
+        Self::in_process_with_contracts_clock(overrides, files, now_unix, contracts).await
+    }
+
+    /// Like [`TestServer::in_process_with_files`], with contract months resolved by `contracts` (a test
+    /// moves it across a roll).
+    pub async fn in_process_with_contracts_clock(
+        overrides: &str,
+        files: &[(&str, &str)],
+        now_unix: Option<i64>,
+        contracts: Arc<ManualClock>,
+    ) -> TestServer {
         let (dir, config_path) = prepare(overrides, files);
         let mut cfg = Config::load(Some(&config_path)).unwrap();
         cfg.server.data_dir = dir.path().join("data");
-        let mut server = Server::build(&cfg).unwrap().quiet();
+        let mut server = Server::build(&cfg)
+            .unwrap()
+            .quiet()
+            .with_contracts_clock(contracts);
         if let Some(t) = now_unix {
             server = server.with_clock(move || t);
         }
@@ -136,6 +156,8 @@ impl TestServer {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
+            .arg("--contracts-at")
+            .arg(CONTRACTS_AT)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
