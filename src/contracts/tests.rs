@@ -370,3 +370,17 @@ fn old_month_holdings_are_found_after_the_roll_only() {
         "Sim101: position +2 in ES 12-26, which rolled to ES 03-27; the relay leaves it there (close it with ClosePosition on ES 12-26 if you mean to)"
     );
 }
+
+/// README's table of the next four roll dates is the code's, as of 2026-12-06 with the shipped config: it
+/// cannot go stale silently. On a change, paste the table this test prints.
+#[test]
+fn readme_roll_table_matches_the_code() {
+    let cfg: crate::config::Config = toml::from_str(crate::config::EMBEDDED_CONFIG).unwrap();
+    let table =
+        report::markdown_roll_table(&cfg.instruments().unwrap(), at("2026-12-06T12:00:00Z"));
+    let readme = include_str!("../../README.md");
+    assert!(
+        readme.contains(&table),
+        "README.md's roll table differs from the code; the table is:\n{table}"
+    );
+}

@@ -2,9 +2,10 @@
 //! entries), and positions and working orders left in a month that has rolled, reported (a WARN at start-up
 //! and daily, a `/healthz` problem) and never moved or closed by the relay.
 //!
-//! Paper accounts are read on every `/healthz` (local, cheap). Live accounts are asked for their positions
-//! at start-up and then daily, and `/healthz` shows the last answer: a health probe must not spend the
-//! broker's request budget.
+//! Paper accounts are read on every `/healthz` (local, cheap) and reported at start-up. Live accounts are
+//! asked for their positions a minute after start-up and then daily, and `/healthz` shows the last answer:
+//! a health probe must not spend the broker's request budget, and the minute keeps the first request out of
+//! the way of the start-up work (recovery, settling unknown outcomes) that the broker answers first.
 
 use super::*;
 
@@ -13,6 +14,8 @@ use crate::contracts::report::startup_lines;
 
 /// How often live accounts are checked for old-month positions (and the WARN repeated).
 const HOLDINGS_EVERY: Duration = Duration::from_secs(86_400);
+/// When live accounts are first asked, after start-up.
+const LIVE_FIRST_CHECK: Duration = Duration::from_secs(60);
 
 impl Relay {
     /// The start-up lines about contract months (see [`startup_lines`]).
@@ -99,16 +102,24 @@ impl Relay {
         out
     }
 
-    /// Logs every old-month holding as a WARN and keeps the live ones for `/healthz`.
-    pub async fn report_old_months(&self) {
-        let live = self.live_old_months().await;
+    /// Logs every old-month holding as a WARN; with `live`, asks the live accounts first and keeps their
+    /// answer for `/healthz`.
+    pub async fn report_old_months(&self, live: bool) {
+        if live {
+            let found = self.live_old_months().await;
+            *self
+                .live_old_months
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = found;
+        }
+        let live = self
+            .live_old_months
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
         for h in self.paper_old_months().iter().chain(&live) {
             tracing::warn!(account = %h.account, contract = %h.contract, front = %h.front, "held in an old contract month: {h}");
         }
-        *self
-            .live_old_months
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = live;
     }
 
     /// The `/healthz` problems: paper holdings now, live ones as last checked.
@@ -125,16 +136,30 @@ impl Relay {
             .collect()
     }
 
-    /// Reports old-month holdings at start-up and then daily.
+    /// Reports old-month holdings: paper at start-up, live a minute later, both daily from then on.
     pub fn spawn_contract_watch(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
+        let has_live = self
+            .engine
+            .executors
+            .keys()
+            .any(|a| !self.paper_executes(a));
         tokio::spawn(async move {
+            if let Some(relay) = me.upgrade() {
+                relay.report_old_months(false).await;
+            }
+            if has_live {
+                tokio::time::sleep(LIVE_FIRST_CHECK).await;
+            }
             let mut tick = tokio::time::interval(HOLDINGS_EVERY);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            if !has_live {
+                tick.tick().await;
+            }
             loop {
                 tick.tick().await;
                 let Some(relay) = me.upgrade() else { break };
-                relay.report_old_months().await;
+                relay.report_old_months(has_live).await;
             }
         });
     }
