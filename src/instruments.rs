@@ -78,6 +78,9 @@ pub enum InstrumentError {
         symbol: String,
         other: String,
     },
+    /// A per-month table whose name is not a contract (`ES 13-26`).
+    #[error("instruments.\"{name}\": {problem}")]
+    Name { name: String, problem: String },
     /// A contract-month key that cannot be used (`months`, `rule`, `roll_days_before`, `roll_dates`).
     #[error("instruments.\"{name}\".{key}: {problem}")]
     Contract {
@@ -425,6 +428,17 @@ fn schedule_of(name: &str, c: &InstrumentConfig) -> Result<Option<Schedule>, Ins
         problem,
     };
     let Some(rule) = c.rule else {
+        // A per-month name whose month cannot exist (`ES 13-26`) is a typo, not an instrument.
+        if let Some((_, mm_yy)) = name.split_once(' ') {
+            if let Some((month, _)) = ContractMonth::parse_nt(mm_yy.trim()) {
+                if !(1..=12).contains(&month) {
+                    return Err(InstrumentError::Name {
+                        name: name.to_string(),
+                        problem: format!("month {month} does not exist (months are 01 to 12); name a root instead, like [instruments.ES] with a rule"),
+                    });
+                }
+            }
+        }
         for (key, set) in [
             ("months", c.months.is_some()),
             ("roll_days_before", c.roll_days_before.is_some()),

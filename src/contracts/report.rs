@@ -53,12 +53,11 @@ pub fn front_months(instruments: &Instruments, at: Timestamp) -> Vec<FrontMonth>
         .collect()
 }
 
-/// The next `n` rolls of every root from `at`: (root, roll date, from contract, to contract).
-pub fn next_rolls(
-    instruments: &Instruments,
-    at: Timestamp,
-    n: usize,
-) -> Vec<(String, Vec<(NaiveDate, String, String)>)> {
+/// One roll: its date, the contract it leaves and the one it goes to.
+pub type Roll = (NaiveDate, String, String);
+
+/// The next `n` rolls of every root from `at`, by root.
+pub fn next_rolls(instruments: &Instruments, at: Timestamp, n: usize) -> Vec<(String, Vec<Roll>)> {
     instruments
         .roots()
         .map(|(root, schedule)| {
@@ -108,7 +107,9 @@ pub fn startup_lines(instruments: &Instruments, at: Timestamp) -> Vec<String> {
 /// The README's table of the next four roll dates, roots with the same dates on one row.
 pub fn markdown_roll_table(instruments: &Instruments, at: Timestamp) -> String {
     let rolls = next_rolls(instruments, at, 4);
-    let mut rows: Vec<(Vec<String>, Vec<NaiveDate>, Vec<(String, String)>)> = Vec::new();
+    // Roots with the same rolls share a row: (roots, dates, (from, to) months).
+    type Row = (Vec<String>, Vec<NaiveDate>, Vec<(String, String)>);
+    let mut rows: Vec<Row> = Vec::new();
     for (root, list) in rolls {
         let dates: Vec<NaiveDate> = list.iter().map(|(d, _, _)| *d).collect();
         let months: Vec<(String, String)> = list

@@ -290,6 +290,15 @@ fn bad_root_tables_name_the_key() {
         }),
         "instruments.\"ES\".roll_dates: \"03-27\" = \"2027-03-20\" is after the contract's expiry 2027-03-19"
     );
+    let mut c = BTreeMap::new();
+    let mut typo = root(Rule::EquityQuarterly, "HMUZ", &[]);
+    typo.rule = None;
+    typo.months = None;
+    c.insert("ES 13-26".to_string(), typo);
+    assert_eq!(
+        Instruments::from_config(&c).unwrap_err().to_string(),
+        "instruments.\"ES 13-26\": month 13 does not exist (months are 01 to 12); name a root instead, like [instruments.ES] with a rule"
+    );
     assert_eq!(
         problem(&|c| {
             c.rule = None;

@@ -20,7 +20,11 @@ const LIVE_FIRST_CHECK: Duration = Duration::from_secs(60);
 impl Relay {
     /// The start-up lines about contract months (see [`startup_lines`]).
     pub fn contract_lines(&self) -> Vec<String> {
-        startup_lines(&self.instruments, self.contracts_now())
+        let lines = startup_lines(&self.instruments, self.contracts_now());
+        for warning in lines.iter().filter_map(|l| l.strip_prefix("WARNING: ")) {
+            tracing::warn!("{warning}");
+        }
+        lines
     }
 
     /// Positions and working orders of the paper accounts in a month that has rolled.

@@ -213,6 +213,13 @@ async fn contracts_command_prints_front_month_roll_and_expiry() {
             .any(|l| l.starts_with("ES     ES 03-27   2027-03-11  ES 06-27   2027-03-19")),
         "{text}"
     );
+    // `check` says which months the roots resolve to now, and what is left in an old month.
+    let check = relay_command().arg("check").output().unwrap();
+    assert!(check.status.success(), "{check:?}");
+    let text = String::from_utf8(check.stdout).unwrap();
+    assert!(text.contains("front months as of "), "{text}");
+    assert!(text.contains("ES "), "{text}");
+    assert!(text.contains("old contract months: "), "{text}");
     let bad = relay_command()
         .args(["contracts", "--at", "yesterday"])
         .output()
