@@ -64,6 +64,8 @@ pub struct BrokerOrder {
     pub oco_id: Option<OcoId>,
     /// The broker's word for its state (`Working`, `Filled`, `Cancelled`, ...), kept for the record.
     pub state: String,
+    /// The order's instrument when the listing gives it (old contract months are reported from it).
+    pub instrument: Option<String>,
 }
 
 impl BrokerOrder {
@@ -80,6 +82,7 @@ impl BrokerOrder {
             order_id: OrderId(text(&["orderId", "id"])?),
             oco_id: text(&["ocoId", "oco"]).map(OcoId),
             state: text(&["orderState", "state"]).unwrap_or_default(),
+            instrument: text(&["instrument"]),
         })
     }
 
@@ -214,16 +217,19 @@ mod tests {
                 order_id: OrderId("a".into()),
                 oco_id: Some(OcoId("oco-1".into())),
                 state: "Working".into(),
+                instrument: None,
             },
             BrokerOrder {
                 order_id: OrderId("b".into()),
                 oco_id: Some(OcoId("oco-1".into())),
                 state: "Cancelled".into(),
+                instrument: None,
             },
             BrokerOrder {
                 order_id: OrderId("c".into()),
                 oco_id: None,
                 state: String::new(),
+                instrument: None,
             },
         ];
         assert_eq!(BrokerOrder::list_from_json(&orders).unwrap(), want);

@@ -415,6 +415,7 @@ mod tests {
             order_id: OrderId(id.into()),
             oco_id: oco.map(|o| OcoId(o.into())),
             state: state.into(),
+            instrument: None,
         }
     }
 

@@ -296,6 +296,7 @@ impl Executor for PaperBroker {
                 order_id: o.order_id,
                 oco_id: o.oco_id,
                 state: format!("{:?}", o.state),
+                instrument: Some(o.instrument),
             })
             .collect())
     }

@@ -65,8 +65,8 @@ impl Relay {
         )
     }
 
-    /// Positions of the live accounts in a month that has rolled, asked of the broker now. Working orders
-    /// of live accounts are not listed with their instrument by the executor, so only positions are checked.
+    /// Positions and working orders of the live accounts in a month that has rolled, asked of the broker
+    /// now (an order listed without its instrument cannot be placed in a month, and is not reported).
     pub async fn live_old_months(&self) -> Vec<OldMonthHolding> {
         let at = self.contracts_now();
         let mut accounts: Vec<(&String, &Arc<dyn Executor>)> = self
@@ -76,34 +76,49 @@ impl Relay {
             .filter(|(a, _)| !self.paper_executes(a))
             .collect();
         accounts.sort_by(|a, b| a.0.cmp(b.0));
-        let mut out = Vec::new();
+        let mut items: Vec<(String, String, HoldingKind, String)> = Vec::new();
         for (account, ex) in accounts {
             match ex.positions(account).await {
                 Ok(positions) => {
-                    let items: Vec<(String, i64)> = positions
-                        .into_iter()
-                        .filter(|p| p.quantity != 0)
-                        .map(|p| (p.instrument, p.quantity))
-                        .collect();
-                    out.extend(old_months(
-                        &self.instruments,
-                        at,
-                        items.iter().map(|(i, q)| {
-                            (
-                                account.as_str(),
-                                i.as_str(),
-                                HoldingKind::Position,
-                                format!("{q:+}"),
-                            )
-                        }),
-                    ));
+                    items.extend(positions.into_iter().filter(|p| p.quantity != 0).map(|p| {
+                        (
+                            account.clone(),
+                            p.instrument,
+                            HoldingKind::Position,
+                            format!("{:+}", p.quantity),
+                        )
+                    }))
                 }
                 Err(e) => {
                     tracing::warn!(account = %account, error = %e, "cannot list positions to check for old contract months")
                 }
             }
+            match ex.orders(account).await {
+                Ok(orders) => items.extend(
+                    orders
+                        .into_iter()
+                        .filter(|o| is_working(&o.state))
+                        .filter_map(|o| {
+                            Some((
+                                account.clone(),
+                                o.instrument?,
+                                HoldingKind::WorkingOrder,
+                                o.order_id.to_string(),
+                            ))
+                        }),
+                ),
+                Err(e) => {
+                    tracing::warn!(account = %account, error = %e, "cannot list orders to check for old contract months")
+                }
+            }
         }
-        out
+        old_months(
+            &self.instruments,
+            at,
+            items
+                .iter()
+                .map(|(a, i, k, d)| (a.as_str(), i.as_str(), *k, d.clone())),
+        )
     }
 
     /// Logs every old-month holding as a WARN; with `live`, asks the live accounts first and keeps their
@@ -175,4 +190,13 @@ impl Relay {
             .get(account)
             .is_some_and(|ex| ex.name() == "paper")
     }
+}
+
+/// A broker's state word for an order that can still fill (NinjaTrader's `Working`, `Accepted`, `Submitted`,
+/// `CancelPending`...): anything not finished.
+fn is_working(state: &str) -> bool {
+    !matches!(
+        state.to_ascii_lowercase().as_str(),
+        "filled" | "cancelled" | "canceled" | "rejected" | "expired" | ""
+    )
 }

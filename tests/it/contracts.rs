@@ -229,3 +229,53 @@ async fn contracts_command_prints_front_month_roll_and_expiry() {
         String::from_utf8_lossy(&bad.stderr).contains("--at: 'yesterday' is not an RFC 3339 time")
     );
 }
+
+/// A live account (relay A trading Sim101 through relay B's CrossTrade-compatible API) holding a position
+/// and a working order in ES 12-26: after the roll, A's check of its live accounts reports both, and
+/// `/healthz` keeps saying so; nothing is sent to close them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn live_holdings_in_an_old_month_are_reported() {
+    let b = TestServer::spawn("");
+    for body in [
+        json!({"instrument": "ES 12-26", "action": "Buy", "quantity": 2, "orderType": "MARKET"}),
+        json!({"instrument": "ES 12-26", "action": "Sell", "quantity": 2, "orderType": "LIMIT", "limitPrice": 6100}),
+    ] {
+        let (st, v) = b
+            .api_post("/v1/api/accounts/Sim101/orders/place", body)
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+    let overrides = crosstrade_overrides(&b.base, "http", "\"Sim101\"", "");
+    let clock = Arc::new(ManualClock::new(ms("2026-12-09T15:00:00Z")));
+    let a = TestServer::in_process_with_contracts_clock(&overrides, &[], None, clock.clone()).await;
+    let relay = a.relay.clone().unwrap();
+
+    relay.report_old_months(true).await;
+    assert_eq!(a.health().await["status"], "ok", "before the roll");
+
+    clock.set(ms("2026-12-11T15:00:00Z"));
+    relay.report_old_months(true).await;
+    let health = a.health().await;
+    let problems: Vec<&str> = health["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert!(
+        problems.contains(&"old contract month: Sim101: position +2 in ES 12-26, which rolled to ES 03-27; the relay leaves it there (close it with ClosePosition on ES 12-26 if you mean to)"),
+        "{problems:?}"
+    );
+    assert!(
+        problems.iter().any(
+            |p| p.starts_with("old contract month: Sim101: working order ")
+                && p.contains("in ES 12-26")
+        ),
+        "{problems:?}"
+    );
+    // Reported, never touched: B still holds both.
+    assert_eq!(b.working_orders("Sim101", "ES 12-26").await.len(), 1);
+    let (_, v) = b.api_get("/v1/api/accounts/Sim101/positions").await;
+    let p = v["positions"].as_array().cloned().unwrap_or_default();
+    assert_eq!(held(&p, "ES 12-26"), 2, "{v}");
+}

@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use alert_relay::clock::ManualClock;
 use alert_relay::config::Config;
+use alert_relay::relay::Relay;
 use alert_relay::server::Server;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
@@ -51,6 +52,8 @@ pub struct TestServer {
     pub stdout_lines: Vec<String>,
     runtime_task: Option<tokio::task::JoinHandle<()>>,
     pub client: reqwest::Client,
+    /// The relay itself, in process (tests that call it directly, e.g. a daily check made now).
+    pub relay: Option<Arc<Relay>>,
 }
 
 /// A temp dir holding `files` and the test config with `overrides`, `{dir}` in them replaced by the dir.
@@ -82,6 +85,7 @@ impl TestServer {
             stdout_lines: vec![],
             runtime_task: None,
             client: reqwest::Client::new(),
+            relay: None,
         };
         s.start_process();
         s
@@ -125,6 +129,7 @@ impl TestServer {
         let running = server.start(listener).unwrap();
         let base = format!("http://{}", running.addr);
         let stdout_lines = running.lines.clone();
+        let relay = running.relay.clone();
         let task = tokio::spawn(async move {
             running
                 .run_until(std::future::pending())
@@ -139,6 +144,7 @@ impl TestServer {
             stdout_lines,
             runtime_task: Some(task),
             client: reqwest::Client::new(),
+            relay: Some(relay),
         }
     }
 
