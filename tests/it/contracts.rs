@@ -1,7 +1,8 @@
 //! Contract months against the real server, with its contracts clock moved across the December 2026 roll
 //! (ES rolls on 2026-12-10): `ES1!` follows the front month, explicit contracts in every spelling resolve
 //! to themselves, an expired or impossible one is a 422 that says why, and a paper position left in the old
-//! month is still listed, reported (`/healthz`) and never closed by the relay.
+//! month is still listed, reported (`/healthz`) and never closed by the relay; a replay resolves at the
+//! original alert's time unless told to re-resolve.
 
 use std::sync::Arc;
 
@@ -58,6 +59,7 @@ async fn es1_follows_the_roll_and_the_old_month_is_reported_never_closed() {
     assert_eq!(v["order"]["instrument"], "ES 12-26", "{v}");
     let (st, rec) = alert(&s, "ES1!", "2026-12-09T15:00:00Z").await;
     assert_eq!(st, 200, "{rec}");
+    let before = rec.clone();
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(execution(&rec)["request"]["instrument"], "ES 12-26");
     assert_eq!(execution(&rec)["contract"], "ES 12-26");
@@ -90,6 +92,19 @@ async fn es1_follows_the_roll_and_the_old_month_is_reported_never_closed() {
         2,
         "{problems:?}"
     );
+
+    // A replay resolves at the original alert's time, unless told to re-resolve.
+    let first = alert_id(&before);
+    for (opts, contract) in [
+        (json!({}), "ES 12-26"),
+        (json!({"reResolve": true}), "ES 03-27"),
+    ] {
+        let (st, v) = s
+            .api_post(&format!("/api/alerts/{first}/replay"), opts.clone())
+            .await;
+        assert_eq!(st, 200, "{opts}: {v}");
+        assert_eq!(v["plan"]["now"][0]["instrument"], contract, "{opts}: {v}");
+    }
 
     let (st, rec) = alert(&s, "ES1!", "2026-12-11T15:00:00Z").await;
     assert_eq!(st, 200, "{rec}");
