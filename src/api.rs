@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use serde_json::{json, Map, Value};
 
-use crate::domain::{number, OrderId};
+use crate::domain::{number, OrderId, RequestError};
 use crate::error::RelayError;
 use crate::paper::{PaperError, PlaceOrder};
 use crate::relay::{CallOutcome, Relay};
@@ -65,7 +65,8 @@ pub async fn call(
         }
         "PlaceOrder" => {
             let account = paper_account(relay, &args)?;
-            let order = PlaceOrder::from_args(&args, &relay.instruments).map_err(paper_error)?;
+            let order = PlaceOrder::from_args(&args, &relay.instruments, relay.contracts_now())
+                .map_err(paper_error)?;
             let placed = relay
                 .paper
                 .place_order(&account, &order)
@@ -189,6 +190,9 @@ fn optional_str(args: &Map<String, Value>, field: &str) -> Result<Option<String>
 }
 
 fn paper_error(e: PaperError) -> RelayError {
+    if let PaperError::Request(RequestError::Contract(c)) = &e {
+        return RelayError::Contract(c.to_string());
+    }
     if e.is_not_found() {
         RelayError::NotFound(e.to_string())
     } else {

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::clock::Timestamp;
 use crate::domain::{
     bad, positive_int, price_field, string_field, Action, BracketRequest, OrderId, PositionGate,
     RelayFields, RequestError, RELAY_FIELDS,
@@ -290,6 +291,7 @@ impl Command {
     pub fn from_rendered(
         args: &Map<String, Value>,
         instruments: &Instruments,
+        at: Timestamp,
     ) -> Result<Command, RequestError> {
         let name = match args.get("command") {
             None | Some(Value::Null) => "CancelAndBracket",
@@ -305,16 +307,18 @@ impl Command {
         };
         let mut cmd = match name {
             "CancelAndBracket" => {
-                let mut r = BracketRequest::from_rendered(args, instruments)?;
+                let mut r = BracketRequest::from_rendered(args, instruments, at)?;
                 // A template's bracket protects a position that exists: same-side unless it says otherwise.
                 if r.relay.position.is_none() {
                     r.relay.position = Some(PositionGate::SameSide);
                 }
                 Command::CancelAndBracket(r)
             }
-            "PlaceOrder" => Command::PlaceOrder(OrderRequest::from_rendered(args, instruments)?),
+            "PlaceOrder" => {
+                Command::PlaceOrder(OrderRequest::from_rendered(args, instruments, at)?)
+            }
             "ClosePosition" => {
-                Command::ClosePosition(CloseRequest::from_rendered(args, instruments)?)
+                Command::ClosePosition(CloseRequest::from_rendered(args, instruments, at)?)
             }
             _ => {
                 return Err(bad(
@@ -342,6 +346,7 @@ fn side_word(action: Action) -> &'static str {
 fn account_and_instrument(
     args: &Map<String, Value>,
     instruments: &Instruments,
+    at: Timestamp,
     needs: &'static str,
 ) -> Result<(String, String), RequestError> {
     let present = |k: &str| match args.get(k) {
@@ -358,9 +363,9 @@ fn account_and_instrument(
     let account = string_field(args, "account")?;
     let raw = string_field(args, "instrument")?;
     let instrument = instruments
-        .resolve(&raw)
+        .resolve_at(&raw, at)?
         .ok_or_else(|| RequestError::UnknownInstrument(raw.clone()))?
-        .to_string();
+        .contract;
     Ok((account, instrument))
 }
 
@@ -370,8 +375,9 @@ impl OrderRequest {
     pub fn from_rendered(
         args: &Map<String, Value>,
         instruments: &Instruments,
+        at: Timestamp,
     ) -> Result<OrderRequest, RequestError> {
-        let (account, instrument) = account_and_instrument(args, instruments, "PlaceOrder")?;
+        let (account, instrument) = account_and_instrument(args, instruments, at, "PlaceOrder")?;
         let text = |k: &str| {
             args.get(k)
                 .and_then(Value::as_str)
@@ -454,8 +460,9 @@ impl CloseRequest {
     pub fn from_rendered(
         args: &Map<String, Value>,
         instruments: &Instruments,
+        at: Timestamp,
     ) -> Result<CloseRequest, RequestError> {
-        let (account, instrument) = account_and_instrument(args, instruments, "ClosePosition")?;
+        let (account, instrument) = account_and_instrument(args, instruments, at, "ClosePosition")?;
         Ok(CloseRequest {
             account,
             instrument,

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use crate::crosstrade::CrossTradeConfig;
-use crate::instruments::{InstrumentError, InstrumentSpec, Instruments};
+use crate::instruments::{InstrumentConfig, InstrumentError, Instruments};
 /// The `[journal]` section: the journal owns its settings.
 pub use crate::journal::JournalConfig;
 use crate::journal::JournalConfigError;
@@ -39,7 +39,7 @@ pub struct Config {
     #[serde(default)]
     pub crosstrade: Option<CrossTradeConfig>,
     #[serde(default)]
-    pub instruments: BTreeMap<String, InstrumentSpec>,
+    pub instruments: BTreeMap<String, InstrumentConfig>,
     #[serde(default)]
     pub sources: BTreeMap<String, SourceConfig>,
     /// Notification channels. Absent: nothing is sent.
@@ -247,7 +247,7 @@ pub enum ConfigProblem {
     #[error("paper.accounts must name at least one account (e.g. [\"Sim101\"])")]
     NoPaperAccounts,
     #[error(
-        "instruments: no instruments configured; add at least one [instruments.\"ES 12-26\"] table"
+        "instruments: no instruments configured; add at least one root table like [instruments.ES]"
     )]
     NoInstruments,
     #[error(transparent)]
@@ -397,7 +397,7 @@ impl Config {
         if self.instruments.is_empty() {
             return Err(ConfigProblem::NoInstruments);
         }
-        Ok(Instruments::new(self.instruments.clone())?)
+        Ok(Instruments::from_config(&self.instruments)?)
     }
 
     pub fn data_dir(&self) -> PathBuf {
@@ -466,7 +466,12 @@ mod tests {
     fn embedded_default_is_valid() {
         let cfg = Config::load(None).unwrap();
         assert!(!cfg.sources.is_empty());
-        assert!(cfg.instruments().unwrap().resolve("ES1!").is_some());
+        assert!(cfg
+            .instruments()
+            .unwrap()
+            .resolve_at("ES1!", crate::clock::Timestamp(0))
+            .unwrap()
+            .is_some());
     }
 
     #[test]

@@ -9,6 +9,8 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::clock::Timestamp;
+use crate::contracts::ContractError;
 use crate::instruments::{on_tick_grid, Instruments};
 
 /// The side of the position a bracket protects (`Buy` protects a long, so its exit orders are `Sell`s);
@@ -264,6 +266,9 @@ pub enum RequestError {
     },
     #[error("instrument: unknown instrument '{0}'; add it under [instruments] in the config")]
     UnknownInstrument(String),
+    /// An explicit contract that does not exist or has expired.
+    #[error(transparent)]
+    Contract(#[from] ContractError),
     #[error("takeProfit/stopLoss: at least one of takeProfit and stopLoss is required")]
     NoExit,
     #[error("{field}: price {price} is not on the tick grid of {instrument} (tick size {tick})")]
@@ -285,13 +290,14 @@ pub enum RequestError {
 impl BracketRequest {
     /// Parses and validates the JSON arguments of a CancelAndBracket call (the API: `action` exactly
     /// `Buy` or `Sell`, `quantity` a JSON number). `account` may come from the URL path instead of the
-    /// body (`path_account`), which then wins.
+    /// body (`path_account`), which then wins. A continuous symbol resolves to the front month at `at`.
     pub fn from_args(
         args: &Map<String, Value>,
         path_account: Option<&str>,
         instruments: &Instruments,
+        at: Timestamp,
     ) -> Result<BracketRequest, RequestError> {
-        Self::parse_args(args, path_account, instruments, true)
+        Self::parse_args(args, path_account, instruments, true, at)
     }
 
     /// Like [`from_args`](Self::from_args), for what a template rendered: rendered values are text, so
@@ -299,8 +305,9 @@ impl BracketRequest {
     pub fn from_rendered(
         args: &Map<String, Value>,
         instruments: &Instruments,
+        at: Timestamp,
     ) -> Result<BracketRequest, RequestError> {
-        Self::parse_args(args, None, instruments, false)
+        Self::parse_args(args, None, instruments, false, at)
     }
 
     fn parse_args(
@@ -308,6 +315,7 @@ impl BracketRequest {
         path_account: Option<&str>,
         instruments: &Instruments,
         strict: bool,
+        at: Timestamp,
     ) -> Result<BracketRequest, RequestError> {
         let present = |k: &str| match args.get(k) {
             None | Some(Value::Null) => false,
@@ -325,9 +333,9 @@ impl BracketRequest {
         };
         let instrument_raw = string_field(args, "instrument")?;
         let instrument = instruments
-            .resolve(&instrument_raw)
+            .resolve_at(&instrument_raw, at)?
             .ok_or_else(|| RequestError::UnknownInstrument(instrument_raw.clone()))?
-            .to_string();
+            .contract;
         let action = match &args["action"] {
             Value::String(s) if strict => Action::parse(s),
             Value::String(s) => Action::parse_any_case(s),
@@ -549,7 +557,7 @@ mod tests {
     }
 
     fn parse(v: Value) -> Result<BracketRequest, RequestError> {
-        BracketRequest::from_args(v.as_object().unwrap(), None, &instruments())
+        BracketRequest::from_args(v.as_object().unwrap(), None, &instruments(), Timestamp(0))
     }
 
     #[test]
@@ -646,8 +654,12 @@ mod tests {
         let mut rendered = base.clone();
         rendered["action"] = json!(" buy");
         rendered["quantity"] = json!("2");
-        let r =
-            BracketRequest::from_rendered(rendered.as_object().unwrap(), &instruments()).unwrap();
+        let r = BracketRequest::from_rendered(
+            rendered.as_object().unwrap(),
+            &instruments(),
+            Timestamp(0),
+        )
+        .unwrap();
         assert_eq!((r.action, r.quantity), (Action::Buy, 2));
         // A whole number written with a fraction part is still a positive integer.
         let mut float = base.clone();
@@ -663,6 +675,7 @@ mod tests {
                 .unwrap(),
             Some("Sim101"),
             &instruments(),
+            Timestamp(0),
         )
         .unwrap();
         assert_eq!(r.account, "Sim101");

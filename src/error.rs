@@ -33,6 +33,9 @@ pub enum RelayError {
     /// is not configured).
     #[error("{0}")]
     Template(String),
+    /// An explicit contract that does not exist or has expired (`ES 13-26`, `ES 09-26` after its expiry).
+    #[error("{0}")]
+    Contract(String),
     /// The idempotency key is over the length limit.
     #[error("{0}")]
     KeyTooLong(String),
@@ -82,6 +85,7 @@ impl RelayError {
             RelayError::UnknownSource(_) | RelayError::NotFound(_) => "not_found",
             RelayError::BodyTooLarge(_) => "too_large",
             RelayError::Template(_)
+            | RelayError::Contract(_)
             | RelayError::KeyTooLong(_)
             | RelayError::KeyConflict(_)
             | RelayError::NotReplayable(_) => "unprocessable",

@@ -9,7 +9,8 @@
 //! - [`template`]: minijinja templates that turn an alert into CancelAndBracket requests.
 //! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator; [`command`]: the
 //!   commands an alert can ask for (CancelAndBracket, PlaceOrder, ClosePosition) and their position gates;
-//!   [`instruments`]: tick sizes and TradingView symbol mapping.
+//!   [`instruments`]: futures roots, tick sizes and TradingView symbol mapping; [`contracts`]: contract
+//!   months: the front month at a time, explicit contracts, roll and expiry rules, old-month holdings.
 //! - [`journal`]: the sled journal: admission under idempotency keys, record state, listing, pruning, and its
 //!   `[journal]` settings (its module doc maps the files); [`claims`]: its idempotency keys, in memory, rebuilt
 //!   from the records; [`record`]: what a journal record holds and its status; [`group_commit`]: many writers,
@@ -43,6 +44,7 @@ pub mod cli;
 pub mod clock;
 pub mod command;
 pub mod config;
+pub mod contracts;
 pub mod crosstrade;
 pub mod domain;
 pub mod engine;

@@ -3,9 +3,11 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::clock::Timestamp;
 use crate::clock::{Clock, SystemClock};
 use crate::command::Command;
 use crate::domain::BracketOutcome;
+use crate::instruments::Instruments;
 
 /// The life of an alert (and of each of its executions):
 /// `accepted` → `executing` → `executed` | `failed` | `unknown`, or `rejected` | `skipped` | `superseded` |
@@ -76,6 +78,11 @@ pub enum KeyOrigin {
 #[serde(rename_all = "camelCase")]
 pub struct Execution {
     pub request: Command,
+    /// The contract the request's instrument resolved to (`ES 03-27`), and the rule that chose it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contract_rule: Option<String>,
     pub status: Status,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub executor: Option<String>,
@@ -139,9 +146,20 @@ pub struct Attempt {
 }
 
 impl Execution {
+    /// Notes the contract of the request and the rule that makes it the contract at `at`.
+    pub fn with_contract(mut self, instruments: &Instruments, at: Timestamp) -> Execution {
+        self.contract_rule = instruments.explain(self.request.instrument(), at);
+        if self.contract_rule.is_some() {
+            self.contract = Some(self.request.instrument().to_string());
+        }
+        self
+    }
+
     pub fn new(request: impl Into<Command>) -> Execution {
         Execution {
             request: request.into(),
+            contract: None,
+            contract_rule: None,
             status: Status::Accepted,
             executor: None,
             outcome: None,
@@ -202,6 +220,10 @@ pub struct AlertRecord {
     pub client_ip: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replay_of: Option<String>,
+    /// When contract months were resolved (the receipt, by the relay's contracts clock); a replay resolves
+    /// at this time again unless told to re-resolve.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub contracts_at_ms: Option<u64>,
     /// The records that re-drove this one (`replay`), oldest first.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub replayed_by: Vec<String>,
@@ -234,6 +256,7 @@ impl AlertRecord {
             timings: Timings::default(),
             client_ip: None,
             replay_of: None,
+            contracts_at_ms: None,
             replayed_by: Vec::new(),
         }
     }
@@ -388,6 +411,7 @@ mod tests {
             timings: Timings::default(),
             client_ip: None,
             replay_of: None,
+            contracts_at_ms: None,
             replayed_by: Vec::new(),
         };
         r.refresh_status();

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::clock::Timestamp;
 use crate::command::Command;
 use crate::error::RelayError;
 use crate::instruments::Instruments;
@@ -39,6 +40,8 @@ pub struct ReplayOptions {
     pub account: Option<String>,
     /// Replay even when the lane has executed a newer alert (the replay would move it backwards).
     pub force: bool,
+    /// Resolve continuous symbols (`ES1!`) at the time of the replay instead of the original alert's.
+    pub re_resolve: bool,
 }
 
 /// What a record renders to now.
@@ -74,12 +77,17 @@ impl Plan {
 }
 
 /// Renders `rec` again. `paper_accounts` and `to` decide where a replay to paper lands.
+///
+/// Contract months resolve as they did for the original alert (its `contractsAtMs`, else its receipt)
+/// unless `opts.re_resolve`, which resolves them at `now`.
 pub fn plan(
     templates: &Templates,
     instruments: &Instruments,
     rec: &AlertRecord,
     opts: &ReplayOptions,
+    now: Timestamp,
 ) -> Plan {
+    let at = contracts_at(rec, opts, now);
     let original: Vec<Command> = rec.executions.iter().map(|e| e.request.clone()).collect();
     let template = opts.template.clone().or_else(|| rec.template.clone());
     let mut p = Plan {
@@ -101,10 +109,10 @@ pub fn plan(
     };
     let rendered = match &template {
         Some(t) => templates
-            .render(t, &fields, &rec.source)
+            .render_at(t, &fields, &rec.source, at)
             .map_err(|e| e.to_string()),
         None if rec.source == API_SOURCE => {
-            crate::domain::BracketRequest::from_rendered(&fields, instruments)
+            crate::domain::BracketRequest::from_rendered(&fields, instruments, at)
                 .map(|r| Rendered::Requests {
                     key: None,
                     requests: vec![Command::CancelAndBracket(r)],
@@ -129,6 +137,15 @@ pub fn plan(
         Err(e) => p.error = Some(e),
     }
     p
+}
+
+/// The time a replay of `rec` resolves contract months at.
+pub fn contracts_at(rec: &AlertRecord, opts: &ReplayOptions, now: Timestamp) -> Timestamp {
+    if opts.re_resolve {
+        now
+    } else {
+        Timestamp(rec.contracts_at_ms.unwrap_or(rec.received_at_ms))
+    }
 }
 
 impl Relay {
@@ -177,7 +194,8 @@ impl Relay {
         wait: Duration,
     ) -> Result<(AlertRecord, Plan), RelayError> {
         let original = self.get_alert(id)?;
-        let mut plan = plan(&self.templates, &self.instruments, &original, opts);
+        let now = self.contracts_now();
+        let mut plan = plan(&self.templates, &self.instruments, &original, opts, now);
         if to == ReplayTarget::DryRun {
             plan.stale = self.newer_on_lanes(&original, &plan.now).await?;
             let rec = original.clone();
@@ -220,7 +238,14 @@ impl Relay {
             original.format.clone(),
         );
         rec.template = plan.template.clone();
-        rec.executions = plan.now.iter().cloned().map(Execution::new).collect();
+        let at = contracts_at(&original, opts, now);
+        rec.contracts_at_ms = Some(at.as_ms());
+        rec.executions = plan
+            .now
+            .iter()
+            .cloned()
+            .map(|r| Execution::new(r).with_contract(&self.instruments, at))
+            .collect();
         rec.replay_of = Some(original.id.clone());
         if let Some(reason) = &plan.skipped {
             rec.status = Status::Skipped;

@@ -82,6 +82,13 @@ impl Server {
         self
     }
 
+    /// Contract months resolve by `clock` instead of the system clock (a roll tried out before it happens,
+    /// `serve --contracts-at`; tests on either side of a roll).
+    pub fn with_contracts_clock(mut self, clock: Arc<dyn crate::clock::Clock>) -> Server {
+        self.relay = self.relay.with_contracts_clock(clock);
+        self
+    }
+
     /// Prints nothing on standard output (the lines are still in [`Running::lines`]).
     pub fn quiet(self) -> Server {
         self.startup_output(StartupOutput::Quiet)
@@ -115,6 +122,9 @@ impl Server {
         })?;
         for line in &notes.lines {
             out.say(line.clone())?;
+        }
+        for line in relay.contract_lines() {
+            out.say(format!("contracts: {line}"))?;
         }
         for line in relay.recover()? {
             out.say(format!("recovery: {line}"))?;
@@ -165,6 +175,7 @@ impl Running {
         Lines::new(output).say(format!("listening on http://{addr}"))?;
         relay.spawn_maintenance();
         relay.spawn_settlements();
+        relay.spawn_contract_watch();
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let server = tokio::spawn(crate::web::serve(relay.clone(), listener, async move {
             let _ = stop_rx.await;

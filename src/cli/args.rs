@@ -134,6 +134,10 @@ pub struct ReplayArgs {
     /// same outage steps twice does not send everything twice.
     #[arg(long)]
     pub not_replayed: bool,
+    /// Resolve continuous symbols (`ES1!`) to the front month of now instead of the one at the original
+    /// alert's time (after a roll: the new month).
+    #[arg(long)]
+    pub re_resolve: bool,
     #[arg(long)]
     pub yes: bool,
     /// Print one JSON document instead of text.

@@ -1,9 +1,10 @@
-//! The command line: `serve`, `check`, `render`, and the journal commands `alerts list|show|export` and
-//! `replay`.
+//! The command line: `serve`, `check`, `render`, `contracts`, and the journal commands
+//! `alerts list|show|export` and `replay`.
 //!
 //! Map of the module, one file per command plus what the journal commands share:
 //! - `serve`: runs the server ([`crate::server`]) until Ctrl-C or SIGTERM; `check`: validates a config;
-//!   `render`: prints the requests an alert would produce;
+//!   `render`: prints the requests an alert would produce; `contracts`: each root's front month, next roll
+//!   and expiry;
 //! - `alerts`, `replay`: the journal commands; [`args`]: their arguments;
 //! - `store`: the journal, opened here or reached through the running server; `client`: the HTTP client of
 //!   that server; `output`: what the journal commands print.
@@ -18,6 +19,7 @@ mod alerts;
 pub mod args;
 mod check;
 mod client;
+mod contracts;
 mod output;
 mod refusals;
 mod render;
@@ -52,6 +54,10 @@ pub enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value_t = LogFormat::Text)]
         log_format: LogFormat,
+        /// Resolve contract months (`ES1!` → `ES 03-27`) as of this fixed RFC 3339 time instead of now: a
+        /// roll tried out on paper before it happens.
+        #[arg(long, value_name = "RFC3339")]
+        contracts_at: Option<String>,
     },
     /// Validate the config, resolve its secret references and compile every template.
     Check {
@@ -71,6 +77,17 @@ pub enum Command {
         /// Source name made available to the template as `source`.
         #[arg(long, default_value = "render")]
         source: String,
+        /// Resolve contract months as of this RFC 3339 time instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
+    },
+    /// For each root: the front month, the next roll date and the expiry (as of now, or --at).
+    Contracts {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// As of this RFC 3339 time (e.g. 2026-12-11T14:30:00Z) instead of now.
+        #[arg(long, value_name = "RFC3339")]
+        at: Option<String>,
     },
     /// Inspect the journal: list, show, export records (works with or without a running server).
     Alerts {
@@ -115,9 +132,16 @@ pub fn main() -> ExitCode {
             listen,
             data_dir,
             log_format,
+            contracts_at,
         } => {
             init_logging(log_format, "info");
-            serve::serve(config.as_deref(), listen, data_dir, log_format)
+            serve::serve(
+                config.as_deref(),
+                listen,
+                data_dir,
+                log_format,
+                contracts_at.as_deref(),
+            )
         }
         Command::Check { config } => check::check(config.as_deref()),
         Command::Render {
@@ -125,7 +149,9 @@ pub fn main() -> ExitCode {
             alert,
             config,
             source,
-        } => render::render(config.as_deref(), &template, &alert, &source),
+            at,
+        } => render::render(config.as_deref(), &template, &alert, &source, at.as_deref()),
+        Command::Contracts { config, at } => contracts::contracts(config.as_deref(), at.as_deref()),
         Command::Alerts { command } => {
             init_logging(LogFormat::Text, "warn");
             alerts::alerts(command)

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use serde_json::json;
 
+use crate::clock::{Clock, SystemClock};
 use crate::config::load_config;
 use crate::template::Rendered;
 
@@ -15,8 +16,13 @@ pub(super) fn render(
     template: &str,
     alert: &str,
     source: &str,
+    at: Option<&str>,
 ) -> anyhow::Result<()> {
     let cfg = load_config(path, None, None)?;
+    let at = match at {
+        Some(s) => super::contracts::parse_at(s, "--at")?,
+        None => SystemClock.now(),
+    };
     let raw = if alert == "-" {
         let mut buf = Vec::new();
         std::io::stdin()
@@ -34,7 +40,7 @@ pub(super) fn render(
     for s in cfg.sources.values() {
         body.take_secret(&s.token_field);
     }
-    let out = match templates.render(template, &body.fields, source)? {
+    let out = match templates.render_at(template, &body.fields, source, at)? {
         Rendered::Skipped { reason, key } => json!({
             "template": template, "skipped": true, "reason": reason, "idempotencyKey": key,
         }),

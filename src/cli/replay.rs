@@ -12,6 +12,7 @@ use super::args::{ReplayArgs, Target};
 use super::client::{Remote, REPLAY_WAIT};
 use super::output::{report, write_result, PlanView, ReplayResult};
 use super::store::Store;
+use crate::clock::{Clock, SystemClock};
 use crate::config::load_config;
 use crate::error::RelayError;
 use crate::instruments::Instruments;
@@ -62,6 +63,7 @@ pub fn replay(args: ReplayArgs) -> anyhow::Result<()> {
         template: args.template.clone(),
         account: args.account.clone(),
         force: args.force,
+        re_resolve: args.re_resolve,
     };
     let rt = super::command_runtime()?;
     rt.block_on(async move {
@@ -314,13 +316,14 @@ async fn replay_one(
     };
     match runner {
         Runner::Plan => {
-            let plan = crate::replay::plan(templates, instruments, rec, opts);
+            let plan = crate::replay::plan(templates, instruments, rec, opts, SystemClock.now());
             let changed = plan.changed();
             planned(&mut result, PlanView::from_plan(&plan), changed);
         }
         Runner::Remote(remote) => {
             if to == Target::DryRun && s.from_file {
-                let plan = crate::replay::plan(templates, instruments, rec, opts);
+                let plan =
+                    crate::replay::plan(templates, instruments, rec, opts, SystemClock.now());
                 let changed = plan.changed();
                 planned(&mut result, PlanView::from_plan(&plan), changed);
                 return result;

@@ -7,7 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 
+use std::sync::Arc;
+
 use super::LogFormat;
+use crate::clock::ManualClock;
 use crate::config::load_config;
 use crate::server::{Server, StartupOutput};
 
@@ -16,16 +19,23 @@ pub(super) fn serve(
     listen: Option<String>,
     data_dir: Option<PathBuf>,
     log_format: LogFormat,
+    contracts_at: Option<&str>,
 ) -> anyhow::Result<()> {
     let cfg = load_config(path, listen, data_dir)?;
+    let contracts_at = contracts_at
+        .map(|s| super::contracts::parse_at(s, "--contracts-at"))
+        .transpose()?;
     let rt = crate::runtime::build(cfg.server.workers).context("cannot start the async runtime")?;
     rt.block_on(async move {
         let addr: SocketAddr = cfg.listen_addr().map_err(anyhow::Error::msg)?;
         // Built before binding: a config or journal that cannot be used is reported before the port is taken.
-        let server = Server::build(&cfg)?.startup_output(match log_format {
+        let mut server = Server::build(&cfg)?.startup_output(match log_format {
             LogFormat::Text => StartupOutput::Stdout,
             LogFormat::Json => StartupOutput::Log,
         });
+        if let Some(at) = contracts_at {
+            server = server.with_contracts_clock(Arc::new(ManualClock::new(at.as_ms())));
+        }
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr} (server.listen / --listen)"))?;

@@ -32,6 +32,7 @@ pub(super) fn rec(j: &Journal, key: Option<&str>, sha: &str) -> AlertRecord {
         timings: Timings::default(),
         client_ip: None,
         replay_of: None,
+        contracts_at_ms: None,
         replayed_by: Vec::new(),
     }
 }

@@ -8,6 +8,8 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::clock::Timestamp;
+use crate::clock::{Clock, SystemClock};
+use crate::contracts::parse_contract_name;
 use crate::domain::{Action, OcoId, OrderId};
 use crate::instruments::{on_tick_grid, round_to_tick, Instruments};
 
@@ -46,6 +48,8 @@ pub(super) struct Touched {
 
 pub(super) struct Book {
     pub(super) instruments: Arc<Instruments>,
+    /// The time continuous symbols (`ES1!`) resolve at: the relay's contracts clock.
+    pub(super) contracts_clock: Arc<dyn Clock>,
     pub(super) cancel_latency_ms: u64,
     pub(super) max_terminal_orders: usize,
     pub(super) accounts: BTreeMap<String, AccountBook>,
@@ -95,6 +99,7 @@ impl Book {
     ) -> Book {
         Book {
             instruments,
+            contracts_clock: Arc::new(SystemClock),
             cancel_latency_ms,
             max_terminal_orders,
             accounts: accounts
@@ -121,12 +126,17 @@ impl Book {
         }
     }
 
-    /// Resolves an instrument name or TradingView symbol to the instrument name.
+    /// Resolves an instrument name or TradingView symbol to the instrument name (a continuous symbol to the
+    /// front month now; a contract of any month to itself, so positions left in an old month stay reachable).
     pub(super) fn instrument(&self, raw: &str) -> Result<String, PaperError> {
         self.instruments
-            .resolve(raw)
-            .map(str::to_string)
+            .resolve_lenient(raw, self.contracts_at())
             .ok_or_else(|| PaperError::UnknownInstrument(raw.to_string()))
+    }
+
+    /// Now, for contract months.
+    pub(super) fn contracts_at(&self) -> Timestamp {
+        self.contracts_clock.now()
     }
 
     fn point_value(&self, instrument: &str) -> f64 {
@@ -135,8 +145,28 @@ impl Book {
             .map_or(1.0, |s| s.point_value)
     }
 
+    /// The last price. Quotes are per root: a month never quoted starts at the last price of the latest
+    /// earlier month that was (`ES 03-27` at `ES 12-26`'s), so a roll does not leave the new month unpriced.
     pub(super) fn last(&self, instrument: &str) -> Option<f64> {
-        self.quotes.get(instrument).copied()
+        if let Some(&p) = self.quotes.get(instrument) {
+            return Some(p);
+        }
+        let (root, month) = parse_contract_name(instrument)?;
+        self.instruments.root_of(instrument)?;
+        let months = || {
+            self.quotes
+                .iter()
+                .filter_map(move |(k, &p)| match parse_contract_name(k) {
+                    Some((r, m)) if r == root => Some((m, p)),
+                    _ => None,
+                })
+        };
+        // No earlier month quoted (a starting price went to a later front month): the nearest later one.
+        months()
+            .filter(|(m, _)| *m < month)
+            .max_by_key(|(m, _)| *m)
+            .or_else(|| months().min_by_key(|(m, _)| *m))
+            .map(|(_, p)| p)
     }
 
     pub(super) fn position_quantity(&self, account: &str, instrument: &str) -> i64 {
@@ -354,7 +384,7 @@ impl Book {
         now: u64,
     ) -> Result<Order, PaperError> {
         self.account(account)?;
-        let req = request.validated(&self.instruments)?;
+        let req = request.validated(&self.instruments, self.contracts_at())?;
         if let Some(id) = &req.order_id {
             if self.accounts.values().any(|a| a.index.contains_key(id)) {
                 return Err(PaperError::DuplicateOrderId(id.clone()));

@@ -100,13 +100,13 @@ impl PaperConfig {
         let mut quotes = BTreeMap::new();
         for (sym, &price) in &self.initial_quotes {
             let key = format!("initial_quotes.\"{sym}\"");
-            let name = instruments.resolve(sym).ok_or_else(|| {
+            let name = instruments.quote_key(sym).ok_or_else(|| {
                 bad(
                     &key,
                     "unknown instrument; add it under [instruments] first".into(),
                 )
             })?;
-            let tick = instruments.get(name).map_or(0.0, |s| s.tick_size);
+            let tick = instruments.get(&name).map_or(0.0, |s| s.tick_size);
             if !(price.is_finite() && price > 0.0 && on_tick_grid(price, tick)) {
                 return Err(bad(
                     &key,
@@ -115,7 +115,7 @@ impl PaperConfig {
                     ),
                 ));
             }
-            quotes.insert(name.to_string(), price);
+            quotes.insert(name, price);
         }
         Ok(quotes)
     }

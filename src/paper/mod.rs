@@ -105,6 +105,8 @@ impl PaperBroker {
         };
         broker.with_book(|book, now| {
             for (instrument, price) in initial_quotes {
+                // A root's starting price goes to its front month (later months start from it).
+                let instrument = book.instrument(&instrument)?;
                 if book.last(&instrument).is_none() {
                     book.set_quote(&instrument, price, now)?;
                 }
@@ -145,6 +147,15 @@ impl PaperBroker {
 
     pub fn config(&self) -> &PaperConfig {
         &self.config
+    }
+
+    /// The clock continuous symbols resolve by (the relay's contracts clock).
+    pub fn set_contracts_clock(&self, clock: Arc<dyn Clock>) {
+        self.venue
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .book
+            .contracts_clock = clock;
     }
 
     pub fn instruments(&self) -> &Instruments {

@@ -134,10 +134,12 @@ const MAX_ID_LEN: usize = 64;
 
 impl PlaceOrder {
     /// Parses and validates the JSON arguments of a PlaceOrder call (`instrument`, `action`, `quantity`,
-    /// `orderType`, `limitPrice`, `stopPrice`, `ocoId`, `orderId`).
+    /// `orderType`, `limitPrice`, `stopPrice`, `ocoId`, `orderId`). A continuous symbol resolves to the
+    /// front month at `at`.
     pub fn from_args(
         args: &Map<String, Value>,
         instruments: &Instruments,
+        at: Timestamp,
     ) -> Result<PlaceOrder, PaperError> {
         let instrument = match required(args, "instrument")? {
             Value::String(s) => s.trim().to_string(),
@@ -171,16 +173,23 @@ impl PlaceOrder {
             oco_id,
             order_id,
         };
-        order.validated(instruments)
+        order.validated(instruments, at)
     }
 
     /// Checks the order against the instrument table and returns it normalized: the instrument resolved
     /// to its name, prices rounded onto the grid, and prices the order type does not use dropped
     /// (NinjaTrader ignores a limit price on a market order, so we do too).
-    pub fn validated(&self, instruments: &Instruments) -> Result<PlaceOrder, PaperError> {
+    pub fn validated(
+        &self,
+        instruments: &Instruments,
+        at: Timestamp,
+    ) -> Result<PlaceOrder, PaperError> {
         let name = instruments
-            .resolve(&self.instrument)
-            .ok_or_else(|| PaperError::UnknownInstrument(self.instrument.clone()))?;
+            .resolve_at(&self.instrument, at)
+            .map_err(|e| PaperError::Request(e.into()))?
+            .ok_or_else(|| PaperError::UnknownInstrument(self.instrument.clone()))?
+            .contract;
+        let name = name.as_str();
         let tick = instruments.get(name).map_or(0.0, |s| s.tick_size);
         if self.quantity == 0 {
             return Err(PaperError::invalid("quantity", "a positive integer", 0));

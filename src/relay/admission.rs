@@ -192,8 +192,14 @@ impl Relay {
         idempotency_key: Option<&str>,
     ) -> Result<CallOutcome, RelayError> {
         let received = Instant::now();
-        let req = BracketRequest::from_args(args, path_account, &self.instruments)
-            .map_err(|e| RelayError::InvalidRequest(e.to_string()))?;
+        let at = self.contracts_now();
+        let req =
+            BracketRequest::from_args(args, path_account, &self.instruments, at).map_err(|e| {
+                match e {
+                    RequestError::Contract(c) => RelayError::Contract(c.to_string()),
+                    e => RelayError::InvalidRequest(e.to_string()),
+                }
+            })?;
         if !self.has_executor(&req.account) {
             return Err(RelayError::InvalidRequest(format!(
                 "account: unknown account '{}'; configured accounts: {}",
@@ -214,7 +220,8 @@ impl Relay {
             .filter(|k| !k.is_empty())
             .map(|k| format!("{}/{k}", req.account));
         rec.key_origin = idempotency_key.map(|_| KeyOrigin::Header);
-        rec.executions = vec![Execution::new(req)];
+        rec.contracts_at_ms = Some(at.as_ms());
+        rec.executions = vec![Execution::new(req).with_contract(&self.instruments, at)];
         // No inbound limit on this path, so `admit` alone answers repeats (no separate look-up first).
         let key = rec.idempotency_key.clone().unwrap_or_default();
         self.detached(|me| async move {

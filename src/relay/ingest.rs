@@ -93,9 +93,17 @@ impl Relay {
             Err(e) => return Err(self.reject(rec, e).await),
         };
         rec.template = Some(template.clone());
+        // Contract months resolve at the receipt (`ES1!` → the front month of that day).
+        let contracts_at = self.contracts_now();
+        rec.contracts_at_ms = Some(contracts_at.as_ms());
         let rendered = self
             .templates
-            .render(&template, &std::mem::take(&mut body.fields), &source.name)
+            .render_at(
+                &template,
+                &std::mem::take(&mut body.fields),
+                &source.name,
+                contracts_at,
+            )
             .map_err(|e| RelayError::Template(e.to_string()));
         let rendered = match rendered {
             Ok(r) => r,
@@ -148,7 +156,10 @@ impl Relay {
                 rec.reason = Some(reason);
             }
             None => {
-                rec.executions = requests.into_iter().map(Execution::new).collect();
+                rec.executions = requests
+                    .into_iter()
+                    .map(|r| Execution::new(r).with_contract(&self.instruments, contracts_at))
+                    .collect();
             }
         }
         let queueing = Queueing {

@@ -12,12 +12,14 @@
 //! - `resolve`: an operator settles an `unknown` execution;
 //! - `check`: `alert-relay check`, which verifies what `serve` would, writing nothing;
 //! - `routes`: where each source's alerts go (paper or live), printed by `check` and `serve`.
+//! - `contracts`: contract months at run time: start-up lines, positions left in a rolled month.
 //!
 //! This file holds the [`Relay`] itself, built from the config.
 
 mod accounts;
 pub(crate) mod admission;
 mod check;
+mod contracts;
 mod ingest;
 mod lifecycle;
 mod query;
@@ -42,9 +44,9 @@ use std::time::{Duration, Instant, SystemTime};
 
 use serde_json::{json, Map, Value};
 
-use crate::clock::{now_ms, SystemClock};
+use crate::clock::{now_ms, Clock, SystemClock, Timestamp};
 use crate::config::{Config, HealthStatusCode};
-use crate::domain::BracketRequest;
+use crate::domain::{BracketRequest, RequestError};
 use crate::engine::{Engine, ExecJob, RetryPolicy, Step, Waiters};
 use crate::error::{RelayError, KILL_SWITCH_REASON};
 use crate::executor::Executor;
@@ -143,6 +145,11 @@ pub struct Relay {
     listings: Arc<tokio::sync::Semaphore>,
     /// Injected clock for signature timestamps (tests use the vectors' old timestamps).
     now_unix: Box<dyn Fn() -> i64 + Send + Sync>,
+    /// The clock contract months resolve by (an alert's receipt, an API call): the wall clock, or a fixed
+    /// time (`serve --contracts-at`, tests across a roll).
+    contracts_clock: Arc<dyn Clock>,
+    /// Live positions in a rolled month, as last asked (start-up, then daily).
+    live_old_months: std::sync::Mutex<Vec<crate::contracts::holdings::OldMonthHolding>>,
 }
 
 impl Relay {
@@ -279,6 +286,8 @@ impl Relay {
                     .map(|d| d.as_secs() as i64)
                     .unwrap_or(0)
             }),
+            contracts_clock: Arc::new(SystemClock),
+            live_old_months: std::sync::Mutex::new(Vec::new()),
         });
         Ok((relay, StartupNotes { lines: notes }))
     }
@@ -292,6 +301,22 @@ impl Relay {
             .unwrap_or_else(|_| panic!("with_clock must be called before the relay is shared"));
         me.now_unix = Box::new(now_unix);
         Arc::new(me)
+    }
+
+    /// Replaces the clock contract months resolve by, for the relay and its paper account (a roll tried out
+    /// before it happens; tests on either side of a roll).
+    pub fn with_contracts_clock(self: Arc<Self>, clock: Arc<dyn Clock>) -> Arc<Self> {
+        let mut me = Arc::try_unwrap(self).unwrap_or_else(|_| {
+            panic!("with_contracts_clock must be called before the relay is shared")
+        });
+        me.paper.set_contracts_clock(clock.clone());
+        me.contracts_clock = clock;
+        Arc::new(me)
+    }
+
+    /// Now, by the contracts clock: the time a continuous symbol resolves at.
+    pub fn contracts_now(&self) -> Timestamp {
+        self.contracts_clock.now()
     }
 
     pub fn source_names(&self) -> Vec<String> {

@@ -39,6 +39,7 @@ impl Relay {
             }
         }
         problems.extend(self.executor_problems().await);
+        problems.extend(self.old_month_problems());
         let degraded = !problems.is_empty();
         Health {
             degraded,

@@ -8,15 +8,19 @@
 use std::sync::Arc;
 
 use minijinja::value::ValueKind;
-use minijinja::{Environment, Error, ErrorKind, Value};
+use minijinja::{Environment, Error, ErrorKind, State, Value};
 
+use super::render::CONTRACTS_AT_VAR;
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::domain::Action;
 use crate::instruments::{round_to_tick, Instruments};
 
 /// Registers every helper on `env`, resolving instruments through `instruments`.
 pub(super) fn register(env: &mut Environment<'static>, instruments: &Arc<Instruments>) {
     let i = instruments.clone();
-    let f = move |symbol: Value| instrument(&i, &symbol).map(Value::from);
+    let f = move |state: &State, symbol: Value| {
+        instrument(&i, &symbol, contracts_at(state)).map(Value::from)
+    };
     env.add_function("instrument", f.clone());
     env.add_filter("instrument", f);
 
@@ -68,22 +72,35 @@ pub(super) fn register(env: &mut Environment<'static>, instruments: &Arc<Instrum
     env.add_filter("offset", f);
 }
 
-/// `instrument(symbol)`: a TradingView symbol or an instrument name → the instrument name.
-fn instrument(instruments: &Instruments, symbol: &Value) -> Result<String, Error> {
-    let s = text(symbol, "symbol")?;
-    instruments.resolve(s).map(str::to_string).ok_or_else(|| {
-        invalid(format!(
-            "unknown symbol '{s}'; map it under [instruments.\"...\"] symbols in the config"
-        ))
-    })
+/// The time contract months resolve at: the alert's receipt, as the renderer put it in the context.
+fn contracts_at(state: &State) -> Timestamp {
+    state
+        .lookup(CONTRACTS_AT_VAR)
+        .and_then(|v| u64::try_from(v).ok())
+        .map_or_else(|| SystemClock.now(), Timestamp)
 }
 
-/// The tick size of an instrument given by name or symbol.
+/// `instrument(symbol)`: a TradingView symbol or an instrument name → the instrument name; a continuous
+/// symbol (`ES1!`) → the front month at the alert's receipt; an explicit contract (`ESH27`) → `ES 03-27`.
+fn instrument(instruments: &Instruments, symbol: &Value, at: Timestamp) -> Result<String, Error> {
+    let s = text(symbol, "symbol")?;
+    match instruments.resolve_at(s, at) {
+        Ok(Some(r)) => Ok(r.contract),
+        Ok(None) => Err(invalid(format!(
+            "unknown symbol '{s}'; map it under [instruments.\"...\"] symbols in the config"
+        ))),
+        Err(e) => Err(invalid(e.to_string())),
+    }
+}
+
+/// The tick size of an instrument given by name, symbol or contract (the same for every month).
 fn tick_of(instruments: &Instruments, inst: &Value) -> Result<f64, Error> {
-    let name = instrument(instruments, inst)?;
-    match instruments.get(&name) {
+    let s = text(inst, "instrument")?;
+    match instruments.spec_of(s) {
         Some(spec) => Ok(spec.tick_size),
-        None => Err(invalid(format!("unknown instrument '{name}'"))),
+        None => Err(invalid(format!(
+            "unknown symbol '{s}'; map it under [instruments.\"...\"] symbols in the config"
+        ))),
     }
 }
 

@@ -12,15 +12,32 @@ use super::compile::{Accounts, Compiled, Field, RESULT_VAR};
 use super::error::cause;
 use super::group::{self, Group};
 use super::{Rendered, TemplateError, Templates};
+use crate::clock::{Clock, SystemClock, Timestamp};
 use crate::command::Command;
 
+/// The hidden name under which an expression's `instrument` helper finds the time contract months resolve
+/// at (epoch milliseconds).
+pub(super) const CONTRACTS_AT_VAR: &str = "__contracts_at_ms";
+
 impl Templates {
-    /// Renders one alert: skipped, or the validated requests.
+    /// Renders one alert with contract months as of now: skipped, or the validated requests.
     pub fn render(
         &self,
         name: &str,
         alert: &JsonMap<String, Json>,
         source: &str,
+    ) -> Result<Rendered, TemplateError> {
+        self.render_at(name, alert, source, SystemClock.now())
+    }
+
+    /// Renders one alert, resolving continuous symbols (`ES1!`) to the front month at `at` (the alert's
+    /// receipt).
+    pub fn render_at(
+        &self,
+        name: &str,
+        alert: &JsonMap<String, Json>,
+        source: &str,
+        at: Timestamp,
     ) -> Result<Rendered, TemplateError> {
         let spec = self.specs.get(name).ok_or_else(|| TemplateError::Unknown {
             name: name.to_string(),
@@ -34,6 +51,7 @@ impl Templates {
             alert: Value::from_serialize(alert),
             source: Value::from(source),
             source_accounts: Value::from_serialize(self.accounts_of(source)),
+            contracts_at: Value::from(at.as_ms()),
         });
         let mut scope = Scope {
             base,
@@ -101,7 +119,7 @@ impl Templates {
                     }
                 }
                 let request =
-                    Command::from_rendered(&args, &self.instruments).map_err(|error| {
+                    Command::from_rendered(&args, &self.instruments, at).map_err(|error| {
                         TemplateError::InvalidRequest {
                             template: name.to_string(),
                             request: req.index,
@@ -218,6 +236,7 @@ struct Base {
     source: Value,
     /// `[sources.X] accounts`, or the paper accounts when the source names none.
     source_accounts: Value,
+    contracts_at: Value,
 }
 
 /// The names an expression sees: vars, then `account`, `alert`, `source`, `source_accounts`, then the
@@ -246,6 +265,7 @@ impl Object for Scope {
             "alert" => Some(self.base.alert.clone()),
             "source" => Some(self.base.source.clone()),
             "source_accounts" => Some(self.base.source_accounts.clone()),
+            CONTRACTS_AT_VAR => Some(self.base.contracts_at.clone()),
             _ => self
                 .base
                 .alert

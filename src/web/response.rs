@@ -31,6 +31,7 @@ impl From<&RelayError> for Refusal {
             RelayError::UnknownSource(_) | RelayError::NotFound(_) => StatusCode::NOT_FOUND,
             RelayError::BodyTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             RelayError::Template(_)
+            | RelayError::Contract(_)
             | RelayError::KeyTooLong(_)
             | RelayError::KeyConflict(_)
             | RelayError::NotReplayable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -235,6 +236,7 @@ mod tests {
             (RelayError::UnknownSource("x".into()), 404),
             (RelayError::BodyTooLarge("x".into()), 413),
             (RelayError::Template("x".into()), 422),
+            (RelayError::Contract("x".into()), 422),
             (RelayError::KeyConflict("x".into()), 422),
             (RelayError::Conflict("x".into()), 409),
             (

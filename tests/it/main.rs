@@ -17,6 +17,9 @@
 //! - `check`: where alerts go (`check` and `serve`'s start-up lines), samples rendered, JSON start-up logs.
 //! - `settle`: `unknown` executions settled by the broker (a scripted upstream, two chained relays across a
 //!   SIGKILL) and by an operator.
+//! - `contracts`: contract months across a roll (an injected contracts clock): `ES1!` follows the front
+//!   month, explicit spellings, 422 for expired or impossible contracts, old-month positions reported and
+//!   never closed; the `contracts` command.
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
 //! - `notify`: `[notify]` channels of every kind against local fake endpoints, dead channels, the log.
 //! - `dashboard`: the page at `GET /`, `GET /api/accounts`, and the page end to end in a headless Chromium.
@@ -25,6 +28,7 @@ mod support;
 
 mod check;
 mod cli;
+mod contracts;
 mod crash;
 mod dashboard;
 mod idempotency;

@@ -6,7 +6,11 @@ use super::*;
 use crate::clock::SystemClock;
 
 fn place_args(v: Value) -> Result<PlaceOrder, PaperError> {
-    PlaceOrder::from_args(v.as_object().unwrap(), &instruments())
+    PlaceOrder::from_args(
+        v.as_object().unwrap(),
+        &instruments(),
+        crate::clock::Timestamp(0),
+    )
 }
 
 #[test]

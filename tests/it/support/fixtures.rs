@@ -201,7 +201,13 @@ pub const MARKETS: [(&str, f64); 6] = [
     ("GC1!", 2600.0),
 ];
 
-/// The contracts `ES1!` and `NQ1!` resolve to.
+/// The time every test server resolves contract months at (`serve --contracts-at`), so `ES1!` is
+/// `ES 12-26` whatever the date the tests run on: four days before the December 2026 roll.
+pub const CONTRACTS_AT: &str = "2026-12-06T12:00:00Z";
+/// [`CONTRACTS_AT`] in epoch milliseconds.
+pub const CONTRACTS_AT_MS: u64 = 1_796_558_400_000;
+
+/// The contracts `ES1!` and `NQ1!` resolve to at [`CONTRACTS_AT`].
 pub const ES: &str = "ES 12-26";
 pub const NQ: &str = "NQ 12-26";
 

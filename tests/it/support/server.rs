@@ -7,12 +7,18 @@ use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+
+use alert_relay::clock::ManualClock;
 use alert_relay::config::Config;
+use alert_relay::relay::Relay;
 use alert_relay::server::Server;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::fixtures::{config_text, write_files, API_TOKEN, SW_SECRET};
+use super::fixtures::{
+    config_text, write_files, API_TOKEN, CONTRACTS_AT, CONTRACTS_AT_MS, SW_SECRET,
+};
 use super::signing::{gh_signature, hdrs, sw_headers};
 use super::wait::eventually;
 
@@ -46,6 +52,8 @@ pub struct TestServer {
     pub stdout_lines: Vec<String>,
     runtime_task: Option<tokio::task::JoinHandle<()>>,
     pub client: reqwest::Client,
+    /// The relay itself, in process (tests that call it directly, e.g. a daily check made now).
+    pub relay: Option<Arc<Relay>>,
 }
 
 /// A temp dir holding `files` and the test config with `overrides`, `{dir}` in them replaced by the dir.
@@ -77,6 +85,7 @@ impl TestServer {
             stdout_lines: vec![],
             runtime_task: None,
             client: reqwest::Client::new(),
+            relay: None,
         };
         s.start_process();
         s
@@ -94,10 +103,25 @@ impl TestServer {
         files: &[(&str, &str)],
         now_unix: Option<i64>,
     ) -> TestServer {
+        let contracts = Arc::new(ManualClock::new(CONTRACTS_AT_MS));
+        Self::in_process_with_contracts_clock(overrides, files, now_unix, contracts).await
+    }
+
+    /// Like [`TestServer::in_process_with_files`], with contract months resolved by `contracts` (a test
+    /// moves it across a roll).
+    pub async fn in_process_with_contracts_clock(
+        overrides: &str,
+        files: &[(&str, &str)],
+        now_unix: Option<i64>,
+        contracts: Arc<ManualClock>,
+    ) -> TestServer {
         let (dir, config_path) = prepare(overrides, files);
         let mut cfg = Config::load(Some(&config_path)).unwrap();
         cfg.server.data_dir = dir.path().join("data");
-        let mut server = Server::build(&cfg).unwrap().quiet();
+        let mut server = Server::build(&cfg)
+            .unwrap()
+            .quiet()
+            .with_contracts_clock(contracts);
         if let Some(t) = now_unix {
             server = server.with_clock(move || t);
         }
@@ -105,6 +129,7 @@ impl TestServer {
         let running = server.start(listener).unwrap();
         let base = format!("http://{}", running.addr);
         let stdout_lines = running.lines.clone();
+        let relay = running.relay.clone();
         let task = tokio::spawn(async move {
             running
                 .run_until(std::future::pending())
@@ -119,6 +144,7 @@ impl TestServer {
             stdout_lines,
             runtime_task: Some(task),
             client: reqwest::Client::new(),
+            relay: Some(relay),
         }
     }
 
@@ -136,6 +162,8 @@ impl TestServer {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir())
+            .arg("--contracts-at")
+            .arg(CONTRACTS_AT)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
