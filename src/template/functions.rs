@@ -24,6 +24,15 @@ pub(super) fn register(env: &mut Environment<'static>, instruments: &Arc<Instrum
     env.add_function("instrument", f.clone());
     env.add_filter("instrument", f);
 
+    // `required(x, "what to do")`: x, or the error that says what to do when it is none or undefined.
+    env.add_function("required", |v: Value, message: String| {
+        if v.is_undefined() || v.is_none() || v.as_str().is_some_and(|s| s.trim().is_empty()) {
+            Err(invalid(message))
+        } else {
+            Ok(v)
+        }
+    });
+
     let f = |side: Value| side_of(&side).map(|a| Value::from(a.as_str()));
     env.add_function("action", f);
     env.add_filter("action", f);

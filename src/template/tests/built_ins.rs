@@ -242,3 +242,141 @@ fn crosstrade_kv_missing_account_is_a_field_error() {
         "template 'crosstrade-kv', field 'account' (account): undefined value"
     );
 }
+
+/// The steps tradingview-strategy renders for a strategy moving from `prev` to `now`, as
+/// (command, action, quantity, gate).
+fn strategy_steps(
+    prev: Option<&str>,
+    now: &str,
+    size: u32,
+    action: &str,
+    contracts: u32,
+) -> Vec<String> {
+    let mut alert = tv_alert(now, json!(size), json!(4500));
+    let strategy = alert["strategy"].as_object_mut().unwrap();
+    strategy.insert("action".into(), json!(action));
+    strategy.insert("contracts".into(), json!(contracts));
+    if let Some(prev) = prev {
+        strategy.insert("prev_market_position".into(), json!(prev));
+    }
+    match built_in()
+        .render("tradingview-strategy", &alert, "tv")
+        .unwrap()
+    {
+        Rendered::Skipped { reason, .. } => vec![format!("skipped: {reason}")],
+        Rendered::Requests { requests, .. } => requests
+            .iter()
+            .map(|c| match c {
+                Command::CancelAndBracket(b) => format!(
+                    "CancelAndBracket {} {} {:?} tp {:?} sl {:?}",
+                    b.action,
+                    if b.relay.quantity_from_position {
+                        "position".to_string()
+                    } else {
+                        b.quantity.to_string()
+                    },
+                    b.relay.position,
+                    b.take_profit,
+                    b.stop_loss
+                ),
+                Command::PlaceOrder(o) => format!(
+                    "PlaceOrder {} {} {:?} {:?}",
+                    o.action, o.quantity, o.order_type, o.relay.position
+                ),
+                Command::ClosePosition(c) => format!("ClosePosition {}", c.instrument),
+            })
+            .collect(),
+    }
+}
+
+#[test]
+fn tradingview_strategy_follows_each_transition() {
+    let bracket_long =
+        "CancelAndBracket Buy position Some(SameSide) tp Some(4510.0) sl Some(4495.0)";
+    let bracket_short =
+        "CancelAndBracket Sell position Some(SameSide) tp Some(4490.0) sl Some(4505.0)";
+    // flat → long: enter (only when flat), then bracket the size held.
+    assert_eq!(
+        strategy_steps(Some("flat"), "long", 2, "buy", 2),
+        ["PlaceOrder Buy 2 Market Some(Flat)", bracket_long]
+    );
+    // long → long, resized: the strategy's order, then a bracket at the new size.
+    assert_eq!(
+        strategy_steps(Some("long"), "long", 3, "buy", 1),
+        ["PlaceOrder Buy 1 Market Some(Any)", bracket_long]
+    );
+    // long → short: close, enter, bracket.
+    assert_eq!(
+        strategy_steps(Some("long"), "short", 1, "sell", 3),
+        [
+            "ClosePosition ES 12-26",
+            "PlaceOrder Sell 1 Market Some(Flat)",
+            bracket_short
+        ]
+    );
+    // short → flat: close only.
+    assert_eq!(
+        strategy_steps(Some("short"), "flat", 0, "buy", 1),
+        ["ClosePosition ES 12-26"]
+    );
+    // An older paste without prev_*: protect only.
+    assert_eq!(strategy_steps(None, "long", 2, "buy", 2), [bracket_long]);
+    // Flat without prev_*: nothing to do.
+    assert_eq!(
+        strategy_steps(None, "flat", 0, "sell", 2),
+        ["skipped: no request's when condition held"]
+    );
+}
+
+#[test]
+fn tradingview_strategy_keys_tell_two_orders_of_one_second_apart() {
+    let t = built_in();
+    let key = |action: &str, prev: &str, now: &str| {
+        let mut alert = tv_alert(now, json!(1), json!(4500));
+        let s = alert["strategy"].as_object_mut().unwrap();
+        s.insert("action".into(), json!(action));
+        s.insert("prev_market_position".into(), json!(prev));
+        match t.render("tradingview-strategy", &alert, "tv").unwrap() {
+            Rendered::Requests { key, .. } | Rendered::Skipped { key, .. } => key.unwrap(),
+        }
+    };
+    // The exit of a long and the entry of a short, same ticker, same second, same order id.
+    assert_ne!(key("sell", "long", "flat"), key("sell", "flat", "short"));
+}
+
+#[test]
+fn tradingview_indicator_takes_text_and_json() {
+    let t = built_in();
+    let text = |s: &str| obj(json!({ "text": s }));
+    let (_, cmds) = commands(
+        t.render("tradingview-indicator", &text("ES1! buy 2 4500"), "tv")
+            .unwrap(),
+    );
+    assert!(
+        matches!(&cmds[0], Command::PlaceOrder(o) if o.quantity == 2 && o.action == Action::Buy)
+    );
+    assert!(matches!(&cmds[1], Command::CancelAndBracket(b)
+        if b.relay.quantity_from_position && b.take_profit == Some(4510.0) && b.stop_loss == Some(4495.0)));
+    let (_, cmds) = commands(
+        t.render("tradingview-indicator", &text("ES1! exit"), "tv")
+            .unwrap(),
+    );
+    assert!(matches!(&cmds[..], [Command::ClosePosition(c)] if c.instrument == "ES 12-26"));
+    let json_alert = obj(json!({"ticker": "ES1!", "action": "sell", "close": 4500}));
+    let (_, cmds) = commands(
+        t.render("tradingview-indicator", &json_alert, "tv")
+            .unwrap(),
+    );
+    assert!(
+        matches!(&cmds[0], Command::PlaceOrder(o) if o.quantity == 1 && o.action == Action::Sell)
+    );
+    // An entry without a price is refused, saying what to add: never an entry without its bracket.
+    let e = t
+        .render("tradingview-indicator", &text("ES1! buy"), "tv")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("an entry needs the alert price for its bracket"),
+        "{e}"
+    );
+}
