@@ -387,3 +387,93 @@ async fn refused_webhooks_are_listed_with_status_reason_and_hint() {
         "{h}"
     );
 }
+
+/// The five common TradingView mistakes — a wrong secret (401), an unsubstituted `{{close}}` (400), a
+/// blocked address (403), an unknown source (404), a key reused with another body (422) — each leave a WARN
+/// line in the log, an entry in `GET /api/refusals` and one in `alert-relay refusals` (the dashboard test
+/// shows them on the page).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_five_common_tradingview_mistakes_are_in_the_log_and_the_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("config.toml");
+    let relay = LoggedRelay::start(
+        dir,
+        "[sources.office]\nauth = \"token\"\nsecret = \"file:{dir}/tv.secret\"\ntemplate = \"pipeline-bracket\"\nallow_ips = [\"10.9.9.9\"]\n",
+    );
+    let client = reqwest::Client::new();
+    let hook = |source: &str, body: String, key: Option<&str>| {
+        let mut req = client
+            .post(format!("{}/hooks/{source}", relay.base))
+            .body(body);
+        if let Some(k) = key {
+            req = req.header("Idempotency-Key", k);
+        }
+        async move { req.send().await.unwrap().status().as_u16() }
+    };
+    let alert = |price: f64| tv_alert("ES1!", "2026-12-06T15:00:00Z", "long", 1, price).to_string();
+    let wrong = json!({"secret": "not-the-secret", "ticker": "ES1!"}).to_string();
+    let placeholder =
+        format!(r#"{{"secret": "{TV_SECRET}", "ticker": "ES1!", "close": {{{{close}}}}}}"#);
+    assert_eq!(hook("tradingview", wrong, None).await, 401);
+    assert_eq!(hook("tradingview", placeholder, None).await, 400);
+    assert_eq!(hook("office", alert(6000.0), None).await, 403);
+    assert_eq!(hook("nope", "{}".into(), None).await, 404);
+    assert_eq!(hook("tradingview", alert(6000.0), Some("k-1")).await, 202);
+    assert_eq!(hook("tradingview", alert(6001.0), Some("k-1")).await, 422);
+
+    let (st, v) = relay_get(&relay.base, "/api/refusals").await;
+    assert_eq!(st, 200, "{v}");
+    let statuses: Vec<u64> = v["refusals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_u64().unwrap())
+        .collect();
+    assert_eq!(statuses, [422, 404, 403, 400, 401], "{v}");
+
+    let out = relay_command()
+        .args(["refusals", "--config"])
+        .arg(&config)
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for status in ["401", "400", "403", "404", "422"] {
+        assert!(
+            text.contains(&format!(" {status} ")),
+            "{status} missing: {text}"
+        );
+    }
+    assert!(text.contains("5 refusal(s)"), "{text}");
+
+    let log = relay.log_text();
+    let warns: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("WARN") && l.contains("webhook refused"))
+        .collect();
+    for status in ["401", "400", "403", "404", "422"] {
+        assert!(
+            warns
+                .iter()
+                .any(|l| l.contains(&format!("status={status}"))),
+            "no WARN line for {status}: {log}"
+        );
+    }
+    assert!(!log.contains(TV_SECRET), "the secret is never logged");
+}
+
+async fn relay_get(base: &str, path: &str) -> (u16, Value) {
+    let resp = reqwest::Client::new()
+        .get(format!("{base}{path}"))
+        .bearer_auth(API_TOKEN)
+        .send()
+        .await
+        .unwrap();
+    (
+        resp.status().as_u16(),
+        resp.json().await.unwrap_or(Value::Null),
+    )
+}

@@ -7,6 +7,7 @@
 //! - `fixtures`: the test secrets and config, alert bodies, instruments, and small readers of answers.
 //! - `burst`: many signed alerts from concurrent senders, to kill a relay in the middle of.
 //! - `browser`: a headless Chromium driven over the DevTools protocol, for the dashboard test.
+//! - `logged`: [`LoggedRelay`], the relay binary with its log in a file, for tests that read the log.
 //! - `upstream`: reading a request off a socket, for the scripted CrossTrade upstreams.
 //! - `wait`: [`eventually`], the one bounded poll: every wait on the relay that it cannot do itself goes
 //!   through it (where it can, the tests send `Prefer: wait=N` instead).
@@ -14,6 +15,7 @@
 pub mod browser;
 mod burst;
 mod fixtures;
+mod logged;
 mod server;
 mod signing;
 mod upstream;
@@ -21,6 +23,7 @@ mod wait;
 
 pub use burst::Burst;
 pub use fixtures::*;
+pub use logged::LoggedRelay;
 pub use server::{answer, relay_command, TestServer};
 pub use signing::{gh_signature, hdrs, sw_headers, unix_now};
 pub use upstream::read_request;
