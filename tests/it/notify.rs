@@ -109,6 +109,10 @@ async fn next(
         .unwrap()
 }
 
+/// The contracts clock of [`LoggedRelay`]: no root rolls within 5 days (ES on 2026-12-10, CL on
+/// 2026-12-14, GC on 2027-01-28), so no `contracts.roll` reaches the `*` channels, whatever today is.
+const QUIET_CONTRACTS_AT: &str = "2026-11-27T12:00:00Z";
+
 /// The relay binary with info-level logs written to `<dir>/relay.log`, so the test can read them.
 struct LoggedRelay {
     base: String,
@@ -129,6 +133,7 @@ impl LoggedRelay {
             .arg(d.join("config.toml"))
             .arg("--data-dir")
             .arg(d.join("data"))
+            .args(["--contracts-at", QUIET_CONTRACTS_AT])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
