@@ -12,6 +12,8 @@
   const TOKEN_KEY = 'alert-relay.token';
   const LOG_EVERY_MS = 2000;
   const ACCOUNTS_EVERY_MS = 10000;
+  // Roll dates change once a day at most.
+  const CONTRACTS_EVERY_MS = 60000;
   // Keys whose values are shown as [redacted] in a body, should one ever reach the page.
   const SECRET_KEY = /secret|token|passw|passphrase|api[_-]?key|signature|authorization/i;
 
@@ -183,12 +185,13 @@
     sessionStorage.removeItem(TOKEN_KEY);
     for (const t of state.timers.values()) clearTimeout(t);
     state.timers.clear();
-    for (const id of ['log-rows', 'accounts', 'alert-detail', 'health-problems', 'health-unknown', 'rolls']) {
+    for (const id of ['log-rows', 'accounts', 'alert-detail', 'health-problems', 'health-unknown', 'rolls', 'roll-dates']) {
       clear($(id));
     }
     $('app-view').hidden = true;
     $('sign-out').hidden = true;
     $('health-badge').hidden = true;
+    $('roll-as-of').textContent = '';
     $('kill-badge').hidden = true;
     $('sign-in-view').hidden = false;
     $('sign-in-error').textContent = reason || '';
@@ -203,6 +206,7 @@
     $('sign-out').hidden = false;
     poll(refreshLog, LOG_EVERY_MS);
     poll(refreshAccounts, ACCOUNTS_EVERY_MS);
+    poll(refreshContracts, CONTRACTS_EVERY_MS);
     route();
   }
 
@@ -377,21 +381,38 @@
     renderRolls(h);
   }
 
-  // Contract rolls (issue 24): shown from /healthz only: problems that mention a roll, and `rolls` entries
-  // when the relay lists them. The page computes nothing about rolls itself.
+  // Contract rolls: what is held in an old month, from /healthz problems (`old contract month: ...`).
   function renderRolls(h) {
     const list = $('rolls');
     clear(list);
-    const items = (h.problems || []).filter((p) => /\broll/i.test(p));
-    for (const r of Array.isArray(h.rolls) ? h.rolls : []) {
-      if (typeof r === 'string') items.push(r);
-      else if (r && typeof r === 'object') {
-        items.push([r.instrument || r.root, r.from, '→', r.to || r.next, r.at || r.date || r.due]
-          .filter((x) => x !== undefined && x !== null).join(' '));
-      }
-    }
+    const items = (h.problems || []).filter((p) => /^old contract month/.test(p));
     for (const i of items) list.append(el('li', { class: 'problem' }, i));
-    if (!items.length) list.append(el('li', { class: 'muted' }, 'no roll due'));
+    if (!items.length) list.append(el('li', { class: 'muted' }, 'nothing'));
+  }
+
+  // Each root's front month, next roll and expiry, as the relay computes them (the page computes none).
+  async function refreshContracts() {
+    const session = state.session;
+    const r = await api('/api/contracts');
+    if (session !== state.session) return;
+    if (!r.ok) {
+      $('roll-as-of').textContent = 'Cannot read the contract months: ' + errorText(r);
+      return;
+    }
+    const body = $('roll-dates');
+    clear(body);
+    for (const c of r.body.roots) {
+      const soon = c.rollSoon ? badge('in ' + c.daysToRoll + ' d', 'warn') : el('small', { class: 'muted' }, 'in ' + c.daysToRoll + ' d');
+      body.append(el('tr', { 'data-root': c.root, 'data-roll': c.roll, title: c.why },
+        el('td', {}, c.root),
+        el('td', {}, c.front),
+        el('td', { class: c.rollSoon ? 'warn' : '' }, c.roll, ' ', soon),
+        el('td', {}, c.next),
+        el('td', {}, c.expiry)));
+    }
+    if (!r.body.roots.length) body.append(el('tr', {}, el('td', { class: 'muted', colspan: 5 }, 'no futures roots configured')));
+    $('roll-as-of').textContent = 'as of ' + r.body.exchangeDate + ' in Chicago; a roll less than ' +
+      r.body.warningDays + ' days away is marked';
   }
 
   // ------------------------------------------------------------------------------------------- accounts

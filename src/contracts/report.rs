@@ -26,6 +26,21 @@ pub struct FrontMonth {
     pub days_to_roll: i64,
 }
 
+impl FrontMonth {
+    /// Is the roll less than [`ROLL_WARNING_DAYS`] away (warned about, notified)?
+    pub fn roll_soon(&self) -> bool {
+        self.days_to_roll < ROLL_WARNING_DAYS
+    }
+
+    /// The warning `check` and `serve` print, and the relay logs daily, while [`FrontMonth::roll_soon`].
+    pub fn roll_warning(&self) -> String {
+        format!(
+            "{} rolls in {} day(s), on {}: from then on its symbols resolve to {}; positions and orders in {} stay there until you close them (README, Contract months)",
+            self.root, self.days_to_roll, self.roll, self.next, self.contract
+        )
+    }
+}
+
 /// Each root's front month at `at`.
 pub fn front_months(instruments: &Instruments, at: Timestamp) -> Vec<FrontMonth> {
     let today = calendar::exchange_date(at);
@@ -92,11 +107,8 @@ pub fn startup_lines(instruments: &Instruments, at: Timestamp) -> Vec<String> {
             list.join(", ")
         ));
     }
-    for f in fronts.iter().filter(|f| f.days_to_roll < ROLL_WARNING_DAYS) {
-        lines.push(format!(
-            "WARNING: {} rolls in {} day(s), on {}: from then on its symbols resolve to {}; positions and orders in {} stay there until you close them (README, Contract months)",
-            f.root, f.days_to_roll, f.roll, f.next, f.contract
-        ));
+    for f in fronts.iter().filter(|f| f.roll_soon()) {
+        lines.push(format!("WARNING: {}", f.roll_warning()));
     }
     for d in instruments.deprecations(at) {
         lines.push(format!("WARNING: {d}"));

@@ -393,3 +393,48 @@ fn readme_roll_table_matches_the_code() {
         "README.md's roll table differs from the code; the table is:\n{table}"
     );
 }
+
+/// README's example of moving a roll ("Two ways to move a roll") loads as written, and its explicit date
+/// wins over `roll_days_before` for that month while the other months follow `roll_days_before`.
+#[test]
+fn readme_roll_override_example_moves_the_roll() {
+    let readme = include_str!("../../README.md");
+    let section = &readme[readme
+        .find("Two ways to move a roll")
+        .expect("README section")..];
+    let block = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|b| b.split("```").next())
+        .expect("a toml block");
+    let shipped = crate::config::EMBEDDED_CONFIG;
+    let (start, end) = (
+        shipped.find("[instruments.ES]").unwrap(),
+        shipped.find("[instruments.MES]").unwrap(),
+    );
+    let text = format!("{}{block}\n{}", &shipped[..start], &shipped[end..]);
+    let cfg: crate::config::Config = toml::from_str(&text).unwrap();
+    let instruments = cfg.instruments().unwrap();
+    let es = |t: &str| {
+        report::front_months(&instruments, at(t))
+            .into_iter()
+            .find(|f| f.root == "ES")
+            .unwrap()
+    };
+    let march = es("2026-12-11T15:00:00Z");
+    assert_eq!(
+        (march.contract.as_str(), march.roll),
+        ("ES 03-27", NaiveDate::from_ymd_opt(2027, 3, 4).unwrap())
+    );
+    // June 2027 expires on Thursday 06-17 (Juneteenth is observed on Friday 06-18); 5 days before is a
+    // Saturday, so the roll is the Friday before.
+    let june = es("2027-03-05T15:00:00Z");
+    assert_eq!(
+        (june.contract.as_str(), june.roll, june.expiry),
+        (
+            "ES 06-27",
+            NaiveDate::from_ymd_opt(2027, 6, 11).unwrap(),
+            NaiveDate::from_ymd_opt(2027, 6, 17).unwrap()
+        )
+    );
+}

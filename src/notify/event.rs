@@ -74,23 +74,30 @@ pub enum Event {
         /// The latest refusal's reason.
         reason: String,
     },
-    /// A futures contract rolls: alerts for `root` trade `to` instead of `from` from `date` on.
+    /// A futures contract rolls soon: alerts for `root` trade `to` instead of `from` from `date` on.
     #[serde(rename = "contracts.roll")]
     ContractRoll {
         root: String,
         from: String,
         to: String,
-        /// The roll date, `YYYY-MM-DD`.
+        /// The roll date, `YYYY-MM-DD` (midnight in Chicago).
         date: String,
+        /// Calendar days from today (the exchange's date) to the roll.
+        days: i64,
+        /// The last trading day of `from`, `YYYY-MM-DD`.
+        expiry: String,
     },
-    /// An account still holds a position in a contract month that is no longer the current one.
+    /// An account still holds a position or working orders in a contract month that is no longer the
+    /// current one.
     #[serde(rename = "contracts.old_month")]
     OldMonthHoldings {
         account: String,
         /// The old contract held, e.g. `ES 12-26`.
         contract: String,
-        /// Signed position: positive long, negative short.
+        /// Signed position: positive long, negative short, 0 when only orders are left.
         quantity: i64,
+        /// The ids of the working orders left in `contract`.
+        orders: Vec<String>,
         /// The current contract of the same root, when known.
         #[serde(skip_serializing_if = "Option::is_none")]
         current: Option<String>,
@@ -188,6 +195,12 @@ impl Event {
                 format!("Contract roll {root}: {from} → {to}")
             }
             Event::OldMonthHoldings {
+                account,
+                contract,
+                quantity: 0,
+                ..
+            } => format!("Orders left in {contract} on {account}"),
+            Event::OldMonthHoldings {
                 account, contract, ..
             } => format!("Position left in {contract} on {account}"),
         }
@@ -228,23 +241,42 @@ impl Event {
                 "{count} webhooks refused in the last {} minutes (last: {reason}); see GET /api/refusals.",
                 window_secs / 60
             ),
-            Event::ContractRoll { root, to, date, .. } => format!(
-                "From {date}, alerts for {root} trade {to}: move open positions and update the instruments."
+            Event::ContractRoll {
+                root,
+                from,
+                to,
+                date,
+                days,
+                expiry,
+            } => format!(
+                "From {date} (in {days} day(s)), alerts for {root} trade {to} instead of {from} (expiry {expiry}). Positions and orders in {from} stay there until you close them: roll them before if you mean to (README, The roll procedure)."
             ),
             Event::OldMonthHoldings {
                 account,
                 contract,
                 quantity,
+                orders,
                 current,
             } => {
                 let side = if *quantity < 0 { "short" } else { "long" };
+                let held = match (*quantity, orders.len()) {
+                    (0, n) => format!(
+                        "{account} has {n} working order(s) ({}) in {contract}",
+                        orders.join(", ")
+                    ),
+                    (q, 0) => format!("{account} is {side} {} {contract}", q.unsigned_abs()),
+                    (q, n) => format!(
+                        "{account} is {side} {} {contract} with {n} working order(s) ({})",
+                        q.unsigned_abs(),
+                        orders.join(", ")
+                    ),
+                };
                 let now = current
                     .as_ref()
-                    .map(|c| format!(" The current month is {c}."))
+                    .map(|c| format!(" Alerts for the root trade {c} now."))
                     .unwrap_or_default();
                 format!(
-                    "{account} is {side} {} {contract}, a month alerts no longer trade.{now}",
-                    quantity.unsigned_abs()
+                    "{held}, a month alerts no longer trade.{now} The relay leaves them there: close {contract} (ClosePosition or Flatten) if you mean to."
                 )
             }
         }
@@ -320,11 +352,14 @@ mod tests {
                 from: "ES 12-26".into(),
                 to: "ES 03-27".into(),
                 date: "2026-12-10".into(),
+                days: 4,
+                expiry: "2026-12-18".into(),
             },
             Event::OldMonthHoldings {
                 account: "Sim101".into(),
                 contract: "ES 12-26".into(),
                 quantity: -2,
+                orders: vec!["o-1".into(), "o-2".into()],
                 current: Some("ES 03-27".into()),
             },
         ]
@@ -374,8 +409,25 @@ mod tests {
             "11 webhooks refused in the last 5 minutes (last: bad secret); see GET /api/refusals."
         );
         assert_eq!(
+            e[7].message(),
+            "From 2026-12-10 (in 4 day(s)), alerts for ES trade ES 03-27 instead of ES 12-26 (expiry 2026-12-18). Positions and orders in ES 12-26 stay there until you close them: roll them before if you mean to (README, The roll procedure)."
+        );
+        assert_eq!(e[8].title(), "Position left in ES 12-26 on Sim101");
+        assert_eq!(
             e[8].message(),
-            "Sim101 is short 2 ES 12-26, a month alerts no longer trade. The current month is ES 03-27."
+            "Sim101 is short 2 ES 12-26 with 2 working order(s) (o-1, o-2), a month alerts no longer trade. Alerts for the root trade ES 03-27 now. The relay leaves them there: close ES 12-26 (ClosePosition or Flatten) if you mean to."
+        );
+        let orders_only = Event::OldMonthHoldings {
+            account: "Sim101".into(),
+            contract: "ES 12-26".into(),
+            quantity: 0,
+            orders: vec!["o-3".into()],
+            current: None,
+        };
+        assert_eq!(orders_only.title(), "Orders left in ES 12-26 on Sim101");
+        assert_eq!(
+            orders_only.message(),
+            "Sim101 has 1 working order(s) (o-3) in ES 12-26, a month alerts no longer trade. The relay leaves them there: close ES 12-26 (ClosePosition or Flatten) if you mean to."
         );
         assert!(e[0].urgent() && !e[2].urgent() && !Event::KillSwitch { on: false }.urgent());
     }

@@ -2,6 +2,10 @@
 //! entries), and positions and working orders left in a month that has rolled, reported (a WARN at start-up
 //! and daily, a `/healthz` problem) and never moved or closed by the relay.
 //!
+//! Both are also notified (`contracts.roll`, `contracts.old_month`) at the same moments as the WARN lines,
+//! never from `/healthz`: a roll once per root and roll date, an account's holdings in one old contract
+//! once per exchange day. What was told is kept in the journal's meta tree, so a restart does not repeat it.
+//!
 //! Paper accounts are read on every `/healthz` (local, cheap) and reported at start-up. Live accounts are
 //! asked for their positions a minute after start-up and then daily, and `/healthz` shows the last answer:
 //! a health probe must not spend the broker's request budget, and the minute keeps the first request out of
@@ -9,13 +13,21 @@
 
 use super::*;
 
+use std::collections::BTreeMap;
+
 use crate::contracts::holdings::{old_months, HoldingKind, OldMonthHolding};
-use crate::contracts::report::startup_lines;
+use crate::contracts::report::{front_months, startup_lines, FrontMonth};
+use crate::contracts::{calendar, ROLL_WARNING_DAYS};
 
 /// How often live accounts are checked for old-month positions (and the WARN repeated).
 const HOLDINGS_EVERY: Duration = Duration::from_secs(86_400);
 /// When live accounts are first asked, after start-up.
 const LIVE_FIRST_CHECK: Duration = Duration::from_secs(60);
+/// Journal meta key prefix: `<prefix><root>` holds the roll date last notified for the root.
+const ROLL_TOLD_PREFIX: &str = "notified.contracts.roll.";
+/// Journal meta key: JSON `{"<account>|<contract>": "<exchange date>"}` of the old-month holdings notified,
+/// rewritten with only the ones still held, so it never grows past what is held.
+const OLD_MONTH_TOLD: &str = "notified.contracts.old_month";
 
 impl Relay {
     /// The start-up lines about contract months (see [`startup_lines`]).
@@ -121,8 +133,89 @@ impl Relay {
         )
     }
 
-    /// Logs every old-month holding as a WARN; with `live`, asks the live accounts first and keeps their
-    /// answer for `/healthz`.
+    /// Each root's front month now, with its next roll and expiry (`GET /api/contracts`, the dashboard).
+    pub fn contracts_view(&self) -> serde_json::Value {
+        let at = self.contracts_now();
+        let roots: Vec<Value> = front_months(&self.instruments, at)
+            .into_iter()
+            .map(|f| {
+                json!({
+                    "root": f.root,
+                    "front": f.contract,
+                    "roll": f.roll.to_string(),
+                    "next": f.next,
+                    "expiry": f.expiry.to_string(),
+                    "daysToRoll": f.days_to_roll,
+                    "rollSoon": f.roll_soon(),
+                    "why": f.why,
+                })
+            })
+            .collect();
+        json!({
+            "atMs": at.as_ms(),
+            "exchangeDate": calendar::exchange_date(at).to_string(),
+            "warningDays": ROLL_WARNING_DAYS,
+            "roots": roots,
+        })
+    }
+
+    /// The rolls less than [`ROLL_WARNING_DAYS`] away: each notified once per root and roll date, and with
+    /// `log` a WARN line (start-up logs them with its lines already).
+    pub fn report_rolls(&self, log: bool) {
+        let near: Vec<FrontMonth> = front_months(&self.instruments, self.contracts_now())
+            .into_iter()
+            .filter(FrontMonth::roll_soon)
+            .collect();
+        for f in near {
+            if log {
+                tracing::warn!("{}", f.roll_warning());
+            }
+            let key = format!("{ROLL_TOLD_PREFIX}{}", f.root);
+            let roll = f.roll.to_string();
+            if self.journal.meta_get(&key).ok().flatten().as_deref() == Some(roll.as_str()) {
+                continue;
+            }
+            if let Err(e) = self.journal.meta_set(&key, &roll) {
+                tracing::warn!(error = %e, "cannot keep which roll was notified; it may be told again");
+            }
+            self.notifier.notify(Event::ContractRoll {
+                root: f.root,
+                from: f.contract,
+                to: f.next,
+                date: roll,
+                days: f.days_to_roll,
+                expiry: f.expiry.to_string(),
+            });
+        }
+    }
+
+    /// Notifies each account's holdings in each old contract, once per exchange day.
+    fn notify_old_months(&self, holdings: &[&OldMonthHolding]) {
+        let today = calendar::exchange_date(self.contracts_now()).to_string();
+        let told: BTreeMap<String, String> = self
+            .journal
+            .meta_get(OLD_MONTH_TOLD)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_str(&v).ok())
+            .unwrap_or_default();
+        let mut now_told = BTreeMap::new();
+        for (key, event) in group_holdings(holdings) {
+            if told.get(&key) != Some(&today) {
+                self.notifier.notify(event);
+            }
+            now_told.insert(key, today.clone());
+        }
+        if now_told != told {
+            let text = serde_json::to_string(&now_told).unwrap_or_default();
+            if let Err(e) = self.journal.meta_set(OLD_MONTH_TOLD, &text) {
+                tracing::warn!(error = %e, "cannot keep which old-month holdings were notified; they may be told again");
+            }
+        }
+    }
+
+    /// Logs every old-month holding as a WARN and notifies them (once a day); with `live`, asks the live
+    /// accounts first and keeps their answer for `/healthz`.
     pub async fn report_old_months(&self, live: bool) {
         if live {
             let found = self.live_old_months().await;
@@ -136,9 +229,12 @@ impl Relay {
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .clone();
-        for h in self.paper_old_months().iter().chain(&live) {
+        let paper = self.paper_old_months();
+        let all: Vec<&OldMonthHolding> = paper.iter().chain(&live).collect();
+        for h in &all {
             tracing::warn!(account = %h.account, contract = %h.contract, front = %h.front, "held in an old contract month: {h}");
         }
+        self.notify_old_months(&all);
     }
 
     /// The `/healthz` problems: paper holdings now, live ones as last checked.
@@ -155,7 +251,8 @@ impl Relay {
             .collect()
     }
 
-    /// Reports old-month holdings: paper at start-up, live a minute later, both daily from then on.
+    /// Reports near rolls and old-month holdings: rolls and paper at start-up, live a minute later, all
+    /// daily from then on.
     pub fn spawn_contract_watch(self: &Arc<Self>) {
         let me = Arc::downgrade(self);
         let has_live = self
@@ -165,6 +262,7 @@ impl Relay {
             .any(|a| !self.paper_executes(a));
         tokio::spawn(async move {
             if let Some(relay) = me.upgrade() {
+                relay.report_rolls(false);
                 relay.report_old_months(false).await;
             }
             if has_live {
@@ -178,6 +276,7 @@ impl Relay {
             loop {
                 tick.tick().await;
                 let Some(relay) = me.upgrade() else { break };
+                relay.report_rolls(true);
                 relay.report_old_months(has_live).await;
             }
         });
@@ -199,4 +298,42 @@ fn is_working(state: &str) -> bool {
         state.to_ascii_lowercase().as_str(),
         "filled" | "cancelled" | "canceled" | "rejected" | "expired" | ""
     )
+}
+
+/// One event per account and old contract (its position, if any, and its working orders, in the order
+/// found), keyed `<account>|<contract>`.
+fn group_holdings(holdings: &[&OldMonthHolding]) -> Vec<(String, Event)> {
+    let mut groups: Vec<(String, Event)> = Vec::new();
+    for h in holdings {
+        let key = format!("{}|{}", h.account, h.contract);
+        let i = match groups.iter().position(|(k, _)| *k == key) {
+            Some(i) => i,
+            None => {
+                groups.push((
+                    key,
+                    Event::OldMonthHoldings {
+                        account: h.account.clone(),
+                        contract: h.contract.clone(),
+                        quantity: 0,
+                        orders: Vec::new(),
+                        current: Some(h.front.clone()),
+                    },
+                ));
+                groups.len() - 1
+            }
+        };
+        if let (
+            _,
+            Event::OldMonthHoldings {
+                quantity, orders, ..
+            },
+        ) = &mut groups[i]
+        {
+            match h.kind {
+                HoldingKind::Position => *quantity += h.detail.parse::<i64>().unwrap_or(0),
+                HoldingKind::WorkingOrder => orders.push(h.detail.clone()),
+            }
+        }
+    }
+    groups
 }

@@ -1,4 +1,5 @@
-//! The read API: `GET /api/alerts`, `GET /api/alerts/{id}`, `GET /healthz`, `GET /metrics`.
+//! The read API: `GET /api/alerts`, `GET /api/alerts/{id}`, `GET /api/refusals`, `GET /api/contracts`,
+//! `GET /healthz`, `GET /metrics`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -63,6 +64,16 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
                 respond(Ok(json!({"refusals": recent, "count": recent.len()})))
             },
         );
+    let contracts = warp::path!("api" / "contracts")
+        .and(warp::get())
+        .and(auth)
+        .and(with_relay(relay.clone()))
+        .map(|authz: Option<String>, relay: Arc<Relay>| {
+            if !bearer_ok(&relay, authz.as_deref(), None) {
+                return respond(Err(unauthorized()));
+            }
+            respond(Ok(relay.contracts_view()))
+        });
     let health = warp::path!("healthz")
         .and(warp::get())
         .and(with_relay(relay.clone()))
@@ -102,6 +113,8 @@ pub fn routes(relay: Arc<Relay>) -> impl Filter<Extract = (Response,), Error = R
     list.or(one)
         .unify()
         .or(refusals)
+        .unify()
+        .or(contracts)
         .unify()
         .or(health)
         .unify()

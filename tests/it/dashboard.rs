@@ -74,8 +74,34 @@ async fn the_page_and_its_assets_are_served_with_a_strict_policy() {
     }
     assert!(!js.contains("token="), "the token never goes into a URL");
     // The API stays behind the token.
-    let resp = s.client.get(s.url("/api/accounts")).send().await.unwrap();
-    assert_eq!(resp.status(), 401);
+    for path in ["/api/accounts", "/api/contracts"] {
+        let resp = s.client.get(s.url(path)).send().await.unwrap();
+        assert_eq!(resp.status(), 401, "{path}");
+    }
+}
+
+/// `GET /api/contracts`: what `alert-relay contracts` prints, as JSON, by the relay's contracts clock.
+#[tokio::test]
+async fn contracts_list_each_roots_front_month_roll_and_expiry() {
+    let s = TestServer::in_process("", None).await;
+    let (st, v) = s.api_get("/api/contracts").await;
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(v["exchangeDate"], "2026-12-06", "{v}");
+    assert_eq!(v["atMs"], CONTRACTS_AT_MS, "{v}");
+    let roots: Vec<&str> = v["roots"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["root"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["CL", "ES", "GC", "MES", "MNQ", "NQ"], "{v}");
+    let es = &v["roots"][1];
+    assert_eq!(
+        es,
+        &json!({"root": "ES", "front": ES, "roll": "2026-12-10", "next": "ES 03-27", "expiry": "2026-12-18",
+            "daysToRoll": 4, "rollSoon": true, "why": "Thursday 8 days before expiry 2026-12-18"}),
+    );
+    assert_eq!(v["roots"][2]["rollSoon"], false, "GC rolls in January: {v}");
 }
 
 // ------------------------------------------------------------------------------------------ the API
@@ -312,6 +338,37 @@ async fn the_dashboard_in_a_headless_browser() {
     )
     .await;
 
+    // Contract rolls: each root's front month, next roll and expiry, as of the test's contracts clock
+    // (2026-12-06, four days before the December roll: marked), and nothing held in an old month.
+    b.wait_js(
+        "ES's roll in the rolls panel",
+        "!!document.querySelector(\"#roll-dates tr[data-root='ES']\")",
+    )
+    .await;
+    let es = b
+        .js("document.querySelector(\"#roll-dates tr[data-root='ES']\").innerText")
+        .await;
+    let es: Vec<&str> = es.as_str().unwrap().split('\t').map(str::trim).collect();
+    assert_eq!(
+        es,
+        ["ES", ES, "2026-12-10 in 4 d", "ES 03-27", "2026-12-18"],
+        "the ES row"
+    );
+    assert_eq!(
+        b.js("document.querySelector(\"#roll-dates tr[data-root='ES'] .badge\").className")
+            .await,
+        "badge warn"
+    );
+    let gc = b
+        .js("document.querySelector(\"#roll-dates tr[data-root='GC']\").innerText")
+        .await;
+    assert!(gc.as_str().unwrap().contains("2027-01-28"), "{gc}");
+    assert_eq!(
+        b.js("document.getElementById('rolls').innerText.trim()")
+            .await,
+        "nothing"
+    );
+
     // An alert sent over HTTP appears in the log with its status.
     let first = tv_alert("ES1!", "2026-11-27T14:30:00Z", "long", 1, 6000.0).to_string();
     let (st, v, _) = s.post_hook_final("tradingview", &first, &[]).await;
@@ -512,7 +569,8 @@ async fn the_dashboard_in_a_headless_browser() {
     let urls = b.log.lock().unwrap().request_urls.clone();
     assert!(
         urls.iter().any(|u| u.contains("/api/alerts?"))
-            && urls.iter().any(|u| u.contains("/api/accounts")),
+            && urls.iter().any(|u| u.contains("/api/accounts"))
+            && urls.iter().any(|u| u.contains("/api/contracts")),
         "the page's requests were not all seen: {urls:?}"
     );
     for u in &urls {

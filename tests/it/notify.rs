@@ -3,7 +3,8 @@
 //! a failed execution and a kill-switch flip in its own request shape; the dead channels delay neither the
 //! alert's answer nor the other channels; every send is logged, and no secret reaches the log. Then each
 //! other event the relay emits: the broker's missing add-on (CrossTrade's 408) told once and its recovery
-//! once, an `unknown` outcome and its settlement by an operator and by the broker, a refusal burst once.
+//! once, an `unknown` outcome and its settlement by an operator and by the broker, a refusal burst once,
+//! contract rolls and positions left in an old month.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -519,6 +520,172 @@ async fn a_refusal_burst_is_told_once() {
             .is_err(),
         "told once per window"
     );
+}
+
+/// Nothing more arrives within `quiet`.
+async fn nothing_more(rx: &mut mpsc::UnboundedReceiver<Received>, quiet: Duration, why: &str) {
+    if let Ok(Some(r)) = tokio::time::timeout(quiet, rx.recv()).await {
+        panic!("{why}, but got {}", r.raw_body);
+    }
+}
+
+/// Contract months, with the contracts clock moved across the December 2026 roll: a roll less than five
+/// days away is told at start-up once per root (not again by the daily check, nor by `/healthz`); after
+/// the roll, an account's position and working orders left in the old month are told as one event, once
+/// per exchange day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn contract_rolls_and_old_month_holdings_are_told() {
+    use alert_relay::clock::ManualClock;
+    use std::sync::Arc;
+    let ms = |t: &str| {
+        chrono::DateTime::parse_from_rfc3339(t)
+            .unwrap()
+            .timestamp_millis() as u64
+    };
+    let (hook_url, mut got) = endpoint("{}").await;
+    let overrides = format!(
+        "[[notify.channels]]\nkind = \"webhook\"\nname = \"ops\"\nurl = \"{hook_url}/contracts\"\nevents = [\"contracts.roll\", \"contracts.old_month\"]\n"
+    );
+    let clock = Arc::new(ManualClock::new(ms("2026-12-07T15:00:00Z")));
+    let s = TestServer::in_process_with_contracts_clock(&overrides, &[], None, clock.clone()).await;
+    let relay = s.relay.clone().unwrap();
+    let within = Duration::from_secs(5);
+
+    // Start-up: ES, MES, MNQ and NQ roll on 2026-12-10, in 3 days (CL's roll, 2026-12-14, is 7 away).
+    let mut rolls = Vec::new();
+    for _ in 0..4 {
+        rolls.push(next(&mut got, within, "contracts.roll").await.body);
+    }
+    rolls.sort_by_key(|r| r["data"]["root"].as_str().unwrap().to_string());
+    let roots: Vec<&str> = rolls
+        .iter()
+        .map(|r| r["data"]["root"].as_str().unwrap())
+        .collect();
+    assert_eq!(roots, ["ES", "MES", "MNQ", "NQ"]);
+    let es = &rolls[0];
+    assert_eq!(es["event"], "contracts.roll");
+    assert_eq!(es["title"], "Contract roll ES: ES 12-26 → ES 03-27");
+    assert_eq!(
+        es["message"],
+        "From 2026-12-10 (in 3 day(s)), alerts for ES trade ES 03-27 instead of ES 12-26 (expiry 2026-12-18). Positions and orders in ES 12-26 stay there until you close them: roll them before if you mean to (README, The roll procedure)."
+    );
+    assert_eq!(
+        es["data"],
+        json!({"event": "contracts.roll", "root": "ES", "from": "ES 12-26", "to": "ES 03-27",
+            "date": "2026-12-10", "days": 3, "expiry": "2026-12-18"})
+    );
+    // Told once per root and roll: not by the next daily check, a day later, nor by health probes.
+    clock.set(ms("2026-12-08T15:00:00Z"));
+    relay.report_rolls(true);
+    relay.report_old_months(false).await;
+    s.health().await;
+    nothing_more(
+        &mut got,
+        Duration::from_millis(500),
+        "each roll is told once",
+    )
+    .await;
+
+    // A long 1 in ES 12-26 with its bracket (two working orders), then the roll.
+    let (st, v) = s
+        .api_post(
+            "/v1/api/accounts/Sim101/orders/place",
+            json!({"instrument": "ES1!", "action": "Buy", "quantity": 1, "orderType": "MARKET"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let body = tv_alert("ES1!", "2026-12-08T15:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+    assert_eq!((st, &rec["status"]), (200, &json!("executed")), "{rec}");
+    let mut orders: Vec<String> = s
+        .working_orders("Sim101", "ES 12-26")
+        .await
+        .iter()
+        .map(|o| o["orderId"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(orders.len(), 2, "{orders:?}");
+    clock.set(ms("2026-12-11T15:00:00Z"));
+    assert_eq!(s.health().await["status"], "degraded");
+    nothing_more(
+        &mut got,
+        Duration::from_millis(300),
+        "/healthz tells nobody",
+    )
+    .await;
+
+    // The daily check: the holdings, as one event; CL's roll (2026-12-14) is now 3 days away.
+    relay.report_rolls(true);
+    relay.report_old_months(false).await;
+    let mut two = [
+        next(&mut got, within, "contracts.*").await.body,
+        next(&mut got, within, "contracts.*").await.body,
+    ];
+    two.sort_by_key(|b| b["event"].as_str().unwrap().to_string());
+    let [held, cl] = two;
+    assert_eq!(cl["data"]["root"], "CL", "{cl}");
+    assert_eq!(cl["data"]["date"], "2026-12-14", "{cl}");
+    assert_eq!(held["event"], "contracts.old_month", "{held}");
+    assert_eq!(held["title"], "Position left in ES 12-26 on Sim101");
+    assert_eq!(held["urgent"], true);
+    let mut told: Vec<String> = held["data"]["orders"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o.as_str().unwrap().to_string())
+        .collect();
+    told.sort();
+    orders.sort();
+    assert_eq!(told, orders);
+    assert_eq!(
+        (
+            &held["data"]["account"],
+            &held["data"]["contract"],
+            &held["data"]["quantity"],
+            &held["data"]["current"]
+        ),
+        (
+            &json!("Sim101"),
+            &json!("ES 12-26"),
+            &json!(1),
+            &json!("ES 03-27")
+        ),
+        "{held}"
+    );
+    let message = held["message"].as_str().unwrap();
+    assert!(
+        message.starts_with("Sim101 is long 1 ES 12-26 with 2 working order(s) (")
+            && message.ends_with("), a month alerts no longer trade. Alerts for the root trade ES 03-27 now. The relay leaves them there: close ES 12-26 (ClosePosition or Flatten) if you mean to."),
+        "{message}"
+    );
+
+    // Once per day: not again the same day; again the next.
+    relay.report_rolls(true);
+    relay.report_old_months(false).await;
+    s.health().await;
+    nothing_more(&mut got, Duration::from_millis(500), "told once a day").await;
+    clock.set(ms("2026-12-12T15:00:00Z"));
+    relay.report_old_months(false).await;
+    let again = next(&mut got, within, "contracts.old_month the next day")
+        .await
+        .body;
+    assert_eq!(again["title"], "Position left in ES 12-26 on Sim101");
+
+    // Closed: nothing to tell.
+    let (st, v) = s
+        .api_post(
+            "/v1/api/accounts/Sim101/positions/flatten",
+            json!({"instrument": "ES 12-26"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    clock.set(ms("2026-12-13T15:00:00Z"));
+    relay.report_old_months(false).await;
+    nothing_more(
+        &mut got,
+        Duration::from_millis(500),
+        "nothing is held any more",
+    )
+    .await;
 }
 
 /// A CrossTrade whose CancelAndBracket never answers and whose order list holds one order of someone else.

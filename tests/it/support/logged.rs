@@ -8,6 +8,10 @@ use serde_json::Value;
 
 use super::{config_text, relay_command, API_TOKEN};
 
+/// The contracts clock of [`LoggedRelay`]: no root rolls within 5 days (ES on 2026-12-10, CL on
+/// 2026-12-14, GC on 2027-01-28), so no `contracts.roll` reaches a notification channel, whatever today is.
+pub const QUIET_CONTRACTS_AT: &str = "2026-11-27T12:00:00Z";
+
 /// The relay binary with info-level logs written to `<dir>/relay.log`, so the test can read them.
 pub struct LoggedRelay {
     pub base: String,
@@ -28,6 +32,7 @@ impl LoggedRelay {
             .arg(d.join("config.toml"))
             .arg("--data-dir")
             .arg(d.join("data"))
+            .args(["--contracts-at", QUIET_CONTRACTS_AT])
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(&log).unwrap())
             .spawn()
