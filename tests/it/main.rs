@@ -42,4 +42,5 @@ mod paper_api;
 mod reliability;
 mod settle;
 mod smoke;
+mod strategy;
 mod ws_rpc;

@@ -1,0 +1,393 @@
+//! Position-aware trading (issue 23): the shipped TradingView templates follow a strategy on the account's
+//! real position, on paper and through two chained relays (A trades Sim101 live through B's
+//! CrossTrade-compatible API, B holds it on paper).
+//!
+//! What a trader relies on, and where it is checked:
+//! - The walk flat → long 1 → long 2 → short 1 → flat leaves, after each alert, the position the strategy
+//!   holds and exactly one bracket around it (two working orders under one OCO id, at the size held), and
+//!   nothing working once flat: `a_strategy_walks_on_paper`, `a_strategy_walks_through_two_chained_relays`.
+//! - The paper quote follows the alert's price: the entry fills there and the bracket around it is accepted.
+//! - The position is read once per alert and account, even for a three-step reversal (counted on the wire
+//!   between A and B).
+//! - `tradingview-protect` on a flat account is `skipped`, naming what it found, and places nothing;
+//!   `entry = true` (signal-service) places the bracket on a flat account as the entry.
+//! - A step that fails stops the later ones: they are `skipped` with "not run: ...".
+//! - Two orders of one strategy in the same second are two alerts, never a reused key.
+//! - Property (`strategy_sequences_never_leave_the_account_opposite_or_naked`): over random sequences of
+//!   strategy states, the account never holds a position opposite to the last alert's `market_position`,
+//!   and holds no working order in an instrument it is flat in.
+
+use serde_json::{json, Value};
+use std::sync::{Arc, Mutex};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpListener;
+
+use crate::support::*;
+
+/// The `tradingview` source with the shipped strategy template, trading Sim101; `protect` and `indicator`
+/// sources with the other two TradingView templates.
+const STRATEGY_SOURCES: &str = r#"
+[sources.tradingview]
+template = "tradingview-strategy"
+accounts = ["Sim101"]
+[sources.protect]
+auth = "token"
+secret = "file:{dir}/tv.secret"
+token_field = "secret"
+template = "tradingview-protect"
+accounts = ["Sim101"]
+[sources.indicator]
+auth = "token"
+secret = "file:{dir}/tv.secret"
+token_field = "secret"
+template = "tradingview-indicator"
+accounts = ["Sim101"]
+"#;
+
+/// A strategy's position: +n long, -n short, 0 flat.
+fn word(pos: i64) -> &'static str {
+    match pos.signum() {
+        1 => "long",
+        -1 => "short",
+        _ => "flat",
+    }
+}
+
+/// A TradingView strategy alert for ES1! as TradingView fills the README's message when the strategy's
+/// position goes from `prev` to `now` with an order at `price`.
+fn strategy_alert(timenow: &str, order_id: &str, prev: i64, now: i64, price: f64) -> String {
+    json!({
+        "secret": TV_SECRET,
+        "ticker": "ES1!",
+        "timenow": timenow,
+        "close": price,
+        "strategy": {
+            "action": if now > prev { "buy" } else { "sell" },
+            "contracts": (now - prev).abs(),
+            "price": price,
+            "id": order_id,
+            "market_position": word(now),
+            "market_position_size": now.abs(),
+            "prev_market_position": word(prev),
+            "prev_market_position_size": prev.abs(),
+        }
+    })
+    .to_string()
+}
+
+/// What an account holds in ES 12-26: the signed position, its average price, and the working orders.
+#[derive(Debug)]
+struct Book {
+    held: i64,
+    average: Option<f64>,
+    working: Vec<Value>,
+}
+
+async fn book(s: &TestServer) -> Book {
+    let (st, v) = s.api_get("/v1/api/accounts/Sim101/positions").await;
+    assert_eq!(st, 200, "{v}");
+    let mine: Vec<Value> = v["positions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| p["instrument"] == ES && p["quantity"].as_i64().unwrap_or(0) != 0)
+        .collect();
+    assert!(mine.len() <= 1, "one position per instrument: {v}");
+    let held = mine.first().map_or(0, |p| {
+        let q = p["quantity"].as_i64().unwrap().abs();
+        match p["marketPosition"].as_str() {
+            Some("Short") => -q,
+            _ => q,
+        }
+    });
+    Book {
+        held,
+        average: mine.first().and_then(|p| p["averagePrice"].as_f64()),
+        working: s.working_orders("Sim101", ES).await,
+    }
+}
+
+/// Asserts the book holds `held` and exactly one bracket around it at `tp` / `sl` (none when flat).
+fn assert_bracketed(b: &Book, held: i64, tp: f64, sl: f64, step: &str) {
+    assert_eq!(b.held, held, "{step}: position: {b:?}");
+    if held == 0 {
+        assert!(b.working.is_empty(), "{step}: flat, nothing working: {b:?}");
+        return;
+    }
+    assert_eq!(b.working.len(), 2, "{step}: one bracket: {b:?}");
+    let exit = if held > 0 { "Sell" } else { "Buy" };
+    let oco = &b.working[0]["ocoId"];
+    assert!(oco.as_str().is_some_and(|o| !o.is_empty()), "{step}: {b:?}");
+    for o in &b.working {
+        assert_eq!(&o["ocoId"], oco, "{step}: one OCO id: {b:?}");
+        assert_eq!(o["action"], exit, "{step}: {b:?}");
+        assert_eq!(o["quantity"].as_i64(), Some(held.abs()), "{step}: {b:?}");
+    }
+    let of = |t: &str| {
+        b.working
+            .iter()
+            .find(|o| o["orderType"] == t)
+            .unwrap_or_else(|| panic!("{step}: no {t}: {b:?}"))
+    };
+    assert_eq!(
+        of("Limit")["limitPrice"].as_f64(),
+        Some(tp),
+        "{step}: {b:?}"
+    );
+    assert_eq!(
+        of("StopMarket")["stopPrice"].as_f64(),
+        Some(sl),
+        "{step}: {b:?}"
+    );
+}
+
+/// The record's executions as (command, status, position seen or ""), in order.
+fn steps(rec: &Value) -> Vec<[String; 3]> {
+    rec["executions"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no executions: {rec}"))
+        .iter()
+        .map(|e| {
+            let cmd = e["request"]["command"]
+                .as_str()
+                .unwrap_or("CancelAndBracket");
+            let status = e["status"].as_str().unwrap_or("?");
+            let seen = e["positionSeen"].as_str().unwrap_or("");
+            [cmd, status, seen].map(String::from)
+        })
+        .collect()
+}
+
+fn owned(v: &[[&str; 3]]) -> Vec<[String; 3]> {
+    v.iter().map(|t| t.map(String::from)).collect()
+}
+
+/// Posts a strategy alert and returns its final record.
+async fn follow(s: &TestServer, source: &str, body: &str) -> Value {
+    let (st, rec, _) = s.post_hook_final(source, body, &[]).await;
+    assert_eq!(st, 200, "{rec}");
+    rec
+}
+
+/// One alert of the walk: the strategy's move, the price, what the record must show for each step (command,
+/// status, the position it saw: read once, then as the steps before it left it; "" for an ungated order),
+/// and the bracket after it (take-profit, stop-loss).
+struct Move {
+    timenow: &'static str,
+    id: &'static str,
+    prev: i64,
+    now: i64,
+    price: f64,
+    steps: &'static [[&'static str; 3]],
+    tp: f64,
+    sl: f64,
+}
+
+/// flat → long 1 → long 2 → short 1 → flat. Each price differs from the last, none crosses the bracket
+/// before it, and the first is not the initial quote (6000): the entry must fill where the alert says.
+const WALK: [Move; 4] = [
+    Move {
+        timenow: "2026-12-06T14:30:00Z",
+        id: "Long",
+        prev: 0,
+        now: 1,
+        price: 6012.25,
+        steps: &[
+            ["PlaceOrder", "executed", "flat"],
+            ["CancelAndBracket", "executed", "long 1"],
+        ],
+        tp: 6022.25,
+        sl: 6007.25,
+    },
+    Move {
+        timenow: "2026-12-06T14:35:00Z",
+        id: "Long",
+        prev: 1,
+        now: 2,
+        price: 6015.0,
+        steps: &[
+            ["PlaceOrder", "executed", ""],
+            ["CancelAndBracket", "executed", "long 2"],
+        ],
+        tp: 6025.0,
+        sl: 6010.0,
+    },
+    Move {
+        timenow: "2026-12-06T14:40:00Z",
+        id: "Short",
+        prev: 2,
+        now: -1,
+        price: 6018.0,
+        steps: &[
+            ["ClosePosition", "executed", "long 2"],
+            ["PlaceOrder", "executed", "flat"],
+            ["CancelAndBracket", "executed", "short 1"],
+        ],
+        tp: 6008.0,
+        sl: 6023.0,
+    },
+    Move {
+        timenow: "2026-12-06T14:45:00Z",
+        id: "Short Exit",
+        prev: -1,
+        now: 0,
+        price: 6016.0,
+        steps: &[["ClosePosition", "executed", "short 1"]],
+        tp: 0.0,
+        sl: 0.0,
+    },
+];
+
+/// Runs the walk on `a`, reading the account on `b` after each alert: the same server on paper; chained,
+/// relay B, whose market moves to each alert's price first (a live broker has its own market: A never moves
+/// it), and `reads` counts what A asked B.
+async fn walk(a: &TestServer, b: &TestServer, reads: Option<&Reads>) {
+    let mut working_before: Vec<Value> = vec![];
+    for (n, m) in WALK.iter().enumerate() {
+        let step = format!("alert {} ({} → {})", n + 1, word(m.prev), word(m.now));
+        if reads.is_some() {
+            market(b, m.price).await;
+        }
+        let reads_before = reads.map(Reads::positions);
+        let rec = follow(
+            a,
+            "tradingview",
+            &strategy_alert(m.timenow, m.id, m.prev, m.now, m.price),
+        )
+        .await;
+        assert_eq!(rec["status"], "executed", "{step}: {rec}");
+        assert_eq!(steps(&rec), owned(m.steps), "{step}: {rec}");
+        let b_book = book(b).await;
+        assert_bracketed(&b_book, m.now, m.tp, m.sl, &step);
+        if n == 0 {
+            assert_eq!(
+                b_book.average,
+                Some(m.price),
+                "{step}: the entry fills at the alert's price"
+            );
+        }
+        // The bracket before is gone: cancelled by this alert's bracket (resize) or close (reversal, exit).
+        let cancelled: Vec<&Value> = rec["executions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|e| {
+                e["outcome"]["cancelledOrderIds"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+            })
+            .collect();
+        for o in &working_before {
+            assert!(
+                cancelled.contains(&&o["orderId"]),
+                "{step}: {o} cancelled: {rec}"
+            );
+        }
+        working_before = b_book.working;
+        if let (Some(r), Some(before)) = (reads, reads_before) {
+            assert_eq!(
+                r.positions() - before,
+                1,
+                "{step}: one position read per alert and account: {:?}",
+                r.seen()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_walks_on_paper() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    walk(&s, &s, None).await;
+}
+
+// ------------------------------------------------------------------------------------------ two relays
+
+/// The requests a counting proxy forwarded, as "METHOD /path".
+#[derive(Clone, Default)]
+struct Reads(Arc<Mutex<Vec<String>>>);
+
+impl Reads {
+    fn seen(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    /// How many times the position of Sim101 was read.
+    fn positions(&self) -> usize {
+        self.seen()
+            .iter()
+            .filter(|r| *r == "GET /v1/api/accounts/Sim101/positions")
+            .count()
+    }
+}
+
+/// A CrossTrade upstream that forwards each request to `target` (relay B) and answers with B's answer,
+/// remembering it: B's requests, counted where A sends them. Returns its URL.
+async fn counting_proxy(target: String) -> (String, Reads) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let reads = Reads::default();
+    let seen = reads.clone();
+    let client = reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            let (seen, client, target) = (seen.clone(), client.clone(), target.clone());
+            tokio::spawn(async move {
+                let Some((head, body)) = read_request(&mut sock).await else {
+                    return;
+                };
+                let mut first = head.lines().next().unwrap_or("").split_whitespace();
+                let (method, path) = (first.next().unwrap_or(""), first.next().unwrap_or(""));
+                seen.0.lock().unwrap().push(format!("{method} {path}"));
+                let auth = head.lines().find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("authorization")
+                        .then(|| v.trim().to_string())
+                });
+                let mut rb = client
+                    .request(method.parse().unwrap(), format!("{target}{path}"))
+                    .header("content-type", "application/json")
+                    .body(body);
+                if let Some(a) = auth {
+                    rb = rb.header("authorization", a);
+                }
+                let resp = rb.send().await.expect("relay B answers");
+                let code = resp.status().as_u16();
+                let text = resp.text().await.unwrap_or_default();
+                let out = format!(
+                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
+                    text.len()
+                );
+                let _ = sock.write_all(out.as_bytes()).await;
+                let _ = sock.shutdown().await;
+            });
+        }
+    });
+    (url, reads)
+}
+
+/// Relay A: Sim101 live through CrossTrade at `url` (HTTP), the strategy sources, and `extra` config.
+async fn relay_a(url: &str, extra: &str) -> TestServer {
+    let overrides = format!(
+        "{}{STRATEGY_SOURCES}{extra}",
+        crosstrade_overrides(url, "http", "\"Sim101\"", "")
+    );
+    TestServer::in_process_with_files(&overrides, &[], None).await
+}
+
+/// Moves B's market (its paper quote) to `price`: the market A's alerts come from.
+async fn market(b: &TestServer, price: f64) {
+    let (st, v) = b
+        .api_post("/paper/quote", json!({"instrument": ES, "price": price}))
+        .await;
+    assert_eq!(st, 200, "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_strategy_walks_through_two_chained_relays() {
+    let b = TestServer::spawn("");
+    let (url, reads) = counting_proxy(b.base.clone()).await;
+    let a = relay_a(&url, "").await;
+    walk(&a, &b, Some(&reads)).await;
+}
