@@ -108,21 +108,28 @@ async fn book(s: &TestServer) -> Book {
     }
 }
 
-/// Asserts the book holds `held` and exactly one bracket around it at `tp` / `sl` (none when flat).
+/// Asserts the book holds `held` and exactly one bracket around it at `tp` / `sl` (nothing working when
+/// flat).
 fn assert_bracketed(b: &Book, held: i64, tp: f64, sl: f64, step: &str) {
     assert_eq!(b.held, held, "{step}: position: {b:?}");
     if held == 0 {
         assert!(b.working.is_empty(), "{step}: flat, nothing working: {b:?}");
         return;
     }
-    assert_eq!(b.working.len(), 2, "{step}: one bracket: {b:?}");
     let exit = if held > 0 { "Sell" } else { "Buy" };
+    assert_one_bracket(b, exit, held.abs(), tp, sl, step);
+}
+
+/// Asserts the working orders are one bracket: two `exit` orders of `quantity` under one OCO id, a limit
+/// at `tp` and a stop market at `sl`.
+fn assert_one_bracket(b: &Book, exit: &str, quantity: i64, tp: f64, sl: f64, step: &str) {
+    assert_eq!(b.working.len(), 2, "{step}: one bracket: {b:?}");
     let oco = &b.working[0]["ocoId"];
     assert!(oco.as_str().is_some_and(|o| !o.is_empty()), "{step}: {b:?}");
     for o in &b.working {
         assert_eq!(&o["ocoId"], oco, "{step}: one OCO id: {b:?}");
         assert_eq!(o["action"], exit, "{step}: {b:?}");
-        assert_eq!(o["quantity"].as_i64(), Some(held.abs()), "{step}: {b:?}");
+        assert_eq!(o["quantity"].as_i64(), Some(quantity), "{step}: {b:?}");
     }
     let of = |t: &str| {
         b.working
@@ -390,4 +397,245 @@ async fn a_strategy_walks_through_two_chained_relays() {
     let (url, reads) = counting_proxy(b.base.clone()).await;
     let a = relay_a(&url, "").await;
     walk(&a, &b, Some(&reads)).await;
+}
+
+// ------------------------------------------------------------------------------------------ gates
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protect_on_a_flat_account_is_skipped_and_places_nothing() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    let body = strategy_alert("2026-12-06T15:00:00Z", "Long", 0, 1, 6012.25);
+    let rec = follow(&s, "protect", &body).await;
+    assert_eq!(rec["status"], "skipped", "{rec}");
+    let e = &rec["executions"][0];
+    assert_eq!(e["status"], "skipped", "{rec}");
+    assert_eq!(e["error"], "account Sim101 is flat in ES 12-26", "{rec}");
+    assert_eq!(e["positionSeen"], "flat", "{rec}");
+    assert!(
+        e["attempts"].as_array().is_none_or(Vec::is_empty),
+        "nothing sent: {rec}"
+    );
+    assert!(
+        s.orders("Sim101").await.is_empty(),
+        "no order on the account"
+    );
+
+    // Once the account holds the position, the same alert protects it.
+    let (st, v) = s
+        .api_post(
+            "/v1/api/accounts/Sim101/orders/place",
+            json!({"instrument": ES, "action": "Buy", "quantity": 1, "orderType": "MARKET"}),
+        )
+        .await;
+    assert_eq!(st, 200, "{v}");
+    let body = strategy_alert("2026-12-06T15:01:00Z", "Long", 0, 1, 6012.25);
+    let rec = follow(&s, "protect", &body).await;
+    assert_eq!(rec["status"], "executed", "{rec}");
+    assert_eq!(rec["executions"][0]["positionSeen"], "long 1", "{rec}");
+    assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "protect on long 1");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_signal_places_the_straddle_on_a_flat_account() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    let body = signal("sig-entry-1", "ES1!", "long", 1, 6010.0, 5995.0).to_string();
+    let (st, v, _) = s.post_signal_sw(&body, "msg_entry_1", unix_now()).await;
+    assert_eq!(st, 202, "{v}");
+    let rec = s.wait_final(&alert_id(&v)).await;
+    assert_eq!(rec["status"], "executed", "{rec}");
+    assert_eq!(rec["executions"][0]["positionSeen"], "flat", "{rec}");
+    assert_eq!(rec["executions"][0]["request"]["entry"], true, "{rec}");
+    // The straddle: both legs working around the market on a flat account, nothing filled yet.
+    let b = book(&s).await;
+    assert_eq!(b.held, 0, "{b:?}");
+    assert_one_bracket(&b, "Sell", 1, 6010.0, 5995.0, "entry");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_indicator_enters_only_when_flat_and_exits() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    let alert = |action: &str, close: f64| {
+        json!({"secret": TV_SECRET, "ticker": "ES1!", "action": action, "quantity": 1, "close": close})
+            .to_string()
+    };
+    let rec = follow(&s, "indicator", &alert("buy", 6012.25)).await;
+    assert_eq!(
+        steps(&rec),
+        owned(&[
+            ["PlaceOrder", "executed", "flat"],
+            ["CancelAndBracket", "executed", "long 1"]
+        ]),
+        "{rec}"
+    );
+    assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "buy");
+    // A sell while long does not reverse: both steps skipped, the bracket stays.
+    let rec = follow(&s, "indicator", &alert("sell", 6014.0)).await;
+    assert_eq!(rec["status"], "skipped", "{rec}");
+    let e = &rec["executions"][0];
+    assert_eq!(
+        e["error"],
+        "account Sim101 is long 1 in ES 12-26; position = \"flat\" places this order only when flat",
+        "{rec}"
+    );
+    assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "sell while long");
+    let rec = follow(&s, "indicator", &alert("exit", 6014.0)).await;
+    assert_eq!(
+        steps(&rec),
+        owned(&[["ClosePosition", "executed", "long 1"]]),
+        "{rec}"
+    );
+    assert_bracketed(&book(&s).await, 0, 0.0, 0.0, "exit");
+}
+
+// ------------------------------------------------------------------------------------------ sequences
+
+/// Relay B does not trade YM, which A's config has: B refuses A's entry, so A's bracket never runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_entry_stops_the_bracket_after_it() {
+    let b = TestServer::spawn("");
+    let ym = r#"
+[instruments.YM]
+tick_size = 1.0
+point_value = 5.0
+months = "HMUZ"
+rule = "equity-quarterly"
+symbols = ["YM1!"]
+"#;
+    let (url, reads) = counting_proxy(b.base.clone()).await;
+    let a = relay_a(&url, ym).await;
+    let body =
+        strategy_alert("2026-12-06T15:10:00Z", "Long", 0, 1, 45000.0).replace("ES1!", "YM1!");
+    let rec = follow(&a, "tradingview", &body).await;
+    assert_eq!(
+        steps(&rec),
+        owned(&[
+            ["PlaceOrder", "failed", "flat"],
+            ["CancelAndBracket", "skipped", ""]
+        ]),
+        "{rec}"
+    );
+    assert_eq!(
+        rec["executions"][1]["error"], "not run: step 1 (PlaceOrder) ended failed",
+        "{rec}"
+    );
+    assert!(
+        rec["executions"][1]["attempts"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{rec}"
+    );
+    let sent: Vec<String> = reads
+        .seen()
+        .into_iter()
+        .filter(|r| r.starts_with("POST"))
+        .collect();
+    assert_eq!(
+        sent,
+        ["POST /v1/api/accounts/Sim101/orders/place"],
+        "the bracket is never sent"
+    );
+    assert!(b.orders("Sim101").await.is_empty(), "nothing on B");
+}
+
+/// TradingView reverses with two orders in one bar (an exit, then the new entry), often in the same second:
+/// two alerts, both executed, never one refused as a reused key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_orders_of_one_strategy_in_the_same_second_both_run() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    follow(
+        &s,
+        "tradingview",
+        &strategy_alert("2026-12-06T15:20:00Z", "Long", 0, 1, 6012.25),
+    )
+    .await;
+    let at = "2026-12-06T15:25:00Z";
+    let exit = follow(
+        &s,
+        "tradingview",
+        &strategy_alert(at, "Long Exit", 1, 0, 6016.0),
+    )
+    .await;
+    let entry = follow(
+        &s,
+        "tradingview",
+        &strategy_alert(at, "Short", 0, -1, 6016.0),
+    )
+    .await;
+    for rec in [&exit, &entry] {
+        assert_eq!(rec["status"], "executed", "{rec}");
+    }
+    assert_ne!(exit["idempotencyKey"], entry["idempotencyKey"]);
+    assert_bracketed(&book(&s).await, -1, 6006.0, 6021.0, "after both");
+}
+
+/// The alert's price crosses the bracket's stop: on paper the stop fills as the quote moves there, and the
+/// position the relay acts on is the one after that fill (a live broker would have filled it before the
+/// alert came). The resize then adds to a flat account and brackets what it holds, never more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resize_across_the_stop_brackets_what_is_held() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    follow(
+        &s,
+        "tradingview",
+        &strategy_alert("2026-12-06T15:30:00Z", "Long", 0, 1, 6012.25),
+    )
+    .await;
+    assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "entry");
+    // 6005 is below the stop at 6007.25.
+    let rec = follow(
+        &s,
+        "tradingview",
+        &strategy_alert("2026-12-06T15:35:00Z", "Long", 1, 2, 6005.0),
+    )
+    .await;
+    assert_eq!(
+        steps(&rec),
+        owned(&[
+            ["PlaceOrder", "executed", ""],
+            ["CancelAndBracket", "executed", "long 1"]
+        ]),
+        "{rec}"
+    );
+    assert_bracketed(
+        &book(&s).await,
+        1,
+        6015.0,
+        6000.0,
+        "resize after the stop filled",
+    );
+}
+
+/// The same across a reversal: the close finds the account already flat (the stop filled as the quote moved
+/// to the alert's price) and is skipped saying so; the entry and its bracket run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reversal_across_the_stop_finds_the_account_flat() {
+    let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
+    follow(
+        &s,
+        "tradingview",
+        &strategy_alert("2026-12-06T15:40:00Z", "Long", 0, 1, 6012.25),
+    )
+    .await;
+    let rec = follow(
+        &s,
+        "tradingview",
+        &strategy_alert("2026-12-06T15:45:00Z", "Short", 1, -1, 6005.0),
+    )
+    .await;
+    assert_eq!(
+        steps(&rec),
+        owned(&[
+            ["ClosePosition", "skipped", "flat"],
+            ["PlaceOrder", "executed", "flat"],
+            ["CancelAndBracket", "executed", "short 1"]
+        ]),
+        "{rec}"
+    );
+    assert_eq!(
+        rec["executions"][0]["error"], "account Sim101 is flat in ES 12-26: nothing to close",
+        "{rec}"
+    );
+    let b = book(&s).await;
+    assert_bracketed(&b, -1, 5995.0, 6010.0, "short after the stop filled");
+    assert_eq!(b.average, Some(6005.0), "{b:?}");
 }
