@@ -13,9 +13,11 @@
 //!   `entry = true` (signal-service) places the bracket on a flat account as the entry.
 //! - A step that fails stops the later ones: they are `skipped` with "not run: ...".
 //! - Two orders of one strategy in the same second are two alerts, never a reused key.
+//! - An alert whose price crosses the bracket's stop fills it before the position is read: a reversal's
+//!   close is then skipped, a resize neither re-enters (`same-side`) nor turns the account over (`reduce`).
 //! - Property (`strategy_sequences_never_leave_the_account_opposite_or_naked`): over random sequences of
-//!   strategy states, the account never holds a position opposite to the last alert's `market_position`,
-//!   and holds no working order in an instrument it is flat in.
+//!   strategy states and prices, the account never holds a position opposite to the last alert's
+//!   `market_position`, is flat when it is flat, and holds no working order in an instrument it is flat in.
 
 use proptest::prelude::*;
 use serde_json::{json, Value};
@@ -179,7 +181,7 @@ async fn follow(s: &TestServer, source: &str, body: &str) -> Value {
 }
 
 /// One alert of the walk: the strategy's move, the price, what the record must show for each step (command,
-/// status, the position it saw: read once, then as the steps before it left it; "" for an ungated order),
+/// status, the position it saw: read once, then as the steps before it left it; "" when none is recorded),
 /// and the bracket after it (take-profit, stop-loss).
 struct Move {
     timenow: &'static str,
