@@ -200,6 +200,19 @@ impl Command {
                         side_word(r.action)
                     )))
                 }
+                Some(PositionGate::Reduce) => {
+                    if held.signum() != -r.action.sign() {
+                        return Err(is(&format!(
+                            "; position = \"reduce\" places this {} only against a {}",
+                            r.action,
+                            side_word(r.action.opposite())
+                        )));
+                    }
+                    // Never past flat: what is left of a position a stop already reduced.
+                    r.quantity = r
+                        .quantity
+                        .min(held.unsigned_abs().min(u64::from(u32::MAX)) as u32);
+                }
                 _ => {}
             },
             Command::CancelAndBracket(r) => {
@@ -207,7 +220,8 @@ impl Command {
                 let same = held.signum() == r.action.sign();
                 let ok = match gate {
                     _ if r.relay.entry => held == 0 || same,
-                    PositionGate::SameSide => same,
+                    // `reduce` is refused for a bracket when it is rendered.
+                    PositionGate::SameSide | PositionGate::Reduce => same,
                     PositionGate::Flat => held == 0,
                     PositionGate::Any => true,
                 };
@@ -311,6 +325,13 @@ impl Command {
                 // A template's bracket protects a position that exists: same-side unless it says otherwise.
                 if r.relay.position.is_none() {
                     r.relay.position = Some(PositionGate::SameSide);
+                }
+                if r.relay.position == Some(PositionGate::Reduce) {
+                    return Err(bad(
+                        "position",
+                        "\"same-side\", \"flat\" or \"any\" (\"reduce\" is for PlaceOrder)",
+                        &args["position"],
+                    ));
                 }
                 Command::CancelAndBracket(r)
             }
@@ -504,5 +525,99 @@ impl<'de> Deserialize<'de> for Command {
 impl From<BracketRequest> for Command {
     fn from(r: BracketRequest) -> Command {
         Command::CancelAndBracket(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! The gates alone, on every position a strategy's account can hold. Invariants: a `reduce` order never
+    //! takes the position past flat; a bracket that follows the position is placed only around a position
+    //! of its own side, at exactly its size; a `flat` order runs only on a flat account.
+
+    use super::*;
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    fn order(action: &str, quantity: u32, position: &str) -> Command {
+        serde_json::from_value(json!({
+            "command": "PlaceOrder", "account": "Sim101", "instrument": "ES 12-26", "action": action,
+            "quantity": quantity, "orderType": "Market", "timeInForce": "DAY", "position": position,
+        }))
+        .unwrap()
+    }
+
+    fn bracket_following(action: &str) -> Command {
+        serde_json::from_value(json!({
+            "account": "Sim101", "instrument": "ES 12-26", "action": action, "quantity": 1,
+            "takeProfit": 6010.0, "stopLoss": 5995.0, "position": "same-side", "quantityFromPosition": true,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn reduce_runs_only_against_a_position_and_never_past_flat() {
+        let cases = [
+            (2, "Sell", 1, Ok(1)),
+            (1, "Sell", 2, Ok(1)),
+            (-3, "Buy", 2, Ok(2)),
+            (0, "Sell", 1, Err("account Sim101 is flat in ES 12-26; position = \"reduce\" places this Sell only against a long")),
+            (-1, "Sell", 1, Err("account Sim101 is short 1 in ES 12-26; position = \"reduce\" places this Sell only against a long")),
+            (2, "Buy", 1, Err("account Sim101 is long 2 in ES 12-26; position = \"reduce\" places this Buy only against a short")),
+        ];
+        for (held, action, qty, want) in cases {
+            let mut c = order(action, qty, "reduce");
+            let got = c.gate(held).map(|()| match &c {
+                Command::PlaceOrder(r) => r.quantity,
+                _ => unreachable!(),
+            });
+            assert_eq!(
+                got,
+                want.map_err(String::from),
+                "held {held}, {action} {qty}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_bracket_cannot_be_gated_reduce() {
+        let args = json!({"instrument": "ES 12-26", "account": "Sim101", "action": "Buy", "quantity": 1,
+                          "takeProfit": 6010, "stopLoss": 5995, "position": "reduce"});
+        let mut specs = std::collections::BTreeMap::new();
+        let es = crate::instruments::InstrumentSpec {
+            tick_size: 0.25,
+            point_value: 50.0,
+            symbols: vec!["ES1!".into()],
+        };
+        specs.insert("ES 12-26".to_string(), es);
+        let instruments = Instruments::new(specs).unwrap();
+        let err = Command::from_rendered(args.as_object().unwrap(), &instruments, Timestamp(0))
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("\"reduce\" is for PlaceOrder"),
+            "{err}"
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn gates_never_turn_a_position_over(held in -5i64..=5, qty in 1u32..=5, buy: bool) {
+            let action = if buy { "Buy" } else { "Sell" };
+            let mut reduce = order(action, qty, "reduce");
+            if reduce.gate(held).is_ok() {
+                let after = reduce.position_after(held);
+                prop_assert!(after * held >= 0 && after.abs() < held.abs(), "{held} -> {after}");
+            }
+            let mut entry = order(action, qty, "flat");
+            prop_assert_eq!(entry.gate(held).is_ok(), held == 0);
+            let sign = if buy { 1 } else { -1 };
+            let mut b = bracket_following(action);
+            if b.gate(held).is_ok() {
+                prop_assert_eq!(held.signum(), sign);
+                prop_assert_eq!(b.bracket().map(|r| i64::from(r.quantity)), Some(held.abs()));
+                prop_assert_eq!(b.position_after(held), held);
+            } else {
+                prop_assert_ne!(held.signum(), sign);
+            }
+        }
     }
 }

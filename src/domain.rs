@@ -177,11 +177,13 @@ impl RelayFields {
         let position = match args.get("position") {
             None | Some(Value::Null) => None,
             Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(v) => Some(
-                v.as_str()
-                    .and_then(PositionGate::parse)
-                    .ok_or_else(|| bad("position", "\"same-side\", \"flat\" or \"any\"", v))?,
-            ),
+            Some(v) => Some(v.as_str().and_then(PositionGate::parse).ok_or_else(|| {
+                bad(
+                    "position",
+                    "\"same-side\", \"flat\", \"reduce\" or \"any\"",
+                    v,
+                )
+            })?),
         };
         let entry = match args.get("entry") {
             None | Some(Value::Null) => false,
@@ -216,6 +218,9 @@ pub enum PositionGate {
     SameSide,
     /// Only when flat (entries that must not stack).
     Flat,
+    /// PlaceOrder only: against a position on the other side of the order, clamped to its size, so a
+    /// strategy that reduces never turns the account over (a stop that already closed the position skips it).
+    Reduce,
     /// Whatever the position is (it is still read when the quantity follows it).
     Any,
 }
@@ -225,6 +230,7 @@ impl PositionGate {
         match s.trim().to_ascii_lowercase().as_str() {
             "same-side" | "same_side" => Some(PositionGate::SameSide),
             "flat" => Some(PositionGate::Flat),
+            "reduce" => Some(PositionGate::Reduce),
             "any" => Some(PositionGate::Any),
             _ => None,
         }
@@ -234,6 +240,7 @@ impl PositionGate {
         match self {
             PositionGate::SameSide => "same-side",
             PositionGate::Flat => "flat",
+            PositionGate::Reduce => "reduce",
             PositionGate::Any => "any",
         }
     }

@@ -511,6 +511,11 @@ impl Engine {
         };
         let mut request = step.request.clone();
         let mut total_wait_us = 0u64;
+        // The market the alert saw comes first (paper: resting orders it crosses fill), so the position
+        // read and gated on is the one a live broker would report when the alert arrives.
+        if let Some(price) = request.relay().alert_price {
+            executor.observe_price(request.instrument(), price);
+        }
         if request.reads_position() {
             if held.is_none() {
                 match self
@@ -542,9 +547,6 @@ impl Engine {
                     })
                     .await;
             }
-        }
-        if let Some(price) = request.relay().alert_price {
-            executor.observe_price(request.instrument(), price);
         }
         // One OCO id (one order id) for every attempt: a retry after an unknown outcome then replaces the
         // same bracket, and settling finds it.

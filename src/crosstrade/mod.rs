@@ -284,8 +284,18 @@ fn command_outcome(cmd: &Command, body: Value) -> Result<BracketOutcome, ExecErr
                         .sum()
                 })
                 .unwrap_or(0);
+            // The orders the close cancelled, when the answer lists them (the relay's own API does), so
+            // the record says where the bracket went.
+            let cancelled = body
+                .get("cancelledOrderIds")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .map(|s| OrderId(s.to_string()))
+                .collect();
             let mut out = orders_outcome(
-                Vec::new(),
+                cancelled,
                 Vec::new(),
                 closed.clamp(0, i64::from(u32::MAX)) as u32,
             );

@@ -23,6 +23,8 @@
 //! - `journal_compat`: a journal written by the previously patched sled opens and reads back completely.
 //! - `notify`: `[notify]` channels of every kind against local fake endpoints, dead channels, the log.
 //! - `dashboard`: the page at `GET /`, `GET /api/accounts`, and the page end to end in a headless Chromium.
+//! - `strategy`: the TradingView templates following a strategy on the real position, on paper and through
+//!   two chained relays; gates, sequences that stop, one position read per alert; a property over random runs.
 
 mod support;
 
@@ -42,4 +44,5 @@ mod paper_api;
 mod reliability;
 mod settle;
 mod smoke;
+mod strategy;
 mod ws_rpc;
