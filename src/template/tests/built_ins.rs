@@ -300,10 +300,15 @@ fn tradingview_strategy_follows_each_transition() {
         strategy_steps(Some("flat"), "long", 2, "buy", 2),
         ["PlaceOrder Buy 2 Market Some(Flat)", bracket_long]
     );
-    // long → long, resized: the strategy's order, then a bracket at the new size.
+    // long → long, resized: the strategy's order (an add only onto the same side, a reduce only against
+    // it), then a bracket at the new size.
     assert_eq!(
         strategy_steps(Some("long"), "long", 3, "buy", 1),
-        ["PlaceOrder Buy 1 Market Some(Any)", bracket_long]
+        ["PlaceOrder Buy 1 Market Some(SameSide)", bracket_long]
+    );
+    assert_eq!(
+        strategy_steps(Some("long"), "long", 1, "sell", 1),
+        ["PlaceOrder Sell 1 Market Some(Reduce)", bracket_long]
     );
     // long → short: close, enter, bracket.
     assert_eq!(
