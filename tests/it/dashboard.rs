@@ -6,10 +6,7 @@
 //! Without Chromium the browser test fails under `ALERT_RELAY_REQUIRE_BROWSER=1` (CI, `.ci/run`) and is
 //! skipped with a `SKIPPED:` line otherwise.
 
-use std::time::Duration;
-
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 
 use crate::support::browser::Browser;
 use crate::support::*;
@@ -267,34 +264,6 @@ async fn signed_in(b: &Browser, s: &TestServer) {
         "!document.getElementById('app-view').hidden",
     )
     .await;
-}
-
-/// A CrossTrade upstream that never answers a CancelAndBracket (the outcome is unknown) and answers every
-/// listing with a 500 (the relay cannot settle it, nor read the account). Returns its URL.
-async fn silent_broker() -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Some((head, _)) = read_request(&mut sock).await else {
-                    return;
-                };
-                if head.starts_with("POST ") {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    return;
-                }
-                let body = r#"{"error": "boom"}"#;
-                let resp = format!(
-                    "HTTP/1.1 500 X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    url
 }
 
 /// The selector of an alert's row in the log.
@@ -622,26 +591,10 @@ async fn an_unknown_outcome_resolved_and_an_alert_replayed_from_the_dashboard() 
     let Some(b) = browser_or_skip().await else {
         return;
     };
-    // Sim101 is live through a broker that never answers: the alert ends `unknown` after 1 s.
-    let overrides = format!(
-        r#"
-[paper]
-accounts = ["Paper1"]
-[crosstrade]
-base_url = "{url}"
-token = "file:{{dir}}/api.secret"
-transport = "http"
-request_timeout_ms = 300
-connect_timeout_ms = 300
-accounts = ["Sim101"]
-[execution]
-max_age_secs = 1
-retry_backoff_ms = 50
-retry_backoff_max_ms = 100
-settle_for_secs = 1
-"#,
-        url = silent_broker().await
-    );
+    // Sim101 is live through a broker that never answers: the alert ends `unknown` after 1 s. Every listing
+    // is a 500: the relay can neither settle it nor read the account.
+    let (url, _) = unanswering_crosstrade(Listing::Broken).await;
+    let overrides = settling_overrides(&url, 1, "");
     let s = TestServer::in_process_with_files(&overrides, &[], None).await;
     let body = tv_alert("ES1!", "2026-11-27T14:30:00Z", "long", 1, 6000.0).to_string();
     let (st, v, _) = s.post_hook("tradingview", &body, &[]).await;

@@ -7,64 +7,23 @@ use std::time::{Duration, Instant};
 
 use crate::support::*;
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
-
-/// One scripted answer of the fake upstream; the last one repeats.
-#[derive(Clone)]
-enum Step {
-    Respond(u16, &'static str, &'static [(&'static str, &'static str)]),
-    /// Read the request, never answer.
-    Hang,
-    /// Read the request, close the connection without answering.
-    Drop,
-}
 
 struct Fake {
     url: String,
+    /// Each request it read: its head, a blank line, its body.
     hits: Arc<Mutex<Vec<String>>>,
 }
 
-async fn fake_upstream(script: Vec<Step>) -> Fake {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
+/// A fake upstream answering the `n`-th request with `script[n]`; the last one repeats.
+async fn fake_upstream(script: Vec<Reply>) -> Fake {
     let hits = Arc::new(Mutex::new(Vec::new()));
     let h = hits.clone();
-    tokio::spawn(async move {
-        let mut n = 0usize;
-        loop {
-            let Ok((mut sock, _)) = listener.accept().await else {
-                break;
-            };
-            let step = script[n.min(script.len() - 1)].clone();
-            n += 1;
-            let h = h.clone();
-            tokio::spawn(async move {
-                let Some((head, body)) = read_request(&mut sock).await else {
-                    return;
-                };
-                let req = format!("{head}\n\n{body}");
-                h.lock().unwrap().push(req);
-                match step {
-                    Step::Respond(code, body, headers) => {
-                        let mut extra = String::new();
-                        for (k, v) in headers {
-                            extra.push_str(&format!("{k}: {v}\r\n"));
-                        }
-                        let resp = format!(
-                            "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n{extra}\r\n{body}",
-                            body.len()
-                        );
-                        let _ = sock.write_all(resp.as_bytes()).await;
-                        let _ = sock.shutdown().await;
-                    }
-                    // The hang is the fault under test: longer than any timeout of relay A.
-                    Step::Hang => tokio::time::sleep(Duration::from_secs(30)).await,
-                    Step::Drop => drop(sock),
-                }
-            });
-        }
-    });
+    let url = scripted(move |n, head, body| {
+        h.lock().unwrap().push(format!("{head}\n\n{body}"));
+        script[n.min(script.len() - 1)].clone()
+    })
+    .await;
     Fake { url, hits }
 }
 
@@ -138,10 +97,9 @@ fn attempts(rec: &Value) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn success_keeps_order_ids_and_sends_bearer_and_body() {
-    let f = fake_upstream(vec![Step::Respond(
+    let f = fake_upstream(vec![Reply::json(
         200,
         r#"{"orderIds":["aa","bb"],"success":true}"#,
-        &[],
     )])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
@@ -175,10 +133,9 @@ async fn success_keeps_order_ids_and_sends_bearer_and_body() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broker_400_fails_with_its_message_verbatim() {
-    let f = fake_upstream(vec![Step::Respond(
+    let f = fake_upstream(vec![Reply::json(
         400,
         r#"{"error":"Invalid instrument specified"}"#,
-        &[],
     )])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
@@ -193,7 +150,7 @@ async fn broker_400_fails_with_its_message_verbatim() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn refused_token_fails_and_degrades_health() {
-    let f = fake_upstream(vec![Step::Respond(401, r#"{"error":"Unauthorized"}"#, &[])]).await;
+    let f = fake_upstream(vec![Reply::json(401, r#"{"error":"Unauthorized"}"#)]).await;
     let a = relay_a(&f.url, "http", 30).await;
     let rec = run_alert(&a, 3).await;
     assert_eq!(rec["status"], "failed");
@@ -211,7 +168,7 @@ async fn refused_token_fails_and_degrades_health() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn not_connected_408_fails_with_crosstrade_meaning() {
-    let f = fake_upstream(vec![Step::Respond(408, r#"{"error":"timeout"}"#, &[])]).await;
+    let f = fake_upstream(vec![Reply::json(408, r#"{"error":"timeout"}"#)]).await;
     let a = relay_a(&f.url, "http", 30).await;
     let rec = run_alert(&a, 4).await;
     assert_eq!(rec["status"], "failed");
@@ -224,12 +181,12 @@ async fn not_connected_408_fails_with_crosstrade_meaning() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn throttled_429_waits_retry_after_then_succeeds() {
     let f = fake_upstream(vec![
-        Step::Respond(
+        Reply::Respond(
             429,
-            r#"{"error":"Too many requests"}"#,
+            r#"{"error":"Too many requests"}"#.into(),
             &[("Retry-After", "1")],
         ),
-        Step::Respond(200, r#"{"orderIds":["cc"],"success":true}"#, &[]),
+        Reply::json(200, r#"{"orderIds":["cc"],"success":true}"#),
     ])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
@@ -246,8 +203,8 @@ async fn throttled_429_waits_retry_after_then_succeeds() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_error_is_retried_with_the_same_oco_id_while_young() {
     let f = fake_upstream(vec![
-        Step::Respond(500, r#"{"error":"boom"}"#, &[]),
-        Step::Respond(200, r#"{"orderIds":["dd"],"success":true}"#, &[]),
+        Reply::json(500, r#"{"error":"boom"}"#),
+        Reply::json(200, r#"{"orderIds":["dd"],"success":true}"#),
     ])
     .await;
     let a = relay_a(&f.url, "http", 30).await;
@@ -268,9 +225,9 @@ async fn server_error_is_retried_with_the_same_oco_id_while_young() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_outcomes_past_max_age_become_unknown() {
     for (n, step) in [
-        (7, Step::Respond(500, r#"{"error":"boom"}"#, &[])),
-        (8, Step::Hang),
-        (9, Step::Drop),
+        (7, Reply::json(500, r#"{"error":"boom"}"#)),
+        (8, Reply::Hang),
+        (9, Reply::Drop),
     ] {
         let f = fake_upstream(vec![step]).await;
         let a = relay_a(&f.url, "http", 1).await;
@@ -374,8 +331,8 @@ async fn assert_maybe_live(a: &TestServer, rec: &Value, why: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_switch_during_a_retry_after_an_unknown_attempt_ends_unknown() {
     let f = fake_upstream(vec![
-        Step::Respond(500, r#"{"error":"boom"}"#, &[]),
-        Step::Respond(200, r#"{"orderIds":["zz"],"success":true}"#, &[]),
+        Reply::json(500, r#"{"error":"boom"}"#),
+        Reply::json(200, r#"{"orderIds":["zz"],"success":true}"#),
     ])
     .await;
     // A long first backoff: the kill switch goes on while the execution waits to retry.
@@ -400,8 +357,8 @@ async fn kill_switch_during_a_retry_after_an_unknown_attempt_ends_unknown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_budget_exhausted_after_an_unknown_attempt_ends_unknown() {
     let f = fake_upstream(vec![
-        Step::Respond(500, r#"{"error":"boom"}"#, &[]),
-        Step::Respond(200, r#"{"orderIds":["zz"],"success":true}"#, &[]),
+        Reply::json(500, r#"{"error":"boom"}"#),
+        Reply::json(200, r#"{"orderIds":["zz"],"success":true}"#),
     ])
     .await;
     let tables = "[limits.outbound]\nper_second = 1\nburst = 1\nmax_wait_ms = 10\n";
@@ -420,10 +377,9 @@ async fn outbound_budget_exhausted_after_an_unknown_attempt_ends_unknown() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn outbound_budget_exhausted_before_any_attempt_is_rejected_in_ms() {
-    let f = fake_upstream(vec![Step::Respond(
+    let f = fake_upstream(vec![Reply::json(
         200,
         r#"{"orderIds":["yy"],"success":true}"#,
-        &[],
     )])
     .await;
     let tables = "[limits.outbound]\nper_second = 1\nburst = 1\nmax_wait_ms = 10\n";

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use alert_relay::verify::{verify_standard_webhooks, WebhookSecret};
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -43,37 +42,23 @@ impl Received {
 /// A fake endpoint answering `answer` (a JSON body, status 200) to every request, and handing each request
 /// to the test.
 async fn endpoint(answer: &'static str) -> (String, mpsc::UnboundedReceiver<Received>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = mpsc::unbounded_channel();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let tx = tx.clone();
-            tokio::spawn(async move {
-                let Some((head, body)) = read_request(&mut sock).await else {
-                    return;
-                };
-                let mut lines = head.lines();
-                let line = lines.next().unwrap_or_default().to_string();
-                let headers = lines
-                    .filter_map(|l| l.split_once(':'))
-                    .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
-                    .collect();
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
-                    answer.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-                let _ = tx.send(Received {
-                    line,
-                    headers,
-                    body: serde_json::from_str(&body).unwrap_or(Value::Null),
-                    raw_body: body,
-                });
-            });
-        }
-    });
+    let url = scripted(move |_, head, body| {
+        let mut lines = head.lines();
+        let line = lines.next().unwrap_or_default().to_string();
+        let headers = lines
+            .filter_map(|l| l.split_once(':'))
+            .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+            .collect();
+        let _ = tx.send(Received {
+            line,
+            headers,
+            body: serde_json::from_str(body).unwrap_or(Value::Null),
+            raw_body: body.to_string(),
+        });
+        Reply::json(200, answer)
+    })
+    .await;
     (url, rx)
 }
 
@@ -349,27 +334,11 @@ url = "{refused}/x"
 
 /// A scripted CrossTrade: answers the `i`-th request with `answers[i]` (status, body); the last repeats.
 async fn crosstrade(answers: Vec<(u16, &'static str)>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        let mut n = 0;
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let (code, body) = answers[n.min(answers.len() - 1)];
-            n += 1;
-            tokio::spawn(async move {
-                if read_request(&mut sock).await.is_none() {
-                    return;
-                }
-                let resp = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    url
+    scripted(move |n, _, _| {
+        let (code, body) = answers[n.min(answers.len() - 1)];
+        Reply::json(code, body)
+    })
+    .await
 }
 
 /// CrossTrade's 408 (the NinjaTrader add-on not connected) degrades the broker: told once however many
@@ -688,37 +657,11 @@ async fn contract_rolls_and_old_month_holdings_are_told() {
     .await;
 }
 
-/// A CrossTrade whose CancelAndBracket never answers and whose order list holds one order of someone else.
-async fn crosstrade_unanswered() -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            tokio::spawn(async move {
-                let Some((head, _)) = read_request(&mut sock).await else {
-                    return;
-                };
-                if head.starts_with("POST ") {
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    return;
-                }
-                let body = json!({"orders": [{"orderId": "x", "oco": "someone-else", "orderState": "Filled"}], "success": true}).to_string();
-                let resp = format!(
-                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    url
-}
-
 /// An `unknown` execution settled by asking the broker (no order with its OCO id: `failed`) is told.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_settlement_by_the_broker_is_told() {
-    let upstream = crosstrade_unanswered().await;
+    // CancelAndBracket never answers; the order list holds one order of someone else.
+    let (upstream, _) = unanswering_crosstrade(Listing::Others).await;
     let (ntfy_url, mut got) = endpoint("{}").await;
     let overrides = format!(
         r#"{}

@@ -1,101 +1,10 @@
 //! Settling `unknown` executions: by asking the broker (a scripted CrossTrade upstream, and a second relay
 //! whose paper account plays the broker, across a SIGKILL), and by an operator (`POST .../resolve`).
 
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::support::*;
 use serde_json::{json, Value};
-use tokio::io::AsyncWriteExt;
-use tokio::net::TcpListener;
-
-/// How the fake CrossTrade answers `GET .../orders`.
-#[derive(Clone, Copy)]
-enum Listing {
-    /// The orders it was sent, under their OCO ids.
-    Truthful,
-    /// Orders, none with the OCO id sent.
-    Others,
-    /// 500, always.
-    Broken,
-}
-
-/// A CrossTrade upstream whose CancelAndBracket never answers (the relay times out: outcome unknown) and
-/// whose order listing answers as `listing` says. Returns its URL and the OCO ids it was sent.
-async fn upstream(listing: Listing) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let url = format!("http://{}", listener.local_addr().unwrap());
-    let ocos = Arc::new(Mutex::new(Vec::<String>::new()));
-    let seen = ocos.clone();
-    tokio::spawn(async move {
-        while let Ok((mut sock, _)) = listener.accept().await {
-            let seen = seen.clone();
-            tokio::spawn(async move {
-                let Some((head, body)) = read_request(&mut sock).await else {
-                    return;
-                };
-                if head.starts_with("POST ") {
-                    if let Ok(v) = serde_json::from_str::<Value>(&body) {
-                        if let Some(oco) = v["ocoId"].as_str() {
-                            seen.lock().unwrap().push(oco.to_string());
-                        }
-                    }
-                    // Never answer: the relay's request times out with the outcome unknown.
-                    tokio::time::sleep(Duration::from_secs(30)).await;
-                    return;
-                }
-                let (code, body) = match listing {
-                    Listing::Truthful => {
-                        let orders: Vec<Value> = seen
-                            .lock()
-                            .unwrap()
-                            .iter()
-                            .enumerate()
-                            .map(|(i, oco)| json!({"orderId": format!("ord-{i}"), "oco": oco, "orderState": "Working"}))
-                            .collect();
-                        (200, json!({"orders": orders, "success": true}).to_string())
-                    }
-                    Listing::Others => (
-                        200,
-                        json!({"orders": [{"orderId": "x", "oco": "someone-else", "orderState": "Filled"}], "success": true}).to_string(),
-                    ),
-                    Listing::Broken => (500, json!({"error": "boom"}).to_string()),
-                };
-                let resp = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = sock.write_all(resp.as_bytes()).await;
-                let _ = sock.shutdown().await;
-            });
-        }
-    });
-    (url, ocos)
-}
-
-/// Relay A: Sim101 live through CrossTrade at `url`, with a 1-s age limit so an unanswered call ends
-/// `unknown` quickly; the broker is asked for at most `settle_for` seconds.
-fn live(url: &str, settle_for: u64, extra: &str) -> String {
-    format!(
-        r#"
-[paper]
-accounts = ["Paper1"]
-[crosstrade]
-base_url = "{url}"
-token = "file:{{dir}}/api.secret"
-transport = "http"
-request_timeout_ms = 300
-connect_timeout_ms = 300
-accounts = ["Sim101"]
-[execution]
-max_age_secs = 1
-retry_backoff_ms = 50
-retry_backoff_max_ms = 100
-settle_for_secs = {settle_for}
-{extra}
-"#
-    )
-}
 
 async fn send(a: &TestServer, second: u32) -> String {
     let body = tv_alert(
@@ -133,8 +42,8 @@ fn settled(rec: &Value) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_broker_showing_the_oco_id_settles_unknown_as_executed() {
-    let (url, ocos) = upstream(Listing::Truthful).await;
-    let a = TestServer::in_process_with_files(&live(&url, 60, ""), &[], None).await;
+    let (url, ocos) = unanswering_crosstrade(Listing::Truthful).await;
+    let a = TestServer::in_process_with_files(&settling_overrides(&url, 60, ""), &[], None).await;
     let id = send(&a, 1).await;
     let rec = until(&a, &id, Duration::from_secs(20), settled).await;
     let e = &rec["executions"][0];
@@ -162,8 +71,8 @@ async fn the_broker_showing_the_oco_id_settles_unknown_as_executed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_listing_without_the_oco_id_settles_unknown_as_failed() {
-    let (url, _) = upstream(Listing::Others).await;
-    let a = TestServer::in_process_with_files(&live(&url, 60, ""), &[], None).await;
+    let (url, _) = unanswering_crosstrade(Listing::Others).await;
+    let a = TestServer::in_process_with_files(&settling_overrides(&url, 60, ""), &[], None).await;
     let id = send(&a, 2).await;
     let rec = until(&a, &id, Duration::from_secs(20), settled).await;
     assert_eq!(rec["status"], "failed", "{rec}");
@@ -174,9 +83,9 @@ async fn a_broker_listing_without_the_oco_id_settles_unknown_as_failed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn no_broker_answer_leaves_it_unknown_for_an_operator_to_resolve() {
-    let (url, _) = upstream(Listing::Broken).await;
+    let (url, _) = unanswering_crosstrade(Listing::Broken).await;
     let extra = "[server]\nhealth_status_code = \"503-when-degraded\"";
-    let a = TestServer::in_process_with_files(&live(&url, 2, extra), &[], None).await;
+    let a = TestServer::in_process_with_files(&settling_overrides(&url, 2, extra), &[], None).await;
     let id = send(&a, 3).await;
     let rec = a.wait_final(&id).await;
     assert_eq!(rec["status"], "unknown", "{rec}");

@@ -22,7 +22,6 @@
 use proptest::prelude::*;
 use serde_json::{json, Value};
 use std::sync::{Arc, Mutex};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 
 use crate::support::*;
@@ -365,12 +364,7 @@ async fn counting_proxy(target: String) -> (String, Reads) {
                 let resp = rb.send().await.expect("relay B answers");
                 let code = resp.status().as_u16();
                 let text = resp.text().await.unwrap_or_default();
-                let out = format!(
-                    "HTTP/1.1 {code} X\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{text}",
-                    text.len()
-                );
-                let _ = sock.write_all(out.as_bytes()).await;
-                let _ = sock.shutdown().await;
+                respond(&mut sock, code, &text, &[]).await;
             });
         }
     });

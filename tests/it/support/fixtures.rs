@@ -189,6 +189,28 @@ accounts = [{accounts}]
     )
 }
 
+/// Overrides for a relay whose Sim101 trades live through CrossTrade at `base_url` (HTTP) and gives up
+/// fast: 300-ms timeouts and a 1-s age limit, so a call nobody answers ends `unknown` within about a second;
+/// the broker is asked about it for at most `settle_for` seconds. `extra`: further tables.
+pub fn settling_overrides(base_url: &str, settle_for: u64, extra: &str) -> String {
+    format!(
+        r#"{}
+[execution]
+max_age_secs = 1
+retry_backoff_ms = 50
+retry_backoff_max_ms = 100
+settle_for_secs = {settle_for}
+{extra}
+"#,
+        crosstrade_overrides(
+            base_url,
+            "http",
+            "\"Sim101\"",
+            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
+        )
+    )
+}
+
 // ------------------------------------------------------------------------------------------ instruments
 
 /// (symbol, last price) for the six configured instruments.

@@ -8,7 +8,8 @@
 //! - `burst`: many signed alerts from concurrent senders, to kill a relay in the middle of.
 //! - `browser`: a headless Chromium driven over the DevTools protocol, for the dashboard test.
 //! - `logged`: [`LoggedRelay`], the relay binary with its log in a file, for tests that read the log.
-//! - `upstream`: reading a request off a socket, for the scripted CrossTrade upstreams.
+//! - `upstream`: scripted HTTP upstreams (a CrossTrade, a notification endpoint): reading a request off a
+//!   socket, answering it, and [`unanswering_crosstrade`], whose CancelAndBracket never answers.
 //! - `wait`: [`eventually`], the one bounded poll: every wait on the relay that it cannot do itself goes
 //!   through it (where it can, the tests send `Prefer: wait=N` instead).
 
@@ -26,5 +27,5 @@ pub use fixtures::*;
 pub use logged::LoggedRelay;
 pub use server::{answer, relay_command, TestServer};
 pub use signing::{gh_signature, hdrs, sw_headers, unix_now};
-pub use upstream::read_request;
+pub use upstream::{read_request, respond, scripted, unanswering_crosstrade, Listing, Reply};
 pub use wait::eventually;
