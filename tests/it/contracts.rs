@@ -49,13 +49,7 @@ async fn es1_follows_the_roll_and_the_old_month_is_reported_never_closed() {
     let s = TestServer::in_process_with_contracts_clock("", &[], None, clock.clone()).await;
 
     // Before the roll: a long 1 in the front month, bracketed by an ES1! alert.
-    let (st, v) = s
-        .api_post(
-            "/v1/api/accounts/Sim101/orders/place",
-            json!({"instrument": "ES1!", "action": "Buy", "quantity": 1, "orderType": "MARKET"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    let v = s.buy_at_market("ES1!", 1).await;
     assert_eq!(v["order"]["instrument"], "ES 12-26", "{v}");
     let (st, rec) = alert(&s, "ES1!", "2026-12-09T15:00:00Z").await;
     assert_eq!(st, 200, "{rec}");

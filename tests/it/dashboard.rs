@@ -103,22 +103,10 @@ async fn contracts_list_each_roots_front_month_roll_and_expiry() {
 
 // ------------------------------------------------------------------------------------------ the API
 
-/// Opens a long of `quantity` ES on the paper account Sim101 (a market order, filled at the quote), so a
-/// bracket has a position to protect.
-async fn buy_at_market(s: &TestServer, quantity: u32) {
-    let (st, v) = s
-        .api_post(
-            "/v1/api/accounts/Sim101/orders/place",
-            json!({"instrument": ES, "action": "Buy", "quantity": quantity, "orderType": "MARKET"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
-}
-
 #[tokio::test]
 async fn accounts_show_positions_working_orders_and_the_bracket_as_one_oco_pair() {
     let s = TestServer::in_process("", None).await;
-    buy_at_market(&s, 2).await;
+    s.buy_at_market(ES, 2).await;
     let body = tv_alert("ES1!", "2026-11-27T14:30:00Z", "long", 2, 6000.0).to_string();
     let (st, v, _) = s.post_hook_final("tradingview", &body, &[]).await;
     assert_eq!((st, v["status"].as_str()), (200, Some("executed")), "{v}");
@@ -277,7 +265,7 @@ async fn the_dashboard_in_a_headless_browser() {
         return;
     };
     let s = TestServer::in_process_with_files(BLOCKED_SOURCE, &[], None).await;
-    buy_at_market(&s, 1).await;
+    s.buy_at_market(ES, 1).await;
     b.open(&s.url("/")).await;
 
     // Sign in: a wrong token is refused on the form, the right one opens the dashboard.

@@ -556,13 +556,7 @@ async fn contract_rolls_and_old_month_holdings_are_told() {
     .await;
 
     // A long 1 in ES 12-26 with its bracket (two working orders), then the roll.
-    let (st, v) = s
-        .api_post(
-            "/v1/api/accounts/Sim101/orders/place",
-            json!({"instrument": "ES1!", "action": "Buy", "quantity": 1, "orderType": "MARKET"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    s.buy_at_market("ES1!", 1).await;
     let body = tv_alert("ES1!", "2026-12-08T15:00:00Z", "long", 1, 6000.0).to_string();
     let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
     assert_eq!((st, &rec["status"]), (200, &json!("executed")), "{rec}");

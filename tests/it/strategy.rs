@@ -432,13 +432,7 @@ async fn protect_on_a_flat_account_is_skipped_and_places_nothing() {
     );
 
     // Once the account holds the position, the same alert protects it.
-    let (st, v) = s
-        .api_post(
-            "/v1/api/accounts/Sim101/orders/place",
-            json!({"instrument": ES, "action": "Buy", "quantity": 1, "orderType": "MARKET"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    s.buy_at_market(ES, 1).await;
     let body = strategy_alert("2026-12-06T15:01:00Z", "Long", 0, 1, 6012.25);
     let rec = follow(&s, "protect", &body).await;
     assert_eq!(rec["status"], "executed", "{rec}");

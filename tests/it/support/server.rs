@@ -14,7 +14,7 @@ use alert_relay::config::Config;
 use alert_relay::relay::Relay;
 use alert_relay::server::Server;
 use reqwest::header::HeaderMap;
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::fixtures::{
     config_text, write_files, API_TOKEN, CONTRACTS_AT, CONTRACTS_AT_MS, SW_SECRET,
@@ -291,6 +291,19 @@ impl TestServer {
             .expect("request");
         let status = resp.status().as_u16();
         (status, resp.json().await.unwrap_or(Value::Null))
+    }
+
+    /// Opens a long of `quantity` `instrument` on the paper account Sim101 (a market order, filled at the
+    /// quote), so a bracket has a position to protect. Returns the answer.
+    pub async fn buy_at_market(&self, instrument: &str, quantity: u32) -> Value {
+        let (st, v) = self
+            .api_post(
+                "/v1/api/accounts/Sim101/orders/place",
+                json!({"instrument": instrument, "action": "Buy", "quantity": quantity, "orderType": "MARKET"}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+        v
     }
 
     /// `GET /api/alerts?{query}`: the alerts array.
