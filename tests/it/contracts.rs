@@ -177,13 +177,7 @@ async fn es1_follows_the_roll_and_the_old_month_is_reported_never_closed() {
         orders.iter().any(|o| o["instrument"] == "ES 12-26"),
         "{orders:?}"
     );
-    let (st, v) = s
-        .api_post(
-            "/v1/api/accounts/Sim101/positions/flatten",
-            json!({"instrument": "ES 12-26"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    s.flatten("ES 12-26").await;
     assert_eq!(held(&positions(&s).await, "ES 12-26"), 0);
     let health = s.health().await;
     assert!(

@@ -92,6 +92,14 @@ async fn next(
         .unwrap()
 }
 
+/// A `[[notify.channels]]` table: the ntfy channel "ops" at `server`, on `topic`, for `events` (the items of
+/// a TOML list).
+fn ntfy_ops(server: &str, topic: &str, events: &str) -> String {
+    format!(
+        "[[notify.channels]]\nkind = \"ntfy\"\nname = \"ops\"\nserver = \"{server}\"\ntopic = \"{topic}\"\nevents = [{events}]\n"
+    )
+}
+
 fn write_secret(dir: &Path, name: &str, value: &str) {
     std::fs::write(dir.join(name), format!("{value}\n")).unwrap();
 }
@@ -354,15 +362,13 @@ async fn the_broker_degrades_once_and_recovers_once() {
     .await;
     let (ntfy_url, mut got) = endpoint("{}").await;
     let overrides = format!(
-        r#"{}
-[[notify.channels]]
-kind = "ntfy"
-name = "ops"
-server = "{ntfy_url}"
-topic = "broker"
-events = ["broker.degraded", "broker.recovered"]
-"#,
-        crosstrade_overrides(&upstream, "http", "\"Sim101\"", "request_timeout_ms = 2000")
+        "{}{}",
+        crosstrade_overrides(&upstream, "http", "\"Sim101\"", "request_timeout_ms = 2000"),
+        ntfy_ops(
+            &ntfy_url,
+            "broker",
+            r#""broker.degraded", "broker.recovered""#
+        )
     );
     let s = TestServer::in_process(&overrides, None).await;
     let mut statuses = Vec::new();
@@ -406,26 +412,12 @@ events = ["broker.degraded", "broker.recovered"]
 async fn an_unknown_outcome_and_its_settlement_by_an_operator() {
     let upstream = silent_endpoint().await;
     let (ntfy_url, mut got) = endpoint("{}").await;
-    let overrides = format!(
-        r#"{}
-[execution]
-max_age_secs = 1
-retry_backoff_ms = 50
-retry_backoff_max_ms = 50
-[[notify.channels]]
-kind = "ntfy"
-name = "ops"
-server = "{ntfy_url}"
-topic = "settle"
-events = ["execution.unknown", "execution.settled"]
-"#,
-        crosstrade_overrides(
-            &upstream,
-            "http",
-            "\"Sim101\"",
-            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
-        )
+    let channel = ntfy_ops(
+        &ntfy_url,
+        "settle",
+        r#""execution.unknown", "execution.settled""#,
     );
+    let overrides = settling_overrides(&upstream, 600, &channel);
     let s = TestServer::in_process(&overrides, None).await;
     let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
     let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
@@ -462,9 +454,7 @@ events = ["execution.unknown", "execution.settled"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusal_burst_is_told_once() {
     let (ntfy_url, mut got) = endpoint("{}").await;
-    let overrides = format!(
-        "[[notify.channels]]\nkind = \"ntfy\"\nname = \"ops\"\nserver = \"{ntfy_url}\"\ntopic = \"refusals\"\nevents = [\"refusals.burst\"]\n"
-    );
+    let overrides = ntfy_ops(&ntfy_url, "refusals", r#""refusals.burst""#);
     let s = TestServer::in_process(&overrides, None).await;
     let mut body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0);
     body["secret"] = json!("not-the-secret");
@@ -634,13 +624,7 @@ async fn contract_rolls_and_old_month_holdings_are_told() {
     assert_eq!(again["title"], "Position left in ES 12-26 on Sim101");
 
     // Closed: nothing to tell.
-    let (st, v) = s
-        .api_post(
-            "/v1/api/accounts/Sim101/positions/flatten",
-            json!({"instrument": "ES 12-26"}),
-        )
-        .await;
-    assert_eq!(st, 200, "{v}");
+    s.flatten("ES 12-26").await;
     clock.set(ms("2026-12-13T15:00:00Z"));
     relay.report_old_months(false).await;
     nothing_more(
@@ -657,26 +641,8 @@ async fn a_settlement_by_the_broker_is_told() {
     // CancelAndBracket never answers; the order list holds one order of someone else.
     let (upstream, _) = unanswering_crosstrade(Listing::Others).await;
     let (ntfy_url, mut got) = endpoint("{}").await;
-    let overrides = format!(
-        r#"{}
-[execution]
-max_age_secs = 1
-retry_backoff_ms = 50
-retry_backoff_max_ms = 50
-[[notify.channels]]
-kind = "ntfy"
-name = "ops"
-server = "{ntfy_url}"
-topic = "settle"
-events = ["execution.settled"]
-"#,
-        crosstrade_overrides(
-            &upstream,
-            "http",
-            "\"Sim101\"",
-            "request_timeout_ms = 300\nconnect_timeout_ms = 300"
-        )
-    );
+    let channel = ntfy_ops(&ntfy_url, "settle", r#""execution.settled""#);
+    let overrides = settling_overrides(&upstream, 600, &channel);
     let s = TestServer::in_process(&overrides, None).await;
     let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
     let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;

@@ -306,6 +306,17 @@ impl TestServer {
         v
     }
 
+    /// Flattens `instrument` on the paper account Sim101 (`POST .../positions/flatten`).
+    pub async fn flatten(&self, instrument: &str) {
+        let (st, v) = self
+            .api_post(
+                "/v1/api/accounts/Sim101/positions/flatten",
+                json!({"instrument": instrument}),
+            )
+            .await;
+        assert_eq!(st, 200, "{v}");
+    }
+
     /// `GET /api/alerts?{query}`: the alerts array.
     pub async fn alerts(&self, query: &str) -> Vec<Value> {
         let (st, v) = self.api_get(&format!("/api/alerts?{query}")).await;
