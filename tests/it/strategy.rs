@@ -172,6 +172,11 @@ fn owned(v: &[[&str; 3]]) -> Vec<[String; 3]> {
     v.iter().map(|t| t.map(String::from)).collect()
 }
 
+/// The record's [`steps`] are `want`.
+fn assert_steps(rec: &Value, want: &[[&str; 3]]) {
+    assert_eq!(steps(rec), owned(want), "{rec}");
+}
+
 /// Posts a strategy alert and returns its final record.
 async fn follow(s: &TestServer, source: &str, body: &str) -> Value {
     let (st, rec, _) = s.post_hook_final(source, body, &[]).await;
@@ -464,13 +469,12 @@ async fn an_indicator_enters_only_when_flat_and_exits() {
             .to_string()
     };
     let rec = follow(&s, "indicator", &alert("buy", 6012.25)).await;
-    assert_eq!(
-        steps(&rec),
-        owned(&[
+    assert_steps(
+        &rec,
+        &[
             ["PlaceOrder", "executed", "flat"],
-            ["CancelAndBracket", "executed", "long 1"]
-        ]),
-        "{rec}"
+            ["CancelAndBracket", "executed", "long 1"],
+        ],
     );
     assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "buy");
     // A sell while long does not reverse: both steps skipped, the bracket stays.
@@ -484,11 +488,7 @@ async fn an_indicator_enters_only_when_flat_and_exits() {
     );
     assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "sell while long");
     let rec = follow(&s, "indicator", &alert("exit", 6014.0)).await;
-    assert_eq!(
-        steps(&rec),
-        owned(&[["ClosePosition", "executed", "long 1"]]),
-        "{rec}"
-    );
+    assert_steps(&rec, &[["ClosePosition", "executed", "long 1"]]);
     assert_bracketed(&book(&s).await, 0, 0.0, 0.0, "exit");
 }
 
@@ -511,13 +511,12 @@ symbols = ["YM1!"]
     let body =
         strategy_alert("2026-12-06T15:10:00Z", "Long", 0, 1, 45000.0).replace("ES1!", "YM1!");
     let rec = follow(&a, "tradingview", &body).await;
-    assert_eq!(
-        steps(&rec),
-        owned(&[
+    assert_steps(
+        &rec,
+        &[
             ["PlaceOrder", "failed", "flat"],
-            ["CancelAndBracket", "skipped", ""]
-        ]),
-        "{rec}"
+            ["CancelAndBracket", "skipped", ""],
+        ],
     );
     assert_eq!(
         rec["executions"][1]["error"], "not run: step 1 (PlaceOrder) ended failed",
@@ -584,6 +583,20 @@ async fn resize(s: &TestServer, minute: u32, prev: i64, now: i64, price: f64) ->
     .await
 }
 
+/// A resize that found the account flat: both its steps skipped, the first saying `why`; the account is
+/// still flat, with no bracket (`what` names the check).
+async fn assert_skipped_on_flat(s: &TestServer, rec: &Value, why: &str, what: &str) {
+    assert_steps(
+        rec,
+        &[
+            ["PlaceOrder", "skipped", "flat"],
+            ["CancelAndBracket", "skipped", "flat"],
+        ],
+    );
+    assert_eq!(rec["executions"][0]["error"], why, "{rec}");
+    assert_bracketed(&book(s).await, 0, 0.0, 0.0, what);
+}
+
 /// The alert's price crosses the bracket's stop: on paper the stop fills as the quote moves there, and the
 /// position the relay acts on is the one after that fill (a live broker would have filled it before the
 /// alert came). A resize then finds the account flat: an add does not re-enter (`same-side`), a reduce
@@ -594,40 +607,14 @@ async fn a_resize_after_the_stop_filled_leaves_the_account_flat() {
     // long 1 at 6012.25 (stop 6007.25), then an add at 6005.
     resize(&s, 31, 0, 1, 6012.25).await;
     let rec = resize(&s, 32, 1, 2, 6005.0).await;
-    assert_eq!(
-        steps(&rec),
-        owned(&[
-            ["PlaceOrder", "skipped", "flat"],
-            ["CancelAndBracket", "skipped", "flat"]
-        ]),
-        "{rec}"
-    );
-    assert_eq!(
-        rec["executions"][0]["error"],
-        "account Sim101 is flat in ES 12-26; position = \"same-side\" places this Buy only on a long",
-        "{rec}"
-    );
-    assert_bracketed(&book(&s).await, 0, 0.0, 0.0, "add after the stop");
+    assert_skipped_on_flat(&s, &rec, "account Sim101 is flat in ES 12-26; position = \"same-side\" places this Buy only on a long", "add after the stop").await;
 
     // long 2 at 6000 (stop 5995), then a reduce at 5995: the stop has filled both contracts.
     resize(&s, 33, 2, 0, 6000.0).await;
     resize(&s, 34, 0, 2, 6000.0).await;
     assert_bracketed(&book(&s).await, 2, 6010.0, 5995.0, "long 2");
     let rec = resize(&s, 35, 2, 1, 5995.0).await;
-    assert_eq!(
-        steps(&rec),
-        owned(&[
-            ["PlaceOrder", "skipped", "flat"],
-            ["CancelAndBracket", "skipped", "flat"]
-        ]),
-        "{rec}"
-    );
-    assert_eq!(
-        rec["executions"][0]["error"],
-        "account Sim101 is flat in ES 12-26; position = \"reduce\" places this Sell only against a long",
-        "{rec}"
-    );
-    assert_bracketed(&book(&s).await, 0, 0.0, 0.0, "reduce after the stop");
+    assert_skipped_on_flat(&s, &rec, "account Sim101 is flat in ES 12-26; position = \"reduce\" places this Sell only against a long", "reduce after the stop").await;
 }
 
 /// The same across a reversal: the close finds the account already flat (the stop filled as the quote moved
@@ -647,14 +634,13 @@ async fn a_reversal_across_the_stop_finds_the_account_flat() {
         &strategy_alert("2026-12-06T15:45:00Z", "Short", 1, -1, 6005.0),
     )
     .await;
-    assert_eq!(
-        steps(&rec),
-        owned(&[
+    assert_steps(
+        &rec,
+        &[
             ["ClosePosition", "skipped", "flat"],
             ["PlaceOrder", "executed", "flat"],
-            ["CancelAndBracket", "executed", "short 1"]
-        ]),
-        "{rec}"
+            ["CancelAndBracket", "executed", "short 1"],
+        ],
     );
     assert_eq!(
         rec["executions"][0]["error"], "account Sim101 is flat in ES 12-26: nothing to close",
