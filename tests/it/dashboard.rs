@@ -245,13 +245,37 @@ async fn browser_or_skip() -> Option<Browser> {
 /// Opens the dashboard of `s` and signs in with the API token.
 async fn signed_in(b: &Browser, s: &TestServer) {
     b.open(&s.url("/")).await;
+    sign_in(b, "the dashboard").await;
+}
+
+/// Signs in on the form shown with the API token and waits for the dashboard (`what`).
+async fn sign_in(b: &Browser, what: &str) {
     b.type_into("token", API_TOKEN).await;
     b.click("#sign-in").await;
+    b.wait_js(what, "!document.getElementById('app-view').hidden")
+        .await;
+}
+
+/// Waits until the log's row of alert `id` shows `status` (`what`).
+async fn wait_row_status(b: &Browser, what: &str, id: &str, status: &str) {
     b.wait_js(
-        "the dashboard",
-        "!document.getElementById('app-view').hidden",
+        what,
+        &format!(
+            "document.querySelector(\"{}\").dataset.status === '{status}'",
+            row(id)
+        ),
     )
     .await;
+}
+
+/// Whether the page asked for a confirmation whose text holds `text`.
+fn confirmed(b: &Browser, text: &str) -> bool {
+    b.log
+        .lock()
+        .unwrap()
+        .dialogs
+        .iter()
+        .any(|d| d.contains(text))
 }
 
 /// The selector of an alert's row in the log.
@@ -281,13 +305,7 @@ async fn the_dashboard_in_a_headless_browser() {
         "document.getElementById('sign-in-error').textContent.includes('refused')",
     )
     .await;
-    b.type_into("token", API_TOKEN).await;
-    b.click("#sign-in").await;
-    b.wait_js(
-        "the dashboard",
-        "!document.getElementById('app-view').hidden",
-    )
-    .await;
+    sign_in(&b, "the dashboard").await;
     assert_eq!(b.js("document.getElementById('token').value").await, "");
     b.wait_js(
         "the kill switch off",
@@ -331,14 +349,7 @@ async fn the_dashboard_in_a_headless_browser() {
     let (st, v, _) = s.post_hook_final("tradingview", &first, &[]).await;
     assert_eq!((st, v["status"].as_str()), (200, Some("executed")), "{v}");
     let id = alert_id(&v);
-    b.wait_js(
-        "the alert, executed",
-        &format!(
-            "document.querySelector(\"{}\").dataset.status === 'executed'",
-            row(&id)
-        ),
-    )
-    .await;
+    wait_row_status(&b, "the alert, executed", &id, "executed").await;
     let cells = b
         .js(&format!(
             "document.querySelector(\"{}\").innerText",
@@ -414,12 +425,7 @@ async fn the_dashboard_in_a_headless_browser() {
     )
     .await;
     assert!(
-        b.log
-            .lock()
-            .unwrap()
-            .dialogs
-            .iter()
-            .any(|d| d.contains("kill switch ON")),
+        confirmed(&b, "kill switch ON"),
         "no confirmation: {:?}",
         b.log.lock().unwrap().dialogs
     );
@@ -429,14 +435,7 @@ async fn the_dashboard_in_a_headless_browser() {
     assert_eq!(st, 503, "{v}");
     let rejected = s.alerts("status=rejected").await;
     let second_id = rejected[0]["id"].as_str().unwrap().to_string();
-    b.wait_js(
-        "the second alert, rejected",
-        &format!(
-            "document.querySelector(\"{}\").dataset.status === 'rejected'",
-            row(&second_id)
-        ),
-    )
-    .await;
+    wait_row_status(&b, "the second alert, rejected", &second_id, "rejected").await;
 
     // The five common TradingView mistakes, each refused and marked in the log.
     let wrong_secret = first.replace(TV_SECRET, "not-the-secret");
@@ -551,13 +550,7 @@ async fn the_dashboard_in_a_headless_browser() {
     )
     .await;
     assert_eq!(b.js("sessionStorage.length").await, 0);
-    b.type_into("token", API_TOKEN).await;
-    b.click("#sign-in").await;
-    b.wait_js(
-        "the dashboard again",
-        "!document.getElementById('app-view').hidden",
-    )
-    .await;
+    sign_in(&b, "the dashboard again").await;
     b.click("#sign-out").await;
     b.wait_js(
         "signed out",
@@ -619,15 +612,7 @@ async fn an_unknown_outcome_resolved_and_an_alert_replayed_from_the_dashboard() 
          document.getElementById('alert-detail').innerText.includes('settled by')",
     )
     .await;
-    assert!(
-        b.log
-            .lock()
-            .unwrap()
-            .dialogs
-            .iter()
-            .any(|d| d.contains("as executed")),
-        "no confirmation"
-    );
+    assert!(confirmed(&b, "as executed"), "no confirmation");
     let (_, rec) = s.api_get(&format!("/api/alerts/{id}")).await;
     assert_eq!(rec["executions"][0]["settledBy"], "operator", "{rec}");
     assert_eq!(
