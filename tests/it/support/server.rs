@@ -22,6 +22,62 @@ use super::fixtures::{
 use super::signing::{gh_signature, hdrs, sw_headers};
 use super::wait::eventually;
 
+/// Spawns `serve` as `cmd` says (its stdout is piped here) and reads its stdout up to the `listening on`
+/// line: the child, the address it printed and the lines so far. Without that line within 30 s the child is
+/// killed and the test fails with `failed(lines so far)`. Stdout is drained after, so the child never blocks
+/// on a full pipe.
+pub(super) fn serve_until_listening(
+    mut cmd: Command,
+    failed: impl FnOnce(&[String]) -> String,
+) -> (Child, String, Vec<String>) {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start alert-relay");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    let base = loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match rx.recv_timeout(left) {
+            Ok(line) => {
+                lines.push(line.clone());
+                if let Some(addr) = line.strip_prefix("listening on ") {
+                    break addr.trim().to_string();
+                }
+            }
+            Err(_) => {
+                let _ = child.kill();
+                panic!("{}", failed(&lines));
+            }
+        }
+    };
+    std::thread::spawn(move || while rx.recv().is_ok() {});
+    (child, base, lines)
+}
+
+/// `POST url` with the test API token and the JSON `body`: the status and the JSON answer (`null` when it
+/// is not JSON).
+pub(super) async fn api_post(client: &reqwest::Client, url: &str, body: Value) -> (u16, Value) {
+    let resp = client
+        .post(url)
+        .bearer_auth(API_TOKEN)
+        .json(&body)
+        .send()
+        .await
+        .expect("request");
+    let status = resp.status().as_u16();
+    (status, resp.json().await.unwrap_or(Value::Null))
+}
+
 /// How long a test waits for an alert to reach a final status (through `Prefer: wait` or by polling).
 const FINAL_WITHIN: Duration = Duration::from_secs(20);
 
@@ -154,8 +210,8 @@ impl TestServer {
 
     /// (Re)starts the child process on a fresh port with the same config and data dir.
     pub fn start_process(&mut self) {
-        let mut child = relay_command()
-            .arg("serve")
+        let mut cmd = relay_command();
+        cmd.arg("serve")
             .arg("--config")
             .arg(&self.config_path)
             .arg("--listen")
@@ -164,42 +220,12 @@ impl TestServer {
             .arg(self.data_dir())
             .arg("--contracts-at")
             .arg(CONTRACTS_AT)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("start alert-relay");
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
+            .stderr(Stdio::inherit());
+        let (child, base, lines) = serve_until_listening(cmd, |lines| {
+            format!("relay did not print 'listening on': {lines:?}")
         });
-        let deadline = Instant::now() + Duration::from_secs(30);
-        self.stdout_lines.clear();
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    self.stdout_lines.push(line.clone());
-                    if let Some(addr) = line.strip_prefix("listening on ") {
-                        self.base = addr.trim().to_string();
-                        break;
-                    }
-                }
-                Err(_) => {
-                    let _ = child.kill();
-                    panic!(
-                        "relay did not print 'listening on': {:?}",
-                        self.stdout_lines
-                    );
-                }
-            }
-        }
-        // Keep draining stdout so the child never blocks on a full pipe.
-        std::thread::spawn(move || while rx.recv().is_ok() {});
+        self.base = base;
+        self.stdout_lines = lines;
         self.child = Some(child);
     }
 
@@ -281,16 +307,7 @@ impl TestServer {
     }
 
     pub async fn api_post(&self, path: &str, body: Value) -> (u16, Value) {
-        let resp = self
-            .client
-            .post(self.url(path))
-            .bearer_auth(API_TOKEN)
-            .json(&body)
-            .send()
-            .await
-            .expect("request");
-        let status = resp.status().as_u16();
-        (status, resp.json().await.unwrap_or(Value::Null))
+        api_post(&self.client, &self.url(path), body).await
     }
 
     /// Opens a long of `quantity` `instrument` on the paper account Sim101 (a market order, filled at the
