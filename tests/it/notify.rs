@@ -407,22 +407,28 @@ async fn the_broker_degrades_once_and_recovers_once() {
     );
 }
 
+/// A relay trading Sim101 live through `upstream`, whose calls give up fast, with an ntfy channel for
+/// `events`: one alert sent, which ends `unknown`. Returns the relay, the channel's requests and the id.
+async fn an_unknown_outcome(
+    upstream: &str,
+    events: &str,
+) -> (TestServer, mpsc::UnboundedReceiver<Received>, String) {
+    let (ntfy_url, got) = endpoint("{}").await;
+    let channel = ntfy_ops(&ntfy_url, "settle", events);
+    let s = TestServer::in_process(&settling_overrides(upstream, 600, &channel), None).await;
+    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
+    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
+    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
+    let id = rec["id"].as_str().unwrap().to_string();
+    (s, got, id)
+}
+
 /// A live call that never gets an answer ends `unknown` (told), and an operator's settlement is told too.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unknown_outcome_and_its_settlement_by_an_operator() {
     let upstream = silent_endpoint().await;
-    let (ntfy_url, mut got) = endpoint("{}").await;
-    let channel = ntfy_ops(
-        &ntfy_url,
-        "settle",
-        r#""execution.unknown", "execution.settled""#,
-    );
-    let overrides = settling_overrides(&upstream, 600, &channel);
-    let s = TestServer::in_process(&overrides, None).await;
-    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
-    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
-    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
-    let id = rec["id"].as_str().unwrap();
+    let (s, mut got, id) =
+        an_unknown_outcome(&upstream, r#""execution.unknown", "execution.settled""#).await;
     let within = Duration::from_secs(5);
     let unknown = next(&mut got, within, "execution.unknown").await;
     assert_eq!(unknown.body["title"], "Outcome unknown: Sim101 ES 12-26");
@@ -640,14 +646,7 @@ async fn contract_rolls_and_old_month_holdings_are_told() {
 async fn a_settlement_by_the_broker_is_told() {
     // CancelAndBracket never answers; the order list holds one order of someone else.
     let (upstream, _) = unanswering_crosstrade(Listing::Others).await;
-    let (ntfy_url, mut got) = endpoint("{}").await;
-    let channel = ntfy_ops(&ntfy_url, "settle", r#""execution.settled""#);
-    let overrides = settling_overrides(&upstream, 600, &channel);
-    let s = TestServer::in_process(&overrides, None).await;
-    let body = tv_alert("ES1!", "2026-11-27T10:00:00Z", "long", 1, 6000.0).to_string();
-    let (st, rec, _) = s.post_hook_final("tradingview", &body, &[]).await;
-    assert_eq!((st, &rec["status"]), (200, &json!("unknown")), "{rec}");
-    let id = rec["id"].as_str().unwrap();
+    let (_s, mut got, id) = an_unknown_outcome(&upstream, r#""execution.settled""#).await;
     let settled = next(&mut got, Duration::from_secs(10), "execution.settled").await;
     assert_eq!(settled.body["title"], "Settled as failed: Sim101 ES 12-26");
     let message = settled.body["message"].as_str().unwrap();
