@@ -8,29 +8,14 @@ use std::time::{Duration, Instant};
 use crate::support::*;
 use serde_json::{json, Value};
 
-/// A variant of the tests' TradingView template (pipeline-bracket) with a wider take-profit (60 ticks).
-const TV_WIDE: &str = r#"
-description = "pipeline-bracket with TP 60 ticks"
-when = "strategy.market_position | lower != 'flat'"
-key = "{{ ticker }}-{{ timenow }}-{{ strategy.id }}"
-accounts = ["Sim101"]
-[vars]
-instrument = "ticker | instrument"
-side = "strategy.market_position | action"
-entry = "strategy.price | float"
-[request]
-instrument = "instrument"
-action = "side"
-quantity = "strategy.market_position_size | float | abs"
-position = "'any'"
-takeProfit = "offset(entry, side, 60, 'ticks', instrument)"
-stopLoss = "offset(entry, side, -20, 'ticks', instrument)"
-"#;
-
+/// A relay with a second TradingView template, `tv-wide`: the tests' pipeline-bracket with a wider
+/// take-profit (60 ticks).
 fn server() -> TestServer {
+    let tv_wide = PIPELINE_BRACKET_TEMPLATE.replace("default(40)", "default(60)");
+    assert_ne!(tv_wide, PIPELINE_BRACKET_TEMPLATE);
     TestServer::spawn_with_files(
         "[server]\ntemplates_dir = \"{dir}/tpl\"\n",
-        &[("tpl/tv-wide.toml", TV_WIDE)],
+        &[("tpl/tv-wide.toml", &tv_wide)],
     )
 }
 
