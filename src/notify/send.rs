@@ -214,6 +214,17 @@ mod tests {
         )
     }
 
+    /// Delivers the test notice to the ntfy server at `url` with `token`, under `policy`.
+    async fn deliver_to(url: &str, token: &str, policy: &RetryPolicy) -> Delivery {
+        deliver(
+            &reqwest::Client::new(),
+            &channel(url, token),
+            &notice(),
+            policy,
+        )
+        .await
+    }
+
     fn fast() -> RetryPolicy {
         RetryPolicy {
             attempts: 3,
@@ -233,13 +244,7 @@ mod tests {
     #[tokio::test]
     async fn server_errors_are_retried_until_sent() {
         let (url, hits) = scripted(vec![E503, E503, OK]).await;
-        let d = deliver(
-            &reqwest::Client::new(),
-            &channel(&url, "tk"),
-            &notice(),
-            &fast(),
-        )
-        .await;
+        let d = deliver_to(&url, "tk", &fast()).await;
         assert_eq!(d, Delivery::Sent { attempts: 3 });
         assert_eq!(*hits.lock().unwrap(), 3);
     }
@@ -249,13 +254,7 @@ mod tests {
     async fn retry_after_is_honoured_up_to_the_cap() {
         let (url, hits) = scripted(vec![E429, OK]).await;
         let started = std::time::Instant::now();
-        let d = deliver(
-            &reqwest::Client::new(),
-            &channel(&url, "tk"),
-            &notice(),
-            &fast(),
-        )
-        .await;
+        let d = deliver_to(&url, "tk", &fast()).await;
         assert_eq!(d, Delivery::Sent { attempts: 2 });
         assert_eq!(*hits.lock().unwrap(), 2);
         assert!(started.elapsed() >= Duration::from_millis(50));
@@ -266,13 +265,7 @@ mod tests {
     #[tokio::test]
     async fn client_errors_give_up_at_once_redacted() {
         let (url, hits) = scripted(vec![E401]).await;
-        let d = deliver(
-            &reqwest::Client::new(),
-            &channel(&url, "tk_secret_value"),
-            &notice(),
-            &fast(),
-        )
-        .await;
+        let d = deliver_to(&url, "tk_secret_value", &fast()).await;
         assert_eq!(
             d,
             Delivery::GaveUp {
@@ -289,13 +282,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let url = format!("http://{}", listener.local_addr().unwrap());
         drop(listener);
-        let d = deliver(
-            &reqwest::Client::new(),
-            &channel(&url, "tk"),
-            &notice(),
-            &fast(),
-        )
-        .await;
+        let d = deliver_to(&url, "tk", &fast()).await;
         let Delivery::GaveUp { attempts, error } = d else {
             panic!("{d:?}")
         };
@@ -320,13 +307,7 @@ mod tests {
             ..fast()
         };
         let started = std::time::Instant::now();
-        let d = deliver(
-            &reqwest::Client::new(),
-            &channel(&url, "tk"),
-            &notice(),
-            &policy,
-        )
-        .await;
+        let d = deliver_to(&url, "tk", &policy).await;
         let Delivery::GaveUp { attempts, error } = d else {
             panic!("{d:?}")
         };
