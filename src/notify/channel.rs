@@ -25,6 +25,17 @@ pub struct Outgoing {
     pub body: Vec<u8>,
 }
 
+impl Outgoing {
+    /// A POST of `body` as JSON to `url`: what every channel kind sends; some add headers after.
+    pub fn json(url: String, body: &serde_json::Value) -> Outgoing {
+        Outgoing {
+            url,
+            headers: vec![("content-type".into(), "application/json".into())],
+            body: serde_json::to_vec(body).unwrap_or_default(),
+        }
+    }
+}
+
 /// Where a channel sends, by kind.
 pub enum Target {
     Webhook(Webhook),

@@ -32,11 +32,7 @@ impl Discord {
             "username": "alert-relay",
             "allowed_mentions": {"parse": []},
         });
-        Outgoing {
-            url: self.webhook_url.expose().to_string(),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        }
+        Outgoing::json(self.webhook_url.expose().to_string(), &body)
     }
 }
 

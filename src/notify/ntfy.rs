@@ -31,15 +31,12 @@ impl Ntfy {
             "priority": if urgent { 4 } else { 3 },
             "tags": tags,
         });
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        let mut out = Outgoing::json(format!("{}/", self.server), &body);
         if let Some(t) = &self.token {
-            headers.push(("authorization".into(), format!("Bearer {}", t.expose())));
+            out.headers
+                .push(("authorization".into(), format!("Bearer {}", t.expose())));
         }
-        Outgoing {
-            url: format!("{}/", self.server),
-            headers,
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        }
+        out
     }
 }
 

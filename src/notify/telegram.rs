@@ -21,15 +21,12 @@ impl Telegram {
             "text": notice.text(),
             "disable_web_page_preview": true,
         });
-        Outgoing {
-            url: format!(
-                "{}/bot{}/sendMessage",
-                self.api_base,
-                self.bot_token.expose()
-            ),
-            headers: vec![("content-type".into(), "application/json".into())],
-            body: serde_json::to_vec(&body).unwrap_or_default(),
-        }
+        let url = format!(
+            "{}/bot{}/sendMessage",
+            self.api_base,
+            self.bot_token.expose()
+        );
+        Outgoing::json(url, &body)
     }
 }
 

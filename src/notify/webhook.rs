@@ -27,20 +27,18 @@ impl Webhook {
             "urgent": notice.event.urgent(),
             "data": notice.event,
         });
-        let body = serde_json::to_vec(&body).unwrap_or_default();
-        let mut headers = vec![("content-type".to_string(), "application/json".to_string())];
+        let mut out = Outgoing::json(self.url.expose().to_string(), &body);
         if let Some(key) = &self.signing {
+            // Signed over the exact bytes sent.
             let ts = now_unix.to_string();
-            let signature = verify::sign_standard_webhooks(key, &notice.id, &ts, &body);
-            headers.push((verify::HEADER_ID.into(), notice.id.clone()));
-            headers.push((verify::HEADER_TIMESTAMP.into(), ts));
-            headers.push((verify::HEADER_SIGNATURE.into(), signature));
+            let signature = verify::sign_standard_webhooks(key, &notice.id, &ts, &out.body);
+            out.headers
+                .push((verify::HEADER_ID.into(), notice.id.clone()));
+            out.headers.push((verify::HEADER_TIMESTAMP.into(), ts));
+            out.headers
+                .push((verify::HEADER_SIGNATURE.into(), signature));
         }
-        Outgoing {
-            url: self.url.expose().to_string(),
-            headers,
-            body,
-        }
+        out
     }
 }
 
