@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use crate::clock::{Clock, SystemClock};
 use crate::config::{load_config, Config};
-use crate::contracts::holdings::{old_months, HoldingKind};
 use crate::contracts::report::startup_lines;
 use crate::instruments::Instruments;
 use crate::journal::Journal;
 use crate::paper::PaperBroker;
+use crate::relay::old_months_on_paper;
 
 pub(super) fn check(path: Option<&Path>) -> anyhow::Result<()> {
     let cfg = load_config(path, None, None)?;
@@ -80,36 +80,7 @@ fn old_month_line(cfg: &Config, instruments: &Arc<Instruments>) -> String {
         Ok(p) => p,
         Err(e) => return format!("old contract months: cannot read the paper account: {e}{live}"),
     };
-    let mut items = Vec::new();
-    for account in paper.accounts() {
-        for p in paper.positions(account).unwrap_or_default() {
-            if p.quantity != 0 {
-                items.push((
-                    account.clone(),
-                    p.instrument,
-                    HoldingKind::Position,
-                    format!("{:+}", p.quantity),
-                ));
-            }
-        }
-        for o in paper.orders(account).unwrap_or_default() {
-            if o.state.is_live() {
-                items.push((
-                    account.clone(),
-                    o.instrument,
-                    HoldingKind::WorkingOrder,
-                    o.order_id.to_string(),
-                ));
-            }
-        }
-    }
-    let old = old_months(
-        instruments,
-        SystemClock.now(),
-        items
-            .iter()
-            .map(|(a, i, k, d)| (a.as_str(), i.as_str(), *k, d.clone())),
-    );
+    let old = old_months_on_paper(&paper, paper.accounts(), instruments, SystemClock.now());
     if old.is_empty() {
         return format!("old contract months: none held on paper{live}");
     }

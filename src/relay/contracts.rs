@@ -29,6 +29,54 @@ const ROLL_TOLD_PREFIX: &str = "notified.contracts.roll.";
 /// rewritten with only the ones still held, so it never grows past what is held.
 const OLD_MONTH_TOLD: &str = "notified.contracts.old_month";
 
+/// Something an account holds in a contract: (account, contract, kind, detail), as [`old_months`] reads it.
+type Held = (String, String, HoldingKind, String);
+
+/// [`old_months`] of owned items.
+fn old_months_of(instruments: &Instruments, at: Timestamp, items: &[Held]) -> Vec<OldMonthHolding> {
+    old_months(
+        instruments,
+        at,
+        items
+            .iter()
+            .map(|(a, i, k, d)| (a.as_str(), i.as_str(), *k, d.clone())),
+    )
+}
+
+/// Positions and working orders of the paper `accounts` in a month that has rolled by `at`: what
+/// `/healthz` and the start-up report show, and what `alert-relay check` lists from a stopped relay's book.
+pub fn old_months_on_paper<'a>(
+    paper: &PaperBroker,
+    accounts: impl IntoIterator<Item = &'a String>,
+    instruments: &Instruments,
+    at: Timestamp,
+) -> Vec<OldMonthHolding> {
+    let mut items: Vec<Held> = Vec::new();
+    for account in accounts {
+        for p in paper.positions(account).unwrap_or_default() {
+            if p.quantity != 0 {
+                items.push((
+                    account.clone(),
+                    p.instrument,
+                    HoldingKind::Position,
+                    format!("{:+}", p.quantity),
+                ));
+            }
+        }
+        for o in paper.orders(account).unwrap_or_default() {
+            if o.state.is_live() {
+                items.push((
+                    account.clone(),
+                    o.instrument,
+                    HoldingKind::WorkingOrder,
+                    o.order_id.to_string(),
+                ));
+            }
+        }
+    }
+    old_months_of(instruments, at, &items)
+}
+
 impl Relay {
     /// The start-up lines about contract months (see [`startup_lines`]).
     pub fn contract_lines(&self) -> Vec<String> {
@@ -41,39 +89,12 @@ impl Relay {
 
     /// Positions and working orders of the paper accounts in a month that has rolled.
     pub fn paper_old_months(&self) -> Vec<OldMonthHolding> {
-        let at = self.contracts_now();
-        let mut items: Vec<(String, String, HoldingKind, String)> = Vec::new();
-        for account in self.paper.accounts() {
-            if !self.paper_executes(account) {
-                continue;
-            }
-            for p in self.paper.positions(account).unwrap_or_default() {
-                if p.quantity != 0 {
-                    items.push((
-                        account.clone(),
-                        p.instrument,
-                        HoldingKind::Position,
-                        format!("{:+}", p.quantity),
-                    ));
-                }
-            }
-            for o in self.paper.orders(account).unwrap_or_default() {
-                if o.state.is_live() {
-                    items.push((
-                        account.clone(),
-                        o.instrument,
-                        HoldingKind::WorkingOrder,
-                        o.order_id.to_string(),
-                    ));
-                }
-            }
-        }
-        old_months(
+        let accounts = self.paper.accounts().iter();
+        old_months_on_paper(
+            &self.paper,
+            accounts.filter(|a| self.paper_executes(a)),
             &self.instruments,
-            at,
-            items
-                .iter()
-                .map(|(a, i, k, d)| (a.as_str(), i.as_str(), *k, d.clone())),
+            self.contracts_now(),
         )
     }
 
@@ -88,7 +109,7 @@ impl Relay {
             .filter(|(a, _)| !self.paper_executes(a))
             .collect();
         accounts.sort_by(|a, b| a.0.cmp(b.0));
-        let mut items: Vec<(String, String, HoldingKind, String)> = Vec::new();
+        let mut items: Vec<Held> = Vec::new();
         for (account, ex) in accounts {
             match ex.positions(account).await {
                 Ok(positions) => {
@@ -124,13 +145,7 @@ impl Relay {
                 }
             }
         }
-        old_months(
-            &self.instruments,
-            at,
-            items
-                .iter()
-                .map(|(a, i, k, d)| (a.as_str(), i.as_str(), *k, d.clone())),
-        )
+        old_months_of(&self.instruments, at, &items)
     }
 
     /// Each root's front month now, with its next roll and expiry (`GET /api/contracts`, the dashboard).

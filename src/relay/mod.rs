@@ -31,6 +31,7 @@ pub use crate::settle::Resolution;
 pub use accounts::AccountView;
 pub use check::{check, load_templates, Checked};
 use check::{check_source_templates, render_samples};
+pub use contracts::old_months_on_paper;
 use query::LISTINGS_AT_ONCE;
 pub use routes::{routes, Routes};
 pub use status::Health;
