@@ -233,6 +233,15 @@ pub(crate) mod tests {
         }
     }
 
+    /// The body of `out` as JSON, after checking that content-type is its only header.
+    pub(crate) fn json_only(out: &Outgoing) -> serde_json::Value {
+        assert_eq!(
+            out.headers,
+            [("content-type".into(), "application/json".into())]
+        );
+        serde_json::from_slice(&out.body).unwrap()
+    }
+
     fn config(text: &str) -> ChannelConfig {
         let cfg: super::super::config::NotifyConfig = toml::from_str(text).unwrap();
         cfg.validate().unwrap();

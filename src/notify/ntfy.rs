@@ -43,7 +43,7 @@ impl Ntfy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::channel::tests::notice;
+    use crate::notify::channel::tests::{json_only, notice};
     use crate::notify::event::Event;
 
     #[test]
@@ -55,11 +55,7 @@ mod tests {
         };
         let out = n.request(&notice());
         assert_eq!(out.url, "https://ntfy.sh/");
-        assert_eq!(
-            out.headers,
-            [("content-type".into(), "application/json".into())]
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+        let v = json_only(&out);
         assert_eq!(
             v,
             json!({

@@ -33,7 +33,7 @@ impl Telegram {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::channel::tests::notice;
+    use crate::notify::channel::tests::{json_only, notice};
 
     #[test]
     fn send_message_to_the_chat() {
@@ -47,11 +47,7 @@ mod tests {
             out.url,
             "https://api.telegram.org/bot123456:ABC-def/sendMessage"
         );
-        assert_eq!(
-            out.headers,
-            [("content-type".into(), "application/json".into())]
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+        let v = json_only(&out);
         assert_eq!(
             v,
             json!({

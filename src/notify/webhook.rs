@@ -45,7 +45,7 @@ impl Webhook {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::notify::channel::tests::notice;
+    use crate::notify::channel::tests::{json_only, notice};
 
     const KEY: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
 
@@ -57,11 +57,7 @@ mod tests {
         };
         let out = hook.request(&notice(), 1_800_000_000);
         assert_eq!(out.url, "https://example.com/relay-events");
-        assert_eq!(
-            out.headers,
-            [("content-type".into(), "application/json".into())]
-        );
-        let v: serde_json::Value = serde_json::from_slice(&out.body).unwrap();
+        let v = json_only(&out);
         assert_eq!(v["event"], "execution.failed");
         assert_eq!(v["id"], "msg_01TEST");
         assert_eq!(v["at"], "2026-01-01T00:00:00.000Z");
