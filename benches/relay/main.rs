@@ -96,6 +96,12 @@ fn config_text(dir: &Path, auth: Auth, extra: &str) -> String {
     ] {
         std::fs::write(dir.join(format!("{name}.secret")), value).unwrap();
     }
+    // One bracket per alert, ungated (no position read), placed as an entry on the flat paper account:
+    // the same work per alert as the figures in BENCHMARKS.md measured. The shipped tradingview-strategy
+    // template follows a strategy instead (a position read, then 1–3 commands per alert).
+    let templates = dir.join("templates");
+    std::fs::create_dir_all(&templates).unwrap();
+    std::fs::write(templates.join("bench-bracket.toml"), BENCH_TEMPLATE).unwrap();
     let auth_lines = match auth {
         Auth::Token => "auth = \"token\"\ntoken_field = \"secret\"",
         Auth::Hmac => "auth = \"hmac-sha256\"\nsignature_header = \"X-Hub-Signature-256\"",
@@ -108,6 +114,7 @@ shutdown_grace_ms = 120000
 [sources.tradingview]
 {auth_lines}
 secret = "file:{d}/tv.secret"
+template = "bench-bracket"
 rate_limit = {{ per_second = 1000000, burst = 1000000 }}
 [sources.signals]
 secret = "file:{d}/other.secret"
@@ -127,6 +134,28 @@ burst = 1000000
     merge(&mut base, extra);
     toml::to_string(&base).unwrap()
 }
+
+/// The bench's TradingView template: one ungated bracket around the strategy's position per alert.
+const BENCH_TEMPLATE: &str = r#"
+description = "bench: one ungated bracket per TradingView strategy alert"
+sample = '{"ticker": "ES1!", "timenow": "t", "strategy": {"price": 6000, "id": "L", "market_position": "long", "market_position_size": 1}}'
+when = "strategy.market_position | lower != 'flat'"
+key = "{{ ticker }}-{{ timenow }}-{{ strategy.id }}"
+accounts = ["Sim101"]
+
+[vars]
+instrument = "ticker | instrument"
+side = "strategy.market_position | action"
+entry = "strategy.price | float"
+
+[request]
+instrument = "instrument"
+action = "side"
+quantity = "strategy.market_position_size | float | abs"
+position = "'any'"
+takeProfit = "offset(entry, side, 40, 'ticks', instrument)"
+stopLoss = "offset(entry, side, -20, 'ticks', instrument)"
+"#;
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
