@@ -135,27 +135,9 @@ burst = 1000000
     toml::to_string(&base).unwrap()
 }
 
-/// The bench's TradingView template: one ungated bracket around the strategy's position per alert.
-const BENCH_TEMPLATE: &str = r#"
-description = "bench: one ungated bracket per TradingView strategy alert"
-sample = '{"ticker": "ES1!", "timenow": "t", "strategy": {"price": 6000, "id": "L", "market_position": "long", "market_position_size": 1}}'
-when = "strategy.market_position | lower != 'flat'"
-key = "{{ ticker }}-{{ timenow }}-{{ strategy.id }}"
-accounts = ["Sim101"]
-
-[vars]
-instrument = "ticker | instrument"
-side = "strategy.market_position | action"
-entry = "strategy.price | float"
-
-[request]
-instrument = "instrument"
-action = "side"
-quantity = "strategy.market_position_size | float | abs"
-position = "'any'"
-takeProfit = "offset(entry, side, 40, 'ticks', instrument)"
-stopLoss = "offset(entry, side, -20, 'ticks', instrument)"
-"#;
+/// The bench's TradingView template: one ungated bracket around the strategy's position per alert (the
+/// pipeline tests' template too).
+const BENCH_TEMPLATE: &str = include_str!("../../tests/fixtures/one-bracket-template.toml");
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {

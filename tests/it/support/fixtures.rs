@@ -69,28 +69,8 @@ burst = 1000
 /// One bracket around the strategy's position after the order, ungated (`position = "any"`: no position
 /// read, CrossTrade's own CancelAndBracket decides, an entry on a flat account): the template the pipeline
 /// tests' TradingView source uses, so scripted brokers see exactly the calls they script.
-pub const PIPELINE_BRACKET_TEMPLATE: &str = r#"
-description = "tests: one ungated bracket per TradingView strategy alert"
-sample = '{"ticker": "ES1!", "timenow": "t", "strategy": {"price": 6000, "id": "L", "market_position": "long", "market_position_size": 1}}'
-when = "strategy.market_position | lower != 'flat'"
-key = "{{ ticker }}-{{ timenow }}-{{ strategy.id }}"
-accounts = ["Sim101"]
-
-[vars]
-instrument = "ticker | instrument"
-side = "strategy.market_position | action"
-entry = "strategy.price | float"
-tp_ticks = "alert.tp_ticks | default(40) | float"
-sl_ticks = "alert.sl_ticks | default(20) | float"
-
-[request]
-instrument = "instrument"
-action = "side"
-quantity = "strategy.market_position_size | float | abs"
-position = "'any'"
-takeProfit = "offset(entry, side, tp_ticks, 'ticks', instrument)"
-stopLoss = "offset(entry, side, -sl_ticks, 'ticks', instrument)"
-"#;
+pub const PIPELINE_BRACKET_TEMPLATE: &str =
+    include_str!("../../fixtures/one-bracket-template.toml");
 
 fn merge(base: &mut toml::Table, over: toml::Table) {
     for (k, v) in over {
