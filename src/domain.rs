@@ -13,6 +13,11 @@ use crate::clock::Timestamp;
 use crate::contracts::ContractError;
 use crate::instruments::{on_tick_grid, Instruments};
 
+pub use crate::gate::{describe_position, PositionGate, RelayFields, RELAY_FIELDS};
+pub(crate) use crate::request_fields::{
+    bad, number, positive_int, positive_int_number, price_field, string_field,
+};
+
 /// The side of the position a bracket protects (`Buy` protects a long, so its exit orders are `Sell`s);
 /// for a single order, the order's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -150,109 +155,6 @@ pub struct BracketRequest {
     /// that follows the position, the alert's price.
     #[serde(flatten)]
     pub relay: RelayFields,
-}
-
-/// What a request asks of the relay itself, beside the broker call: never part of the broker's body.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct RelayFields {
-    /// Which position the command may run against (read from the broker first); none: not read.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub position: Option<PositionGate>,
-    /// CancelAndBracket only: on a flat account, place the bracket as an entry ("straddle") on purpose.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub entry: bool,
-    /// CancelAndBracket only: `quantity = "position"`, the bracket takes the size actually held.
-    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
-    pub quantity_from_position: bool,
-    /// The market price the alert saw (TradingView's `close`, or the order's price): the paper account
-    /// moves its quote there first when `paper.follow_alert_prices` is on.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub alert_price: Option<f64>,
-}
-
-impl RelayFields {
-    /// `position`, `entry` and `alertPrice` from a request's arguments (all optional).
-    pub fn from_args(args: &Map<String, Value>) -> Result<RelayFields, RequestError> {
-        let position = match args.get("position") {
-            None | Some(Value::Null) => None,
-            Some(Value::String(s)) if s.trim().is_empty() => None,
-            Some(v) => Some(v.as_str().and_then(PositionGate::parse).ok_or_else(|| {
-                bad(
-                    "position",
-                    "\"same-side\", \"flat\", \"reduce\" or \"any\"",
-                    v,
-                )
-            })?),
-        };
-        let entry = match args.get("entry") {
-            None | Some(Value::Null) => false,
-            Some(Value::Bool(b)) => *b,
-            Some(Value::String(s)) if s.trim() == "true" => true,
-            Some(Value::String(s)) if s.trim() == "false" || s.trim().is_empty() => false,
-            Some(v) => return Err(bad("entry", "true or false", v)),
-        };
-        Ok(RelayFields {
-            position,
-            entry,
-            quantity_from_position: false,
-            alert_price: price_field(args, "alertPrice")?,
-        })
-    }
-}
-
-/// The relay-side field names, removed from a request's JSON before it goes to the broker.
-pub const RELAY_FIELDS: [&str; 5] = [
-    "position",
-    "entry",
-    "quantityFromPosition",
-    "alertPrice",
-    "command",
-];
-
-/// Which position a gated command may run against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum PositionGate {
-    /// A position on the side the command protects (`Buy` = long); flat or opposite: skipped.
-    SameSide,
-    /// Only when flat (entries that must not stack).
-    Flat,
-    /// PlaceOrder only: against a position on the other side of the order, clamped to its size, so a
-    /// strategy that reduces never turns the account over (a stop that already closed the position skips it).
-    Reduce,
-    /// Whatever the position is (it is still read when the quantity follows it).
-    Any,
-}
-
-impl PositionGate {
-    pub fn parse(s: &str) -> Option<PositionGate> {
-        match s.trim().to_ascii_lowercase().as_str() {
-            "same-side" | "same_side" => Some(PositionGate::SameSide),
-            "flat" => Some(PositionGate::Flat),
-            "reduce" => Some(PositionGate::Reduce),
-            "any" => Some(PositionGate::Any),
-            _ => None,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PositionGate::SameSide => "same-side",
-            PositionGate::Flat => "flat",
-            PositionGate::Reduce => "reduce",
-            PositionGate::Any => "any",
-        }
-    }
-}
-
-/// `long 2`, `short 1`, `flat`: a signed position in words.
-pub fn describe_position(quantity: i64) -> String {
-    match quantity {
-        0 => "flat".to_string(),
-        q if q > 0 => format!("long {q}"),
-        q => format!("short {}", -q),
-    }
 }
 
 /// Why a CancelAndBracket request was refused. Each message names the field and what to fix.
@@ -457,65 +359,6 @@ impl BracketRequest {
             args.remove(field);
         }
         args
-    }
-}
-
-pub(crate) fn bad(field: &'static str, expected: &'static str, got: &Value) -> RequestError {
-    let mut got = got.to_string();
-    if got.len() > 80 {
-        got.truncate(77);
-        got.push_str("...");
-    }
-    RequestError::BadField {
-        field,
-        expected,
-        got,
-    }
-}
-
-pub(crate) fn string_field(
-    args: &Map<String, Value>,
-    field: &'static str,
-) -> Result<String, RequestError> {
-    match &args[field] {
-        Value::String(s) => Ok(s.trim().to_string()),
-        v => Err(bad(field, "a string", v)),
-    }
-}
-
-/// A JSON number or a numeric string (`4500.25`, `"4500.25"`): alerts and API callers send both.
-pub(crate) fn number(v: &Value) -> Option<f64> {
-    match v {
-        Value::Number(n) => n.as_f64(),
-        Value::String(s) => s.trim().parse::<f64>().ok(),
-        _ => None,
-    }
-}
-
-/// A positive integer written as a JSON number (the API's `quantity`; `2.0` counts, `"2"` does not).
-pub(crate) fn positive_int_number(v: &Value) -> Option<u32> {
-    v.is_number().then(|| positive_int(v)).flatten()
-}
-
-/// A positive integer given as a JSON number (`2`, `2.0`) or a numeric string (`"2"`).
-pub(crate) fn positive_int(v: &Value) -> Option<u32> {
-    let f = number(v)?;
-    (f.is_finite() && f >= 1.0 && f.fract() == 0.0 && f <= u32::MAX as f64).then_some(f as u32)
-}
-
-/// An optional price: a finite, positive JSON number or numeric string; `null`/absent/empty is none.
-pub(crate) fn price_field(
-    args: &Map<String, Value>,
-    field: &'static str,
-) -> Result<Option<f64>, RequestError> {
-    let v = match args.get(field) {
-        None | Some(Value::Null) => return Ok(None),
-        Some(Value::String(s)) if s.trim().is_empty() => return Ok(None),
-        Some(v) => v,
-    };
-    match number(v) {
-        Some(f) if f.is_finite() && f > 0.0 && f < 1e12 => Ok(Some(f)),
-        _ => Err(bad(field, "a finite positive price", v)),
     }
 }
 

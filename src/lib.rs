@@ -8,7 +8,8 @@
 //! - [`body`]: alert body formats (JSON, `key=value;` text, plain text).
 //! - [`template`]: minijinja templates that turn an alert into CancelAndBracket requests.
 //! - [`domain`]: trading vocabulary and the one CancelAndBracket request parser/validator; [`command`]: the
-//!   commands an alert can ask for (CancelAndBracket, PlaceOrder, ClosePosition) and their position gates;
+//!   commands an alert can ask for (CancelAndBracket, PlaceOrder, ClosePosition); [`gate`]: position gates
+//!   and the relay's own request fields; [`request_fields`]: reading one field of a request's arguments;
 //!   [`instruments`]: futures roots, tick sizes and TradingView symbol mapping; [`contracts`]: contract
 //!   months: the front month at a time, explicit contracts, roll and expiry rules, old-month holdings.
 //! - [`journal`]: the sled journal: admission under idempotency keys, record state, listing, pruning, and its
@@ -51,6 +52,7 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod fsync;
+pub mod gate;
 pub mod group_commit;
 pub mod headers;
 pub mod instruments;
@@ -64,6 +66,7 @@ pub mod record;
 pub mod refusals;
 pub mod relay;
 pub mod replay;
+pub mod request_fields;
 pub mod runtime;
 pub mod secret;
 pub mod sequencer;
