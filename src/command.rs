@@ -17,9 +17,6 @@ use crate::domain::{
 use crate::instruments::{on_tick_grid, Instruments};
 use crate::paper::{OrderType, PlaceOrder};
 
-/// Names a template may give `command`.
-pub const COMMANDS: [&str; 3] = ["CancelAndBracket", "PlaceOrder", "ClosePosition"];
-
 /// One validated command for one account.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Command {
@@ -110,14 +107,6 @@ impl Command {
             Command::CancelAndBracket(r) => &r.relay,
             Command::PlaceOrder(r) => &r.relay,
             Command::ClosePosition(r) => &r.relay,
-        }
-    }
-
-    fn relay_mut(&mut self) -> &mut RelayFields {
-        match self {
-            Command::CancelAndBracket(r) => &mut r.relay,
-            Command::PlaceOrder(r) => &mut r.relay,
-            Command::ClosePosition(r) => &mut r.relay,
         }
     }
 
@@ -319,7 +308,7 @@ impl Command {
                 ))
             }
         };
-        let mut cmd = match name {
+        let cmd = match name {
             "CancelAndBracket" => {
                 let mut r = BracketRequest::from_rendered(args, instruments, at)?;
                 // A template's bracket protects a position that exists: same-side unless it says otherwise.
@@ -349,9 +338,6 @@ impl Command {
                 ))
             }
         };
-        if !matches!(cmd, Command::CancelAndBracket(_)) && cmd.relay().quantity_from_position {
-            cmd.relay_mut().quantity_from_position = false;
-        }
         Ok(cmd)
     }
 }

@@ -343,23 +343,6 @@ impl BracketRequest {
         }
         Ok(())
     }
-
-    /// The lane this request executes in: one at a time per (account, instrument).
-    pub fn lane(&self) -> (String, String) {
-        (self.account.clone(), self.instrument.clone())
-    }
-
-    /// The request as CrossTrade's JSON body (camelCase, `account` included for WebSocket RPC).
-    pub fn to_args(&self) -> Map<String, Value> {
-        let mut args = match serde_json::to_value(self) {
-            Ok(Value::Object(m)) => m,
-            _ => Map::new(),
-        };
-        for field in RELAY_FIELDS {
-            args.remove(field);
-        }
-        args
-    }
 }
 
 /// What a CancelAndBracket call did, in CrossTrade's answer shape.

@@ -130,7 +130,7 @@ impl Relay {
                 Ok(orders) => items.extend(
                     orders
                         .into_iter()
-                        .filter(|o| is_working(&o.state))
+                        .filter(|o| o.is_working() && !o.state.is_empty())
                         .filter_map(|o| {
                             Some((
                                 account.clone(),
@@ -304,15 +304,6 @@ impl Relay {
             .get(account)
             .is_some_and(|ex| ex.name() == "paper")
     }
-}
-
-/// A broker's state word for an order that can still fill (NinjaTrader's `Working`, `Accepted`, `Submitted`,
-/// `CancelPending`...): anything not finished.
-fn is_working(state: &str) -> bool {
-    !matches!(
-        state.to_ascii_lowercase().as_str(),
-        "filled" | "cancelled" | "canceled" | "rejected" | "expired" | ""
-    )
 }
 
 /// One event per account and old contract (its position, if any, and its working orders, in the order
