@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
@@ -74,7 +74,32 @@ impl Worker<ExecJob> for Engine {
     }
 }
 
+/// The delay before another try after `e`: the broker's Retry-After, else the backoff; none when `e` ends
+/// the tries or the next one would come after `deadline_ms` (the alert's age limit).
+fn retry_delay(e: &ExecError, backoff: Duration, deadline_ms: u64) -> Option<Duration> {
+    let delay = match e {
+        ExecError::Throttled {
+            retry_after: Some(after),
+        } => *after,
+        e if e.retryable() => backoff,
+        _ => return None,
+    };
+    (now_ms() + delay.as_millis() as u64 <= deadline_ms).then_some(delay)
+}
+
 impl Engine {
+    /// Takes one request's room in the outbound budget (a read or a send), adding the wait to
+    /// `total_wait_us`; false when the budget had none within its maximum wait.
+    async fn take_budget(&self, total_wait_us: &mut u64) -> bool {
+        let waited = self.outbound.acquire().await;
+        let waited_us = match waited {
+            Ok(w) | Err(w) => w.as_micros() as u64,
+        };
+        *total_wait_us += waited_us;
+        self.metrics.limiter_wait(waited_us);
+        waited.is_ok()
+    }
+
     /// A final state is on disk before anyone waiting hears it; otherwise it follows within [`SOON`].
     fn final_durability(&self, job: &ExecJob) -> Durability {
         if job.reply.is_some() || self.waiters.has(&job.alert_id) {
@@ -100,13 +125,7 @@ impl Engine {
             if self.kill_switch.load(Ordering::SeqCst) {
                 return Read::Refused(Status::Rejected, KILL_SWITCH_REASON.to_string());
             }
-            let waited = self.outbound.acquire().await;
-            let waited_us = match waited {
-                Ok(w) | Err(w) => w.as_micros() as u64,
-            };
-            *total_wait_us += waited_us;
-            self.metrics.limiter_wait(waited_us);
-            if waited.is_err() {
+            if !self.take_budget(total_wait_us).await {
                 return Read::Refused(
                     Status::Rejected,
                     format!(
@@ -119,15 +138,7 @@ impl Engine {
                 Ok(positions) => return Read::Held(BrokerPosition::held(&positions, instrument)),
                 Err(e) => e,
             };
-            let retry_in = match &e {
-                ExecError::Throttled {
-                    retry_after: Some(after),
-                } => Some(*after),
-                e if e.retryable() => Some(backoff),
-                _ => None,
-            }
-            .filter(|d| now_ms() + d.as_millis() as u64 <= deadline_ms);
-            match retry_in {
+            match retry_delay(&e, backoff, deadline_ms) {
                 Some(delay) => {
                     tracing::warn!(alert_id = %job.alert_id, %account, error = %e, retry_in_ms = delay.as_millis() as u64, "position read did not succeed; retrying");
                     tokio::time::sleep(delay).await;
@@ -224,13 +235,7 @@ impl Engine {
             if self.kill_switch.load(Ordering::SeqCst) {
                 break End::Halted(Halt::KillSwitch);
             }
-            let waited = self.outbound.acquire().await;
-            let waited_us = match waited {
-                Ok(w) | Err(w) => w.as_micros() as u64,
-            };
-            total_wait_us += waited_us;
-            self.metrics.limiter_wait(waited_us);
-            if waited.is_err() {
+            if !self.take_budget(&mut total_wait_us).await {
                 tracing::warn!(alert_id = %id, "outbound rate limit: no further attempt");
                 break End::Halted(Halt::RateLimited(format!(
                     "rate limited: waited {} for the outbound execution budget ({}/s, burst {}); raise limits.outbound or send fewer alerts",
@@ -279,15 +284,9 @@ impl Engine {
                 _ => true,
             };
             let retry_in = match &result {
-                Err(e) if e.retryable() && may_repeat => match e {
-                    ExecError::Throttled {
-                        retry_after: Some(after),
-                    } => Some(*after),
-                    _ => Some(backoff),
-                },
+                Err(e) if may_repeat => retry_delay(e, backoff, deadline_ms),
                 _ => None,
             };
-            let retry_in = retry_in.filter(|d| now_ms() + d.as_millis() as u64 <= deadline_ms);
             maybe_sent |= matches!(result, Err(ExecError::Unknown(_)));
             match retry_in {
                 Some(delay) => {
