@@ -25,8 +25,8 @@ use serde::Serialize;
 
 use crate::clock::now_ms;
 use crate::command::Command;
-use crate::domain::{BracketOutcome, OcoId, OrderId};
-use crate::executor::{BrokerOrder, ExecError, Executor};
+use crate::domain::{OcoId, OrderId};
+use crate::executor::{orders_outcome, BrokerOrder, ExecError, Executor};
 use crate::journal::Journal;
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
@@ -58,8 +58,19 @@ impl Unsettled {
     /// The record's execution `index`, if it is `unknown`.
     pub fn of(rec: &AlertRecord, index: usize) -> Option<Unsettled> {
         let e = rec.executions.get(index)?;
+        Unsettled::from_execution(&rec.id, index, e, rec.received_at_ms)
+    }
+
+    /// Execution `index` of alert `alert_id`, if it is `unknown`; its last attempt's time, else
+    /// `fallback_ms`, is when the call may have reached the broker.
+    pub fn from_execution(
+        alert_id: &str,
+        index: usize,
+        e: &Execution,
+        fallback_ms: u64,
+    ) -> Option<Unsettled> {
         (e.status == Status::Unknown).then(|| Unsettled {
-            alert_id: rec.id.clone(),
+            alert_id: alert_id.to_string(),
             execution: index,
             account: e.request.account().to_string(),
             instrument: e.request.instrument().to_string(),
@@ -68,12 +79,18 @@ impl Unsettled {
                 Command::PlaceOrder(o) => o.order_id.clone(),
                 _ => None,
             },
-            last_attempt_at_ms: e
-                .attempts
-                .last()
-                .map(|a| a.at_ms)
-                .unwrap_or(rec.received_at_ms),
+            last_attempt_at_ms: e.attempts.last().map_or(fallback_ms, |a| a.at_ms),
         })
+    }
+
+    /// What the broker's order list is searched for: the bracket's OCO id, or the placed order's id; none
+    /// for a ClosePosition.
+    pub fn trace(&self) -> Option<Trace> {
+        match (&self.oco_id, &self.order_id) {
+            (Some(oco), _) => Some(Trace::Oco(oco.clone())),
+            (None, Some(id)) => Some(Trace::Order(id.clone())),
+            (None, None) => None,
+        }
     }
 }
 
@@ -189,20 +206,15 @@ impl Finding {
                 let ids: Vec<OrderId> = orders.iter().map(|o| o.order_id.clone()).collect();
                 e.status = Status::Executed;
                 e.error = None;
-                e.outcome = Some(BracketOutcome {
-                    order_ids: ids.clone(),
-                    cancelled_order_ids: Vec::new(),
-                    placed_order_ids: ids,
-                    oco_id: trace.oco(),
-                    quantity: match &e.request {
-                        Command::CancelAndBracket(b) => b.quantity,
-                        Command::PlaceOrder(o) => o.quantity,
-                        Command::ClosePosition(_) => 0,
-                    },
-                    aborted: false,
-                    reason: Some("settled by asking the broker".into()),
-                    success: true,
-                });
+                let quantity = match &e.request {
+                    Command::CancelAndBracket(b) => b.quantity,
+                    Command::PlaceOrder(o) => o.quantity,
+                    Command::ClosePosition(_) => 0,
+                };
+                let mut outcome = orders_outcome(Vec::new(), ids, quantity);
+                outcome.oco_id = trace.oco();
+                outcome.reason = Some("settled by asking the broker".into());
+                e.outcome = Some(outcome);
             }
             Finding::NotFound { .. } => {
                 e.status = Status::Failed;
@@ -352,15 +364,12 @@ impl Settler {
                 self.unknown.remove(alert_id, index);
                 return;
             };
-            let trace = match (&pending.oco_id, &pending.order_id) {
-                (Some(oco), _) => Trace::Oco(oco.clone()),
-                (None, Some(id)) => Trace::Order(id.clone()),
-                (None, None) => {
-                    return self.left(
-                        alert_id,
-                        "a ClosePosition leaves no order id to look for: check the position, then resolve it".into(),
-                    )
-                }
+            let Some(trace) = pending.trace() else {
+                return self.left(
+                    alert_id,
+                    "a ClosePosition leaves no order id to look for: check the position, then resolve it"
+                        .into(),
+                );
             };
             let Some(executor) = self.executors.get(&pending.account).cloned() else {
                 return self.left(
@@ -377,12 +386,8 @@ impl Settler {
             match answer {
                 Ok(orders) => {
                     let finding = Finding::from_orders(orders, &trace);
-                    let last_ms = rec.executions[index]
-                        .attempts
-                        .last()
-                        .map(|a| a.at_ms)
-                        .unwrap_or(rec.received_at_ms);
-                    let age = Duration::from_millis(now_ms().saturating_sub(last_ms));
+                    let age =
+                        Duration::from_millis(now_ms().saturating_sub(pending.last_attempt_at_ms));
                     if !policy.conclusive(&finding, age) {
                         return self.left(
                             alert_id,
@@ -453,14 +458,8 @@ impl Settler {
         }
         self.metrics.alert_status(&rec.source, st.status.as_str());
         tracing::info!(alert_id = %rec.id, account = %e.request.account(), instrument = %e.request.instrument(), status = e.status.as_str(), seen = %finding.seen(trace), "unknown outcome settled by the broker");
-        self.notifier.notify(Event::ExecutionSettled {
-            alert_id: rec.id.clone(),
-            account: e.request.account().to_string(),
-            instrument: e.request.instrument().to_string(),
-            status: e.status.as_str().to_string(),
-            by: "broker".into(),
-            reason: finding.seen(trace),
-        });
+        self.notifier
+            .notify(Event::settled(&rec.id, e, "broker", finding.seen(trace)));
     }
 }
 

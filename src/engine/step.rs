@@ -339,18 +339,12 @@ impl Engine {
             }
             (Status::Unknown, Err(msg)) => {
                 tracing::error!(alert_id = %id, %account, %instrument, command, error = %msg, "outcome unknown: asking the broker for its orders");
-                self.settler.track(Unsettled {
-                    alert_id: id.clone(),
-                    execution: index,
-                    account: account.to_string(),
-                    instrument: instrument.to_string(),
-                    oco_id: request.bracket().and_then(|b| b.oco_id.clone()),
-                    order_id: match &request {
-                        Command::PlaceOrder(o) => o.order_id.clone(),
-                        _ => None,
-                    },
-                    last_attempt_at_ms: now_ms(),
-                });
+                if let Some(u) = exec
+                    .as_ref()
+                    .and_then(|e| Unsettled::from_execution(&id, index, e, now_ms()))
+                {
+                    self.settler.track(u);
+                }
             }
             (Status::Rejected, Err(msg)) => {
                 tracing::warn!(alert_id = %id, %account, %instrument, command, reason = %msg, "execution rejected before anything was sent")

@@ -105,6 +105,23 @@ pub enum Event {
 }
 
 impl Event {
+    /// The event for execution `e` of alert `alert_id`, settled by `by` (`broker` or `operator`) for `reason`.
+    pub fn settled(
+        alert_id: &str,
+        e: &crate::record::Execution,
+        by: &str,
+        reason: String,
+    ) -> Event {
+        Event::ExecutionSettled {
+            alert_id: alert_id.to_string(),
+            account: e.request.account().to_string(),
+            instrument: e.request.instrument().to_string(),
+            status: e.status.as_str().to_string(),
+            by: by.to_string(),
+            reason,
+        }
+    }
+
     /// The event for an execution that ended `status` with `reason`: `failed` and `unknown` are told,
     /// nothing else is (`rejected` never reached the broker, and says so in the record).
     pub fn execution_ended(

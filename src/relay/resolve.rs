@@ -35,18 +35,9 @@ impl Relay {
         for (i, e) in rec.executions.iter().enumerate() {
             if e.settled_at_ms == Some(at) && self.unknown().remove(&rec.id, i) {
                 tracing::info!(alert_id = %rec.id, account = %e.request.account(), instrument = %e.request.instrument(), status = e.status.as_str(), note, "unknown outcome resolved by an operator");
-                self.notifier.notify(Event::ExecutionSettled {
-                    alert_id: rec.id.clone(),
-                    account: e.request.account().to_string(),
-                    instrument: e.request.instrument().to_string(),
-                    status: e.status.as_str().to_string(),
-                    by: "operator".into(),
-                    reason: if note.is_empty() {
-                        "no note".into()
-                    } else {
-                        note.to_string()
-                    },
-                });
+                let reason = if note.is_empty() { "no note" } else { note };
+                self.notifier
+                    .notify(Event::settled(&rec.id, e, "operator", reason.to_string()));
             }
         }
         self.metrics.alert_status(&rec.source, rec.status.as_str());
