@@ -144,15 +144,20 @@ impl BrokerOrder {
 
     /// The orders of a listing answer: a JSON array, or an object holding one under `orders` (or `data`).
     pub fn list_from_json(v: &serde_json::Value) -> Option<Vec<BrokerOrder>> {
-        let list = match v {
-            serde_json::Value::Array(a) => a,
-            serde_json::Value::Object(m) => m
-                .get("orders")
-                .or_else(|| m.get("data"))
-                .and_then(serde_json::Value::as_array)?,
-            _ => return None,
-        };
+        let list = listing(v, "orders")?;
         Some(list.iter().filter_map(BrokerOrder::from_json).collect())
+    }
+}
+
+/// The entries of a listing answer: a JSON array, or an object holding one under `key` (or `data`).
+fn listing<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a Vec<serde_json::Value>> {
+    match v {
+        serde_json::Value::Array(a) => Some(a),
+        serde_json::Value::Object(m) => m
+            .get(key)
+            .or_else(|| m.get("data"))
+            .and_then(serde_json::Value::as_array),
+        _ => None,
     }
 }
 
@@ -199,14 +204,7 @@ impl BrokerPosition {
     /// `data`). `None` when the answer is not a listing or holds an entry that cannot be read: a position
     /// the relay cannot read must not be taken for flat.
     pub fn list_from_json(v: &serde_json::Value) -> Option<Vec<BrokerPosition>> {
-        let list = match v {
-            serde_json::Value::Array(a) => a,
-            serde_json::Value::Object(m) => m
-                .get("positions")
-                .or_else(|| m.get("data"))
-                .and_then(serde_json::Value::as_array)?,
-            _ => return None,
-        };
+        let list = listing(v, "positions")?;
         list.iter().map(BrokerPosition::from_json).collect()
     }
 

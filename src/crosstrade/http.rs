@@ -62,7 +62,6 @@ impl HttpExecutor {
         Ok(url)
     }
 
-    /// `GET /v1/api/accounts/{account}/orders`: the account's orders.
     /// `GET /v1/api/accounts/{account}/{what}` (`orders`, `positions`), its JSON body parsed by `parse`.
     async fn list<T>(
         &self,
