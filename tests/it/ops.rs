@@ -293,8 +293,9 @@ async fn retention_keeps_the_record_count_bounded_oldest_first() {
         tasks.push(tokio::spawn(async move {
             let r = client.post(url).body(body).send().await.unwrap();
             drop(permit);
+            assert_eq!(r.status(), 202);
             let v: Value = r.json().await.unwrap();
-            v["alertId"].as_str().unwrap_or_default().to_string()
+            alert_id(&v)
         }));
     }
     for (n, t) in tasks.into_iter().enumerate() {
