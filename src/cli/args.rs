@@ -122,7 +122,6 @@ pub struct ReplayArgs {
     /// max (no wait), realtime (the original gaps between alerts), or Nx (the gaps divided by N, e.g. 10x).
     #[arg(long, default_value = "max")]
     pub pace: Pace,
-    /// Confirm a live replay without the prompt.
     /// Replay even when the lane has executed a newer alert (the replay would move the position backwards).
     #[arg(long)]
     pub force: bool,
@@ -138,6 +137,7 @@ pub struct ReplayArgs {
     /// alert's time (after a roll: the new month).
     #[arg(long)]
     pub re_resolve: bool,
+    /// Confirm a live replay without the prompt.
     #[arg(long)]
     pub yes: bool,
     /// Print one JSON document instead of text.
