@@ -670,6 +670,36 @@ fn runs() -> impl Strategy<Value = Vec<(i64, i64)>> {
 /// a CancelAndBracket waits `cancel_delay_ms` before placing the new bracket so the old one cannot fill
 /// beside it (the shipped 100 > 50). The harness's 0 would let both brackets' stops fill on one move here,
 /// where alerts come milliseconds apart: keep the shipped relation, shorter.
+/// With `paper.follow_alert_prices = false` the paper market stays where it was (6000): the entry fills
+/// there, and the bracket around the alert's 6012.25 finds its stop above the market and fails — the paper
+/// account before this setting existed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_follow_alert_prices_the_paper_market_stays_put() {
+    let overrides = format!("{STRATEGY_SOURCES}[paper]\nfollow_alert_prices = false\n");
+    let s = TestServer::in_process_with_files(&overrides, &[], None).await;
+    let rec = follow(
+        &s,
+        "tradingview",
+        &strategy_alert("2026-12-06T15:00:00Z", "Long", 0, 1, 6012.25),
+    )
+    .await;
+    assert_eq!(
+        steps(&rec)[..2],
+        [
+            ["PlaceOrder", "executed", "flat"].map(String::from),
+            ["CancelAndBracket", "failed", "long 1"].map(String::from)
+        ],
+        "{rec}"
+    );
+    let error = rec["executions"][1]["error"].as_str().unwrap_or_default();
+    assert!(error.contains("6007.25"), "{rec}");
+    assert_eq!(
+        book(&s).await.average,
+        Some(6000.0),
+        "filled at the old quote"
+    );
+}
+
 const CANCEL_WINDOW: &str = "
 [paper]
 cancel_delay_ms = 10
