@@ -133,6 +133,17 @@ impl OutboundLimit {
     pub fn max_wait(&self) -> Duration {
         self.max_wait
     }
+
+    /// Takes one request's room for a read at the broker (its orders, its positions): every call to the
+    /// broker counts against its per-user limit. No room within the maximum wait is a transient error:
+    /// nothing was sent.
+    pub async fn acquire_read(&self) -> Result<(), crate::executor::ExecError> {
+        self.acquire().await.map(|_| ()).map_err(|_| {
+            crate::executor::ExecError::Transient(
+                "the outbound budget had no room for the read".into(),
+            )
+        })
+    }
 }
 
 #[cfg(test)]

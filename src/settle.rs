@@ -26,7 +26,7 @@ use serde::Serialize;
 use crate::clock::now_ms;
 use crate::command::Command;
 use crate::domain::{OcoId, OrderId};
-use crate::executor::{orders_outcome, BrokerOrder, ExecError, Executor};
+use crate::executor::{orders_outcome, BrokerOrder, Executor};
 use crate::journal::Journal;
 use crate::limits::OutboundLimit;
 use crate::metrics::Metrics;
@@ -377,11 +377,9 @@ impl Settler {
                     format!("no executor is configured for account {}", pending.account),
                 );
             };
-            let answer = match self.outbound.acquire().await {
-                Ok(_) => executor.orders(&pending.account).await,
-                Err(_) => Err(ExecError::Transient(
-                    "the outbound budget had no room for the read".into(),
-                )),
+            let answer = match self.outbound.acquire_read().await {
+                Ok(()) => executor.orders(&pending.account).await,
+                Err(e) => Err(e),
             };
             match answer {
                 Ok(orders) => {

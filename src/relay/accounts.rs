@@ -110,10 +110,8 @@ impl Relay {
         live: bool,
         read: impl std::future::Future<Output = Result<T, ExecError>>,
     ) -> Result<T, ExecError> {
-        if live && self.engine.outbound.acquire().await.is_err() {
-            return Err(ExecError::Transient(
-                "the outbound budget had no room for the read; try again shortly".into(),
-            ));
+        if live {
+            self.engine.outbound.acquire_read().await?;
         }
         read.await
     }

@@ -111,7 +111,13 @@ impl Relay {
         accounts.sort_by(|a, b| a.0.cmp(b.0));
         let mut items: Vec<Held> = Vec::new();
         for (account, ex) in accounts {
-            match ex.positions(account).await {
+            // Each read takes its request of the outbound budget, as every call to the broker does.
+            let outbound = &self.engine.outbound;
+            let positions = match outbound.acquire_read().await {
+                Ok(()) => ex.positions(account).await,
+                Err(e) => Err(e),
+            };
+            match positions {
                 Ok(positions) => {
                     items.extend(positions.into_iter().filter(|p| p.quantity != 0).map(|p| {
                         (
@@ -126,7 +132,11 @@ impl Relay {
                     tracing::warn!(account = %account, error = %e, "cannot list positions to check for old contract months")
                 }
             }
-            match ex.orders(account).await {
+            let orders = match outbound.acquire_read().await {
+                Ok(()) => ex.orders(account).await,
+                Err(e) => Err(e),
+            };
+            match orders {
                 Ok(orders) => items.extend(
                     orders
                         .into_iter()
