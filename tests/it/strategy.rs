@@ -177,13 +177,6 @@ fn assert_steps(rec: &Value, want: &[[&str; 3]]) {
     assert_eq!(steps(rec), owned(want), "{rec}");
 }
 
-/// Posts a strategy alert and returns its final record.
-async fn follow(s: &TestServer, source: &str, body: &str) -> Value {
-    let (st, rec, _) = s.post_hook_final(source, body, &[]).await;
-    assert_eq!(st, 200, "{rec}");
-    rec
-}
-
 /// One alert of the walk: the strategy's move, the price, what the record must show for each step (command,
 /// status, the position it saw: read once, then as the steps before it left it; "" when none is recorded),
 /// and the bracket after it (take-profit, stop-loss).
@@ -264,12 +257,12 @@ async fn walk(a: &TestServer, b: &TestServer, reads: Option<&Reads>) {
             market(b, m.price).await;
         }
         let reads_before = reads.map(Reads::positions);
-        let rec = follow(
-            a,
-            "tradingview",
-            &strategy_alert(m.timenow, m.id, m.prev, m.now, m.price),
-        )
-        .await;
+        let rec = a
+            .post_hook_record(
+                "tradingview",
+                &strategy_alert(m.timenow, m.id, m.prev, m.now, m.price),
+            )
+            .await;
         assert_eq!(rec["status"], "executed", "{step}: {rec}");
         assert_eq!(steps(&rec), owned(m.steps), "{step}: {rec}");
         let b_book = book(b).await;
@@ -421,7 +414,7 @@ async fn a_strategy_walks_through_two_chained_relays_over_websocket() {
 async fn protect_on_a_flat_account_is_skipped_and_places_nothing() {
     let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
     let body = strategy_alert("2026-12-06T15:00:00Z", "Long", 0, 1, 6012.25);
-    let rec = follow(&s, "protect", &body).await;
+    let rec = s.post_hook_record("protect", &body).await;
     assert_eq!(rec["status"], "skipped", "{rec}");
     let e = &rec["executions"][0];
     assert_eq!(e["status"], "skipped", "{rec}");
@@ -439,7 +432,7 @@ async fn protect_on_a_flat_account_is_skipped_and_places_nothing() {
     // Once the account holds the position, the same alert protects it.
     s.buy_at_market(ES, 1).await;
     let body = strategy_alert("2026-12-06T15:01:00Z", "Long", 0, 1, 6012.25);
-    let rec = follow(&s, "protect", &body).await;
+    let rec = s.post_hook_record("protect", &body).await;
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(rec["executions"][0]["positionSeen"], "long 1", "{rec}");
     assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "protect on long 1");
@@ -468,7 +461,9 @@ async fn an_indicator_enters_only_when_flat_and_exits() {
         json!({"secret": TV_SECRET, "ticker": "ES1!", "action": action, "quantity": 1, "close": close})
             .to_string()
     };
-    let rec = follow(&s, "indicator", &alert("buy", 6012.25)).await;
+    let rec = s
+        .post_hook_record("indicator", &alert("buy", 6012.25))
+        .await;
     assert_steps(
         &rec,
         &[
@@ -478,7 +473,9 @@ async fn an_indicator_enters_only_when_flat_and_exits() {
     );
     assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "buy");
     // A sell while long does not reverse: both steps skipped, the bracket stays.
-    let rec = follow(&s, "indicator", &alert("sell", 6014.0)).await;
+    let rec = s
+        .post_hook_record("indicator", &alert("sell", 6014.0))
+        .await;
     assert_eq!(rec["status"], "skipped", "{rec}");
     let e = &rec["executions"][0];
     assert_eq!(
@@ -487,7 +484,9 @@ async fn an_indicator_enters_only_when_flat_and_exits() {
         "{rec}"
     );
     assert_bracketed(&book(&s).await, 1, 6022.25, 6007.25, "sell while long");
-    let rec = follow(&s, "indicator", &alert("exit", 6014.0)).await;
+    let rec = s
+        .post_hook_record("indicator", &alert("exit", 6014.0))
+        .await;
     assert_steps(&rec, &[["ClosePosition", "executed", "long 1"]]);
     assert_bracketed(&book(&s).await, 0, 0.0, 0.0, "exit");
 }
@@ -510,7 +509,7 @@ symbols = ["YM1!"]
     let a = relay_a(&url, ym).await;
     let body =
         strategy_alert("2026-12-06T15:10:00Z", "Long", 0, 1, 45000.0).replace("ES1!", "YM1!");
-    let rec = follow(&a, "tradingview", &body).await;
+    let rec = a.post_hook_record("tradingview", &body).await;
     assert_steps(
         &rec,
         &[
@@ -546,25 +545,21 @@ symbols = ["YM1!"]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_orders_of_one_strategy_in_the_same_second_both_run() {
     let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
-    follow(
-        &s,
+    s.post_hook_record(
         "tradingview",
         &strategy_alert("2026-12-06T15:20:00Z", "Long", 0, 1, 6012.25),
     )
     .await;
     let at = "2026-12-06T15:25:00Z";
-    let exit = follow(
-        &s,
-        "tradingview",
-        &strategy_alert(at, "Long Exit", 1, 0, 6016.0),
-    )
-    .await;
-    let entry = follow(
-        &s,
-        "tradingview",
-        &strategy_alert(at, "Short", 0, -1, 6016.0),
-    )
-    .await;
+    let exit = s
+        .post_hook_record(
+            "tradingview",
+            &strategy_alert(at, "Long Exit", 1, 0, 6016.0),
+        )
+        .await;
+    let entry = s
+        .post_hook_record("tradingview", &strategy_alert(at, "Short", 0, -1, 6016.0))
+        .await;
     for rec in [&exit, &entry] {
         assert_eq!(rec["status"], "executed", "{rec}");
     }
@@ -575,8 +570,7 @@ async fn two_orders_of_one_strategy_in_the_same_second_both_run() {
 /// A strategy alert for Sim101 at 15:`minute`, final.
 async fn resize(s: &TestServer, minute: u32, prev: i64, now: i64, price: f64) -> Value {
     let timenow = format!("2026-12-06T15:{minute}:00Z");
-    follow(
-        s,
+    s.post_hook_record(
         "tradingview",
         &strategy_alert(&timenow, "Long", prev, now, price),
     )
@@ -622,18 +616,17 @@ async fn a_resize_after_the_stop_filled_leaves_the_account_flat() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reversal_across_the_stop_finds_the_account_flat() {
     let s = TestServer::in_process_with_files(STRATEGY_SOURCES, &[], None).await;
-    follow(
-        &s,
+    s.post_hook_record(
         "tradingview",
         &strategy_alert("2026-12-06T15:40:00Z", "Long", 0, 1, 6012.25),
     )
     .await;
-    let rec = follow(
-        &s,
-        "tradingview",
-        &strategy_alert("2026-12-06T15:45:00Z", "Short", 1, -1, 6005.0),
-    )
-    .await;
+    let rec = s
+        .post_hook_record(
+            "tradingview",
+            &strategy_alert("2026-12-06T15:45:00Z", "Short", 1, -1, 6005.0),
+        )
+        .await;
     assert_steps(
         &rec,
         &[
@@ -677,12 +670,12 @@ fn runs() -> impl Strategy<Value = Vec<(i64, i64)>> {
 async fn without_follow_alert_prices_the_paper_market_stays_put() {
     let overrides = format!("{STRATEGY_SOURCES}[paper]\nfollow_alert_prices = false\n");
     let s = TestServer::in_process_with_files(&overrides, &[], None).await;
-    let rec = follow(
-        &s,
-        "tradingview",
-        &strategy_alert("2026-12-06T15:00:00Z", "Long", 0, 1, 6012.25),
-    )
-    .await;
+    let rec = s
+        .post_hook_record(
+            "tradingview",
+            &strategy_alert("2026-12-06T15:00:00Z", "Long", 0, 1, 6012.25),
+        )
+        .await;
     assert_eq!(
         steps(&rec)[..2],
         [
@@ -716,7 +709,7 @@ async fn follow_run(run: &[(i64, i64)]) {
         let price = 6000.0 + ticks as f64 * 0.25;
         let timenow = format!("2026-12-06T16:00:{n:02}Z");
         let body = strategy_alert(&timenow, "S", prev, now, price);
-        let rec = follow(&s, "tradingview", &body).await;
+        let rec = s.post_hook_record("tradingview", &body).await;
         let b = book(&s).await;
         let step = format!("run {run:?}, alert {} ({prev} → {now} at {price})", n + 1);
         assert!(

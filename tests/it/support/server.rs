@@ -407,6 +407,13 @@ impl TestServer {
         (st, v, h)
     }
 
+    /// [`TestServer::post_hook_final`] that must answer with the final record (200): the record.
+    pub async fn post_hook_record(&self, source: &str, body: &str) -> Value {
+        let (st, rec, _) = self.post_hook_final(source, body, &[]).await;
+        assert_eq!(st, 200, "{rec}");
+        rec
+    }
+
     /// POST `body` as JSON to `/hooks/signals`, signed with Standard Webhooks headers under [`SW_SECRET`]
     /// (`webhook-id` = `msg_id`, `webhook-timestamp` = `ts`).
     pub async fn post_signal_sw(
