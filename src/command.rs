@@ -11,8 +11,8 @@ use serde_json::{Map, Value};
 
 use crate::clock::Timestamp;
 use crate::domain::{
-    bad, positive_int, price_field, string_field, Action, BracketRequest, OrderId, PositionGate,
-    RelayFields, RequestError, RELAY_FIELDS,
+    bad, instrument_field, positive_int, present, price_field, string_field, Action,
+    BracketRequest, OrderId, PositionGate, RelayFields, RequestError, RELAY_FIELDS,
 };
 use crate::instruments::{on_tick_grid, Instruments};
 use crate::paper::{OrderType, PlaceOrder};
@@ -300,13 +300,7 @@ impl Command {
             None | Some(Value::Null) => "CancelAndBracket",
             Some(Value::String(s)) if s.trim().is_empty() => "CancelAndBracket",
             Some(Value::String(s)) => s.trim(),
-            Some(v) => {
-                return Err(bad(
-                    "command",
-                    "one of CancelAndBracket, PlaceOrder, ClosePosition",
-                    v,
-                ))
-            }
+            Some(_) => "",
         };
         let cmd = match name {
             "CancelAndBracket" => {
@@ -330,6 +324,7 @@ impl Command {
             "ClosePosition" => {
                 Command::ClosePosition(CloseRequest::from_rendered(args, instruments, at)?)
             }
+            // Not a string, or not a command's name.
             _ => {
                 return Err(bad(
                     "command",
@@ -356,23 +351,17 @@ fn account_and_instrument(
     at: Timestamp,
     needs: &'static str,
 ) -> Result<(String, String), RequestError> {
-    let present = |k: &str| match args.get(k) {
-        None | Some(Value::Null) => false,
-        Some(Value::String(s)) => !s.trim().is_empty(),
-        Some(_) => true,
-    };
-    if let Some(missing) = ["account", "instrument"].into_iter().find(|k| !present(k)) {
+    if let Some(missing) = ["account", "instrument"]
+        .into_iter()
+        .find(|k| !present(args, k))
+    {
         return Err(RequestError::Missing {
             field: missing,
             command: needs,
         });
     }
     let account = string_field(args, "account")?;
-    let raw = string_field(args, "instrument")?;
-    let instrument = instruments
-        .resolve_at(&raw, at)?
-        .ok_or_else(|| RequestError::UnknownInstrument(raw.clone()))?
-        .contract;
+    let instrument = instrument_field(args, instruments, at)?;
     Ok((account, instrument))
 }
 

@@ -15,7 +15,8 @@ use crate::instruments::{on_tick_grid, Instruments};
 
 pub use crate::gate::{describe_position, PositionGate, RelayFields, RELAY_FIELDS};
 pub(crate) use crate::request_fields::{
-    bad, number, positive_int, positive_int_number, price_field, string_field,
+    bad, instrument_field, number, positive_int, positive_int_number, present, price_field,
+    string_field,
 };
 
 /// The side of the position a bracket protects (`Buy` protects a long, so its exit orders are `Sell`s);
@@ -226,11 +227,7 @@ impl BracketRequest {
         strict: bool,
         at: Timestamp,
     ) -> Result<BracketRequest, RequestError> {
-        let present = |k: &str| match args.get(k) {
-            None | Some(Value::Null) => false,
-            Some(Value::String(s)) => !s.trim().is_empty(),
-            Some(_) => true,
-        };
+        let present = |k: &str| present(args, k);
         let account_present =
             path_account.is_some_and(|a| !a.trim().is_empty()) || present("account");
         if !(account_present && present("instrument") && present("action") && present("quantity")) {
@@ -240,11 +237,7 @@ impl BracketRequest {
             Some(a) if !a.trim().is_empty() => a.trim().to_string(),
             _ => string_field(args, "account")?,
         };
-        let instrument_raw = string_field(args, "instrument")?;
-        let instrument = instruments
-            .resolve_at(&instrument_raw, at)?
-            .ok_or_else(|| RequestError::UnknownInstrument(instrument_raw.clone()))?
-            .contract;
+        let instrument = instrument_field(args, instruments, at)?;
         let action = match &args["action"] {
             Value::String(s) if strict => Action::parse(s),
             Value::String(s) => Action::parse_any_case(s),

@@ -3,7 +3,31 @@
 
 use serde_json::{Map, Value};
 
+use crate::clock::Timestamp;
 use crate::domain::RequestError;
+use crate::instruments::Instruments;
+
+/// Is `field` given: present, not null, not an empty or blank string?
+pub(crate) fn present(args: &Map<String, Value>, field: &str) -> bool {
+    match args.get(field) {
+        None | Some(Value::Null) => false,
+        Some(Value::String(s)) => !s.trim().is_empty(),
+        Some(_) => true,
+    }
+}
+
+/// The `instrument` field resolved, at `at`, to the contract it names (`ES1!` → its front month).
+pub(crate) fn instrument_field(
+    args: &Map<String, Value>,
+    instruments: &Instruments,
+    at: Timestamp,
+) -> Result<String, RequestError> {
+    let raw = string_field(args, "instrument")?;
+    Ok(instruments
+        .resolve_at(&raw, at)?
+        .ok_or(RequestError::UnknownInstrument(raw))?
+        .contract)
+}
 
 pub(crate) fn bad(field: &'static str, expected: &'static str, got: &Value) -> RequestError {
     let mut got = got.to_string();
