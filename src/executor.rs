@@ -60,19 +60,27 @@ impl ExecError {
 
 /// One order as a broker lists it: what settling needs (id, OCO id, state), and what the dashboard shows
 /// when the listing has it (instrument, side, type, size, prices).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BrokerOrder {
     pub order_id: OrderId,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub oco_id: Option<OcoId>,
     /// The broker's word for its state (`Working`, `Filled`, `Cancelled`, ...), kept for the record.
     pub state: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub instrument: Option<String>,
     /// The broker's word for the side (`Buy`, `Sell`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// The broker's word for the type (`Limit`, `StopMarket`, ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub order_type: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub quantity: Option<u32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub limit_price: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_price: Option<f64>,
 }
 
@@ -162,7 +170,8 @@ fn listing<'a>(v: &'a serde_json::Value, key: &str) -> Option<&'a Vec<serde_json
 }
 
 /// One position as a broker lists it: the instrument and the signed size (long > 0, short < 0).
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
 pub struct BrokerPosition {
     pub instrument: String,
     /// Contracts held: long > 0, short < 0, 0 flat.

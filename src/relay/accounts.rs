@@ -21,44 +21,14 @@ pub struct AccountView {
     /// Traded through a live broker (not the embedded paper account).
     pub live: bool,
     /// Open positions (flat ones left out).
-    pub positions: Vec<PositionView>,
+    pub positions: Vec<BrokerPosition>,
     /// Working orders, in the broker's order.
-    pub orders: Vec<OrderView>,
+    pub orders: Vec<BrokerOrder>,
     /// Working orders grouped by OCO id: a bracket's take-profit and stop-loss, one entry per OCO id.
     pub oco_pairs: Vec<OcoPair>,
     /// Why the broker could not be read (positions and orders are then empty, not flat).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct PositionView {
-    pub instrument: String,
-    /// Long > 0, short < 0.
-    pub quantity: i64,
-    pub average_price: f64,
-}
-
-#[derive(Debug, Clone, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct OrderView {
-    pub order_id: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub oco_id: Option<String>,
-    pub state: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub instrument: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub order_type: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub quantity: Option<u32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub limit_price: Option<f64>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub stop_price: Option<f64>,
 }
 
 /// The working orders sharing one OCO id: a fill of one cancels the others.
@@ -133,26 +103,9 @@ fn view(
         positions: positions
             .iter()
             .filter(|p| p.quantity != 0)
-            .map(|p| PositionView {
-                instrument: p.instrument.clone(),
-                quantity: p.quantity,
-                average_price: p.average_price,
-            })
+            .cloned()
             .collect(),
-        orders: working
-            .iter()
-            .map(|o| OrderView {
-                order_id: o.order_id.0.clone(),
-                oco_id: o.oco_id.as_ref().map(|c| c.0.clone()),
-                state: o.state.clone(),
-                instrument: o.instrument.clone(),
-                action: o.action.clone(),
-                order_type: o.order_type.clone(),
-                quantity: o.quantity,
-                limit_price: o.limit_price,
-                stop_price: o.stop_price,
-            })
-            .collect(),
+        orders: working.iter().map(|&o| o.clone()).collect(),
         oco_pairs: oco_pairs(&working),
         error: None,
     }
@@ -210,7 +163,7 @@ mod tests {
             },
         ];
         let v = view("Sim101", "paper", false, &positions, &orders);
-        let ids: Vec<&str> = v.orders.iter().map(|o| o.order_id.as_str()).collect();
+        let ids: Vec<&str> = v.orders.iter().map(|o| o.order_id.0.as_str()).collect();
         assert_eq!(ids, ["tp1", "lone", "sl1", "x2"]);
         assert_eq!(
             v.oco_pairs,
