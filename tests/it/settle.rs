@@ -19,23 +19,6 @@ async fn send(a: &TestServer, second: u32) -> String {
     v["alertId"].as_str().unwrap().to_string()
 }
 
-/// Polls the record until `pred` holds, for at most `within`.
-async fn until(a: &TestServer, id: &str, within: Duration, pred: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + within;
-    loop {
-        let (st, rec) = a.api_get(&format!("/api/alerts/{id}")).await;
-        assert_eq!(st, 200, "{rec}");
-        if pred(&rec) {
-            return rec;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "alert {id}: not settled in time: {rec}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 fn settled(rec: &Value) -> bool {
     !rec["executions"][0]["settledBy"].is_null()
 }
@@ -45,7 +28,9 @@ async fn the_broker_showing_the_oco_id_settles_unknown_as_executed() {
     let (url, ocos) = unanswering_crosstrade(Listing::Truthful).await;
     let a = TestServer::in_process_with_files(&settling_overrides(&url, 60, ""), &[], None).await;
     let id = send(&a, 1).await;
-    let rec = until(&a, &id, Duration::from_secs(20), settled).await;
+    let rec = a
+        .poll_record(&id, "settled", Duration::from_secs(20), settled)
+        .await;
     let e = &rec["executions"][0];
     assert_eq!(rec["status"], "executed", "{rec}");
     assert_eq!(e["settledBy"], "broker");
@@ -74,7 +59,9 @@ async fn a_broker_listing_without_the_oco_id_settles_unknown_as_failed() {
     let (url, _) = unanswering_crosstrade(Listing::Others).await;
     let a = TestServer::in_process_with_files(&settling_overrides(&url, 60, ""), &[], None).await;
     let id = send(&a, 2).await;
-    let rec = until(&a, &id, Duration::from_secs(20), settled).await;
+    let rec = a
+        .poll_record(&id, "settled", Duration::from_secs(20), settled)
+        .await;
     assert_eq!(rec["status"], "failed", "{rec}");
     assert_eq!(rec["executions"][0]["error"], "not found at the broker");
     assert_eq!(rec["executions"][0]["settledBy"], "broker");

@@ -461,7 +461,8 @@ impl TestServer {
             .await
     }
 
-    async fn poll_record(
+    /// Polls alert `id`'s record until `pred` holds (it is `what`), for at most `within`.
+    pub async fn poll_record(
         &self,
         id: &str,
         what: &str,
